@@ -1,0 +1,26 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+DATA   ?= ../shared/data/fsdd
+
+.PHONY: test demo bench clean
+
+# Re-install when the package description changes; the editable install picks up code edits.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+demo: $(VENV)/.installed
+	$(PY) recipes/fsdd/fit_gmm.py --data $(DATA)
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_em.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,16 @@
+"""acoustic_gmm: Gaussian-mixture acoustic modelling of speech.
+
+>>> from acoustic_gmm import GMM
+>>> GMM(8).n_components
+8
+"""
+
+from .errors import (AcousticGMMError, ComponentWarning, ConvergenceWarning, DataError, ModelFileError,
+                     NotFittedError, ParameterError)
+from .estimator import GMM
+from .gmm import DiagGMM, FullGMM
+
+__version__ = "0.1.0"
+
+__all__ = ["GMM", "DiagGMM", "FullGMM", "AcousticGMMError", "ParameterError", "DataError",
+           "ModelFileError", "NotFittedError", "ConvergenceWarning", "ComponentWarning", "__version__"]

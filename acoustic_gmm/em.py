@@ -1,0 +1,420 @@
+"""Training Gaussian mixtures: sufficient statistics, EM, splitting and initialisation.
+
+The pieces, each usable on its own:
+
+* :class:`Stats` -- zeroth, first and second-order sums of a pass over frames, in float64.
+  Statistics add (``a + b``), so chunks, files, processes and machines all merge the same
+  way; the M-step only ever sees a :class:`Stats`.
+* :func:`accumulate` -- the E-step: one pass over frames under a model, giving a Stats.
+* :func:`m_step` -- new parameters from a Stats, with a variance floor.
+* :func:`split_heaviest` -- HTK-style mix-up: grow a model by splitting its heaviest
+  components, means moved +-0.2 standard deviations, weight halved.
+* :func:`kmeans_init`, :func:`random_init` -- the other starting points.
+* :func:`train` -- the whole schedule: grow 1 -> 2 -> 4 ... -> K with a few EM iterations
+  after each growth step, then EM to convergence.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ComponentWarning, DataError, ParameterError
+from .gmm import DiagGMM, FullGMM, default_chunk, log_normalize, make_model
+
+ABS_VAR_FLOOR = 1e-10  # below any real feature's variance; only guards against exact zeros
+MAX_OCCUPANCY_FLOOR = 10.0  # Kaldi's min-gaussian-occupancy for a diagonal Gaussian
+
+
+def chunks(X, size: int):
+    """Consecutive row blocks of ``X`` of at most ``size`` frames (views, no copies)."""
+    for start in range(0, len(X), size):
+        yield X[start:start + size]
+
+
+# --------------------------------------------------------------------------- statistics
+
+@dataclass
+class Stats:
+    """Sufficient statistics of a mixture, about a reference point ``shift``.
+
+    ``occ[k] = sum_t g_tk``, ``sum_x[k] = sum_t g_tk (x_t - shift)``, and ``sum_xx[k]`` is
+    ``sum_t g_tk (x_t - shift)^2`` (diagonal, shape (K, D)) or the outer-product sum
+    (full, shape (K, D, D)).  Sums about a shift near the data keep the second-order
+    terms free of cancellation.  ``loglik`` is the total log-likelihood of the pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = DiagGMM([1.0], [[0.0, 0.0]], [[1.0, 1.0]])
+    >>> X = np.random.default_rng(0).normal(size=(100, 2))
+    >>> s = accumulate(g, X[:50]) + accumulate(g, X[50:])
+    >>> s.n_frames, float(s.occ[0])
+    (100, 100.0)
+    """
+
+    shift: np.ndarray
+    occ: np.ndarray
+    sum_x: np.ndarray
+    sum_xx: np.ndarray
+    loglik: float = 0.0
+    n_frames: int = 0
+    covariance_type: str = field(default="diag")
+
+    @classmethod
+    def zeros(cls, n_components: int, shift: np.ndarray, covariance_type: str = "diag") -> "Stats":
+        K, D = n_components, len(shift)
+        second = (K, D) if covariance_type == "diag" else (K, D, D)
+        return cls(np.asarray(shift, dtype=np.float64).copy(), np.zeros(K), np.zeros((K, D)),
+                   np.zeros(second), 0.0, 0, covariance_type)
+
+    def reshifted(self, shift: np.ndarray) -> "Stats":
+        """The same statistics expressed about another reference point."""
+        d = self.shift - shift  # x - shift = (x - self.shift) + d
+        sum_x = self.sum_x + self.occ[:, None] * d
+        if self.covariance_type == "diag":
+            sum_xx = self.sum_xx + 2 * d * self.sum_x + self.occ[:, None] * d * d
+        else:
+            cross = np.einsum("ki,j->kij", self.sum_x, d)
+            sum_xx = (self.sum_xx + cross + cross.transpose(0, 2, 1)
+                      + self.occ[:, None, None] * np.outer(d, d))
+        return Stats(np.array(shift, dtype=np.float64), self.occ.copy(), sum_x, sum_xx,
+                     self.loglik, self.n_frames, self.covariance_type)
+
+    def __add__(self, other: "Stats") -> "Stats":
+        if self.sum_xx.shape != other.sum_xx.shape:
+            raise ParameterError(f"cannot add statistics of shapes {self.sum_xx.shape} and {other.sum_xx.shape}")
+        if not np.array_equal(self.shift, other.shift):
+            other = other.reshifted(self.shift)
+        return Stats(self.shift.copy(), self.occ + other.occ, self.sum_x + other.sum_x,
+                     self.sum_xx + other.sum_xx, self.loglik + other.loglik,
+                     self.n_frames + other.n_frames, self.covariance_type)
+
+    @property
+    def avg_loglik(self) -> float:
+        return self.loglik / max(self.n_frames, 1)
+
+
+def global_stats(X, covariance_type: str = "diag", chunk: int = 65536) -> Stats:
+    """One-component statistics of all frames (every frame with responsibility 1)."""
+    shift = np.asarray(X[: min(len(X), 4096)], dtype=np.float64).mean(0)
+    acc = Stats.zeros(1, shift, covariance_type)
+    for block in chunks(X, chunk):
+        Y = np.asarray(block, dtype=np.float64) - shift
+        acc.occ[0] += len(Y)
+        acc.sum_x[0] += Y.sum(0)
+        acc.sum_xx[0] += (Y * Y).sum(0) if covariance_type == "diag" else Y.T @ Y
+        acc.n_frames += len(Y)
+    return acc
+
+
+def accumulate(model, X, chunk: int | None = None) -> Stats:
+    """E-step over ``X`` (any sliceable 2-D array of frames): statistics and log-likelihood.
+
+    Diagonal models use the expanded block ``E = [x - c, (x - c)^2]`` twice: ``E @ A``
+    gives the log-densities and ``g^T @ E`` gives first and second-order sums in one
+    product.  Arithmetic is in ``model.dtype``; sums are added up in float64.
+    """
+    chunk = chunk or default_chunk(model.n_components)
+    K, D = model.n_components, model.n_features
+    if isinstance(model, DiagGMM):
+        acc = Stats.zeros(K, model.offset, "diag")
+        for block in chunks(X, chunk):
+            E = model.expand(block)
+            L = model.log_joint(block, E)
+            acc.loglik += float(log_normalize(L).sum())
+            acc.occ += L.sum(0, dtype=np.float64)
+            S = L.T @ E  # (K, 2D)
+            acc.sum_x += S[:, :D]
+            acc.sum_xx += S[:, D:]
+            acc.n_frames += len(block)
+        return acc
+    acc = Stats.zeros(K, model.centre, "full")
+    for block in chunks(X, chunk):
+        L = model.log_joint(block)
+        acc.loglik += float(log_normalize(L).sum())
+        G = L.astype(np.float64)
+        Y = np.asarray(block, dtype=np.float64) - acc.shift
+        acc.occ += G.sum(0)
+        acc.sum_x += G.T @ Y
+        for k in range(K):
+            acc.sum_xx[k] += (Y * G[:, k:k + 1]).T @ Y
+        acc.n_frames += len(block)
+    return acc
+
+
+# --------------------------------------------------------------------------- M-step
+
+def variance_floor(global_var: np.ndarray, var_floor: float) -> np.ndarray:
+    """Per-dimension floor: ``var_floor`` times the global variance, never below 1e-10."""
+    return np.maximum(var_floor * np.asarray(global_var, dtype=np.float64), ABS_VAR_FLOOR)
+
+
+def m_step(stats: Stats, floor: np.ndarray, dtype="float32", keep: np.ndarray | None = None):
+    """Maximum-likelihood parameters from statistics; ``keep`` selects surviving components.
+
+    Diagonal variances are clipped at ``floor``; full covariances have the eigenvalues of
+    their globally-standardised form clipped at the same relative floor.
+    """
+    occ, sum_x, sum_xx = stats.occ, stats.sum_x, stats.sum_xx
+    if keep is not None:
+        occ, sum_x, sum_xx = occ[keep], sum_x[keep], sum_xx[keep]
+    weights = occ / occ.sum()
+    mean_c = sum_x / occ[:, None]
+    means = mean_c + stats.shift
+    if stats.covariance_type == "diag":
+        var = sum_xx / occ[:, None] - mean_c * mean_c
+        return DiagGMM(weights, means, np.maximum(var, floor), dtype=dtype)
+    cov = sum_xx / occ[:, None, None] - np.einsum("ki,kj->kij", mean_c, mean_c)
+    return FullGMM(weights, means, floor_covariances(cov, floor), dtype=dtype)
+
+
+def floor_covariances(cov: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Clip eigenvalues of ``S^-1/2 C S^-1/2`` at 1, with ``S = diag(floor)``."""
+    scale = np.sqrt(floor)
+    C = cov / np.multiply.outer(scale, scale)
+    C = 0.5 * (C + C.transpose(0, 2, 1))
+    vals, vecs = np.linalg.eigh(C)
+    C = np.einsum("kij,kj,klj->kil", vecs, np.maximum(vals, 1.0), vecs)
+    return C * np.multiply.outer(scale, scale)
+
+
+def em_step(model, X, floor: np.ndarray | None = None, chunk: int | None = None):
+    """One EM iteration from ``model`` on frames ``X``; returns ``(new_model, stats)``.
+
+    With ``floor=None`` no variance floor beyond 1e-10 is applied (the textbook update).
+    """
+    stats = accumulate(model, X, chunk)
+    floor = np.full(model.n_features, ABS_VAR_FLOOR) if floor is None else floor
+    return m_step(stats, floor, model.dtype), stats
+
+
+# --------------------------------------------------------------------------- growing
+
+def split_heaviest(model, n_components: int, perturb: float = 0.2):
+    """Grow ``model`` to ``n_components`` by repeatedly splitting the heaviest component.
+
+    HTK's mix-up: the chosen component's weight is halved between two copies whose means
+    sit at ``mean +- perturb`` standard deviations; covariances are copied.  Diagonal
+    components move in every dimension at once, as HTK does; full ones move along their
+    principal axis, the direction a full covariance says the cluster is longest in.
+    """
+    w, mu, cov = list(model.weights), list(model.means), list(model.covariances)
+    while len(w) < n_components:
+        k = int(np.argmax(w))
+        if cov[k].ndim == 1:
+            step = perturb * np.sqrt(cov[k])
+        else:
+            vals, vecs = np.linalg.eigh(cov[k])
+            step = perturb * np.sqrt(vals[-1]) * vecs[:, -1]
+        w[k] *= 0.5
+        w.append(w[k])
+        mu.append(mu[k] + step)
+        mu[k] = mu[k] - step
+        cov.append(cov[k].copy())
+    return type(model)(np.array(w), np.array(mu), np.array(cov), dtype=model.dtype)
+
+
+def growth_schedule(n_components: int, schedule=None) -> list[int]:
+    """Sizes to grow through, ending at ``n_components``: 1, 2, 4, ... doubling by default."""
+    if schedule is None:
+        sizes, k = [], 1
+        while k < n_components:
+            sizes.append(k)
+            k *= 2
+        return sizes + [n_components]
+    sizes = [int(s) for s in schedule]
+    if any(b <= a for a, b in zip(sizes, sizes[1:])) or not sizes or sizes[0] < 1:
+        raise ParameterError(f"split schedule must be increasing positive sizes, got {list(schedule)}")
+    if sizes[-1] > n_components:
+        raise ParameterError(f"split schedule {sizes} goes past n_components={n_components}")
+    return sizes + ([n_components] if sizes[-1] != n_components else [])
+
+
+# --------------------------------------------------------------------------- initialisation
+
+def _sample_rows(X, n: int, rng) -> np.ndarray:
+    if len(X) <= n:
+        return np.asarray(X, dtype=np.float64)
+    idx = np.sort(rng.choice(len(X), size=n, replace=False))
+    return np.asarray(X[idx], dtype=np.float64)
+
+
+def _sq_dist(Y: np.ndarray, C: np.ndarray) -> np.ndarray:
+    d = (Y * Y).sum(1)[:, None] - 2 * Y @ C.T + (C * C).sum(1)[None, :]
+    return np.maximum(d, 0.0)
+
+
+def kmeans_init(X, n_components: int, floor: np.ndarray, covariance_type="diag", dtype="float32",
+                rng=None, n_iter: int = 20, max_sample: int = 200_000):
+    """k-means++ seeding, then Lloyd iterations; weights from cluster sizes.
+
+    Runs on a random subsample of at most ``max_sample`` frames, on features scaled by the
+    variance floor's square root so that no dimension dominates by its units.
+    """
+    rng = np.random.default_rng(rng)
+    Y = _sample_rows(X, max_sample, rng)
+    scale = np.sqrt(floor)
+    Z = Y / scale
+    centres = [Z[rng.integers(len(Z))]]
+    d2 = _sq_dist(Z, centres[0][None])[:, 0]
+    for _ in range(1, n_components):
+        # Among a few candidates drawn by D^2, keep the one that lowers the total most.
+        cands = rng.choice(len(Z), size=2 + int(np.log(n_components)), p=d2 / d2.sum())
+        best = min(cands, key=lambda c: np.minimum(d2, _sq_dist(Z, Z[c][None])[:, 0]).sum())
+        centres.append(Z[best])
+        d2 = np.minimum(d2, _sq_dist(Z, Z[best][None])[:, 0])
+    C = np.array(centres)
+    for _ in range(n_iter):
+        labels = _sq_dist(Z, C).argmin(1)
+        counts = np.bincount(labels, minlength=n_components)
+        new = np.zeros_like(C)
+        np.add.at(new, labels, Z)
+        empty = counts == 0
+        new[~empty] /= counts[~empty, None]
+        if empty.any():  # reseed empty clusters at the frames farthest from their centres
+            far = np.argsort(_sq_dist(Z, C)[np.arange(len(Z)), labels])[::-1]
+            new[empty] = Z[far[: empty.sum()]]
+        if np.allclose(new, C):
+            C = new
+            break
+        C = new
+    labels = _sq_dist(Z, C).argmin(1)
+    return _model_from_labels(Y, labels, n_components, floor, covariance_type, dtype)
+
+
+def _model_from_labels(Y, labels, K, floor, covariance_type, dtype):
+    resp = np.zeros((len(Y), K))
+    resp[np.arange(len(Y)), labels] = 1.0
+    stats = Stats.zeros(K, Y.mean(0), covariance_type)
+    Yc = Y - stats.shift
+    stats.occ = resp.sum(0) + 1e-10
+    stats.sum_x = resp.T @ Yc
+    if covariance_type == "diag":
+        stats.sum_xx = resp.T @ (Yc * Yc)
+    else:
+        stats.sum_xx = np.einsum("nk,ni,nj->kij", resp, Yc, Yc)
+    stats.n_frames = len(Y)
+    return m_step(stats, floor, dtype)
+
+
+def random_init(X, n_components: int, glob_model, dtype="float32", rng=None):
+    """Means at ``n_components`` distinct random frames, the global covariance, equal weights."""
+    rng = np.random.default_rng(rng)
+    means = _sample_rows(X, n_components, rng)
+    cov = np.repeat(glob_model.covariances, n_components, axis=0)
+    return make_model(glob_model.covariance_type, np.full(n_components, 1.0 / n_components), means, cov, dtype)
+
+
+# --------------------------------------------------------------------------- EM loop
+
+@dataclass
+class History:
+    """Average per-frame log-likelihood after every EM iteration, and the size at the time."""
+
+    loglik: list[float] = field(default_factory=list)
+    n_components: list[int] = field(default_factory=list)
+
+
+def min_occupancy(n_frames: int, n_components: int) -> float:
+    """Occupancy below which a component is considered empty (Kaldi's 10, less on tiny data)."""
+    return min(MAX_OCCUPANCY_FLOOR, 0.1 * n_frames / n_components)
+
+
+def run_em(model, X, floor, n_iter: int, tol: float, history: History, chunk=None,
+           stats: Stats | None = None, progress=None, min_iter: int = 0):
+    """Up to ``n_iter`` EM iterations; after ``min_iter``, stop once the per-frame gain is below ``tol``.
+
+    ``stats`` may hold the E-step of ``model`` already done by the caller.  Returns
+    ``(model, stats_of_model, converged)``; every iteration's log-likelihood (of the
+    parameters it produced) is appended to ``history``.
+    """
+    if stats is None:
+        stats = accumulate(model, X, chunk)
+    K = model.n_components
+    converged = False
+    for it in range(n_iter):
+        keep = stats.occ >= min_occupancy(stats.n_frames, K)
+        if keep.all():
+            new = m_step(stats, floor, model.dtype)
+        else:
+            new = _replace_empty(stats, floor, model, keep)
+        new_stats = accumulate(new, X, chunk)
+        gain = new_stats.avg_loglik - stats.avg_loglik
+        model, stats = new, new_stats
+        history.loglik.append(stats.avg_loglik)
+        history.n_components.append(K)
+        if progress is not None:
+            progress(len(history.loglik), K, stats.avg_loglik)
+        if it + 1 >= min_iter and abs(gain) < tol:
+            converged = True
+            break
+    return model, stats, converged
+
+
+def _replace_empty(stats: Stats, floor, model, keep: np.ndarray):
+    dead = np.flatnonzero(~keep)
+    if keep.sum() == 0:
+        raise DataError("every component lost its frames; the data cannot support this model")
+    survivor = m_step(stats, floor, model.dtype, keep=keep)
+    grown = split_heaviest(survivor, model.n_components)
+    total = stats.occ.sum()
+    details = ", ".join(f"{k} (occupancy {stats.occ[k]:.3g} frames, weight {stats.occ[k] / total:.2e})"
+                        for k in dead[:5])
+    more = f" and {len(dead) - 5} more" if len(dead) > 5 else ""
+    warnings.warn(
+        f"{len(dead)} of {model.n_components} components fell below the minimum occupancy of "
+        f"{min_occupancy(stats.n_frames, model.n_components):.3g} frames: {details}{more}; "
+        f"removed and replaced by splitting the heaviest components", ComponentWarning, stacklevel=4)
+    return grown
+
+
+def train(X, n_components: int, *, covariance_type="diag", init="split", max_iter=100, tol=1e-3,
+          var_floor=1e-3, split_iter=4, schedule=None, dtype="float32", random_state=None,
+          chunk=None, progress=None):
+    """Fit a mixture to frames ``X``; returns ``(model, history, converged, n_iter)``.
+
+    ``init="split"`` grows from one Gaussian through ``schedule`` (doubling by default)
+    with ``split_iter`` EM iterations after each growth step; then EM runs at full size
+    for at most ``max_iter`` iterations until the per-frame gain drops below ``tol``.
+    ``n_iter`` counts the iterations at full size.
+    """
+    glob = global_stats(X, covariance_type)
+    n, mean_c = glob.occ[0], glob.sum_x[0] / glob.occ[0]
+    second = glob.sum_xx[0] if covariance_type == "diag" else np.diag(glob.sum_xx[0])
+    gvar = second / n - mean_c ** 2
+    constant = np.flatnonzero(gvar <= 1e-12 * np.maximum(1.0, (mean_c + glob.shift) ** 2))
+    if len(constant):
+        raise DataError(f"feature dimension(s) {constant.tolist()[:10]} are constant over all "
+                        f"{glob.n_frames} frames (zero variance); drop them before fitting")
+    floor = variance_floor(gvar, var_floor)
+    history = History()
+    if init == "split":
+        sizes = growth_schedule(n_components, schedule)
+        model = m_step(glob, floor, dtype)
+        stats = None
+        for size in sizes:
+            if size != model.n_components:
+                model = split_heaviest(model, size)
+                stats = None
+            final = size == n_components
+            before = len(history.loglik)
+            # Right after a split the halves sit near a saddle point, where the first gains are tiny
+            # and say nothing about convergence: like HTK's re-estimation after each mix-up, every
+            # intermediate stage runs exactly split_iter iterations, and the final one at least that.
+            if final:
+                model, stats, converged = run_em(model, X, floor, max_iter, tol, history, chunk, stats,
+                                                 progress, min_iter=min(split_iter, max_iter))
+            elif size > 1:  # one Gaussian needs no EM: the global mean and variance are its ML fit
+                model, stats, _ = run_em(model, X, floor, split_iter, -1.0, history, chunk, stats, progress)
+        return model, history, converged, len(history.loglik) - before
+    if init == "kmeans":
+        model = kmeans_init(X, n_components, floor, covariance_type, dtype, random_state)
+    elif init == "random":
+        model = random_init(X, n_components, m_step(glob, floor, dtype), dtype, random_state)
+    else:
+        raise ParameterError(f"init must be 'split', 'kmeans' or 'random', got {init!r}")
+    model, _, converged = run_em(model, X, floor, max_iter, tol, history, chunk, None, progress)
+    return model, history, converged, len(history.loglik)

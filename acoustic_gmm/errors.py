@@ -1,0 +1,74 @@
+"""Exceptions and warnings raised by acoustic_gmm, and the boundary checks that raise them.
+
+Everything the toolkit raises on purpose derives from :class:`AcousticGMMError`, so
+``except AcousticGMMError`` catches every problem we diagnosed ourselves, while the
+specific classes also derive from the matching built-in (``ValueError``, ``OSError``,
+``AttributeError``) so that generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class AcousticGMMError(Exception):
+    """Base class of every error acoustic_gmm raises on purpose."""
+
+
+class ParameterError(AcousticGMMError, ValueError):
+    """A hyper-parameter or argument has a value we cannot work with."""
+
+
+class DataError(AcousticGMMError, ValueError):
+    """Input frames are unusable: NaN/inf, wrong shape, too few, constant features."""
+
+
+class ModelFileError(AcousticGMMError, OSError):
+    """A model file is missing, not HDF5, truncated, or holds inconsistent parameters."""
+
+
+class NotFittedError(AcousticGMMError, AttributeError):
+    """The estimator is used before ``fit`` (or ``load``)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the log-likelihood gain fell below ``tol``."""
+
+
+class ComponentWarning(UserWarning):
+    """A component became (nearly) empty and was replaced by splitting the heaviest one."""
+
+
+def check_frames(X, *, n_features: int | None = None, min_frames: int = 1, what: str = "X") -> np.ndarray:
+    """Return ``X`` as a C-contiguous 2-D float array, or raise :class:`DataError`.
+
+    float32 and float64 inputs are kept as they are (no copy); anything else becomes float64.
+    """
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise DataError(f"{what}: cannot be turned into an array of frames ({exc})") from None
+    if arr.dtype.kind not in "fiub":
+        raise DataError(f"{what}: frames must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise DataError(f"{what}: expected a 2-D array (n_frames, n_features), got shape {arr.shape}")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    arr = np.ascontiguousarray(arr)
+    n, d = arr.shape
+    if n_features is not None and d != n_features:
+        raise DataError(f"{what}: has {d} features per frame but the model expects {n_features}")
+    if d == 0:
+        raise DataError(f"{what}: frames have 0 features")
+    if n < min_frames:
+        raise DataError(f"{what}: {n} frame(s) given, at least {min_frames} needed")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad_rows = np.flatnonzero(~finite.all(axis=1))
+        n_nan = int(np.isnan(arr).sum())
+        n_inf = int(np.isinf(arr).sum())
+        raise DataError(
+            f"{what}: {len(bad_rows)} frame(s) contain non-finite values "
+            f"({n_nan} NaN, {n_inf} inf; first at frame {bad_rows[0]})"
+        )
+    return arr

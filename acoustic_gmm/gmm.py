@@ -1,0 +1,210 @@
+"""Gaussian-mixture parameters and their log-likelihood.
+
+A model here is only parameters plus the constants cached from them; the statistics
+that train it live in :mod:`acoustic_gmm.em` (the split Kaldi makes between ``DiagGmm``
+and ``AccumDiagGmm``).  Parameters are kept in float64; ``dtype`` chooses the precision
+of the arithmetic on frames (float32 is the fast path).
+
+The diagonal log-density of every component for a block of frames is one matrix
+product.  With ``c`` the model's centre, ``y = x - c``, ``m_k = mu_k - c`` and
+``p_k = 1 / var_k``::
+
+    log w_k + log N(x | mu_k, var_k)
+        = b_k + y . (m_k p_k) - 0.5 y^2 . p_k
+    b_k = log w_k - 0.5 (D log 2 pi + sum log var_k + sum m_k^2 p_k)
+
+so ``[y, y^2] @ A + b`` with ``A = [m p ; -p / 2]`` of shape (2D, K).  Centring on the
+weighted mean of the means keeps the terms small, which is what makes float32 honest on
+features with large offsets (c0 of an MFCC is in the hundreds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ParameterError
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def resolve_dtype(dtype) -> type:
+    """Map ``"float32"``/``"float64"`` (or the numpy types) to a numpy scalar type."""
+    key = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if key not in DTYPES:
+        raise ParameterError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return DTYPES[key]
+
+
+def default_chunk(n_components: int) -> int:
+    """Frames per chunk so that a chunk's (frames x components) block stays cache-sized."""
+    return int(min(65536, max(1024, (1 << 21) // max(1, n_components))))
+
+
+def log_normalize(L: np.ndarray) -> np.ndarray:
+    """Turn joint log-densities ``L`` (n, K) into responsibilities in place.
+
+    Returns the per-frame log-likelihood (n,) in float64; ``L`` then holds the posteriors.
+    """
+    m = L.max(axis=1, keepdims=True)
+    L -= m
+    np.exp(L, out=L)
+    s = L.sum(axis=1, keepdims=True)
+    L /= s
+    return (m[:, 0].astype(np.float64) + np.log(s[:, 0], dtype=np.float64))
+
+
+class _Mixture:
+    """What diagonal and full mixtures share: weights, means, dtype, scoring loop."""
+
+    covariance_type: str
+
+    def __init__(self, weights, means, dtype):
+        self.weights = np.asarray(weights, dtype=np.float64).copy()
+        self.means = np.asarray(means, dtype=np.float64).copy()
+        self.dtype = resolve_dtype(dtype)
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.weights @ self.means
+
+    def log_joint(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score_samples(self, X: np.ndarray, chunk: int | None = None) -> np.ndarray:
+        """Per-frame log-likelihood ``log p(x)`` in float64, computed chunk by chunk."""
+        chunk = chunk or default_chunk(self.n_components)
+        out = np.empty(len(X), dtype=np.float64)
+        for start in range(0, len(X), chunk):
+            L = self.log_joint(X[start:start + chunk])
+            out[start:start + chunk] = log_normalize(L)
+        return out
+
+    def posteriors(self, X: np.ndarray, chunk: int | None = None) -> np.ndarray:
+        """Responsibilities (n, K) in the model's dtype; each row sums to 1."""
+        chunk = chunk or default_chunk(self.n_components)
+        out = np.empty((len(X), self.n_components), dtype=self.dtype)
+        for start in range(0, len(X), chunk):
+            L = self.log_joint(X[start:start + chunk])
+            log_normalize(L)
+            out[start:start + chunk] = L
+        return out
+
+    def copy(self, dtype=None):
+        return type(self)(self.weights, self.means, self.covariances, dtype=dtype or self.dtype)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(n_components={self.n_components}, "
+                f"n_features={self.n_features}, dtype={np.dtype(self.dtype).name})")
+
+
+class DiagGMM(_Mixture):
+    """Diagonal-covariance Gaussian mixture: weights (K,), means (K, D), variances (K, D).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = DiagGMM([0.5, 0.5], [[0.0], [4.0]], [[1.0], [1.0]])
+    >>> round(float(g.score_samples(np.array([[0.0]]))[0]), 4)
+    -1.6118
+    """
+
+    covariance_type = "diag"
+
+    def __init__(self, weights, means, variances, dtype="float32"):
+        super().__init__(weights, means, dtype)
+        self.variances = np.asarray(variances, dtype=np.float64).copy()
+        self._cache()
+
+    @property
+    def covariances(self) -> np.ndarray:
+        return self.variances
+
+    def _cache(self) -> None:
+        with np.errstate(divide="ignore"):  # an exactly-zero weight is a valid, dead component
+            log_w = np.log(self.weights)
+        self.offset = self.centre
+        prec = 1.0 / self.variances
+        m = self.means - self.offset
+        self.const = log_w - 0.5 * (self.n_features * LOG_2PI + np.log(self.variances).sum(1)
+                                    + (m * m * prec).sum(1))
+        self.proj = np.vstack([(m * prec).T, -0.5 * prec.T])  # (2D, K)
+        self._const = self.const.astype(self.dtype)
+        self._proj = np.ascontiguousarray(self.proj, dtype=self.dtype)
+
+    def expand(self, X: np.ndarray) -> np.ndarray:
+        """``[x - c, (x - c)^2]`` (n, 2D) in the model's dtype: the E-step's design matrix."""
+        n, d = X.shape
+        E = np.empty((n, 2 * d), dtype=self.dtype)
+        np.subtract(X, self.offset.astype(self.dtype), out=E[:, :d], casting="unsafe")
+        np.multiply(E[:, :d], E[:, :d], out=E[:, d:])
+        return E
+
+    def log_joint(self, X: np.ndarray, E: np.ndarray | None = None) -> np.ndarray:
+        """``log w_k + log N(x | k)`` for every frame and component, shape (n, K)."""
+        if E is None:
+            E = self.expand(X)
+        L = E @ self._proj
+        L += self._const
+        return L
+
+    def n_parameters(self) -> int:
+        K, D = self.means.shape
+        return (K - 1) + 2 * K * D
+
+
+class FullGMM(_Mixture):
+    """Full-covariance Gaussian mixture: weights (K,), means (K, D), covariances (K, D, D).
+
+    Slower than :class:`DiagGMM` (one triangular solve per component), but models rotated,
+    elongated clusters.
+    """
+
+    covariance_type = "full"
+
+    def __init__(self, weights, means, covariances, dtype="float64"):
+        super().__init__(weights, means, dtype)
+        self.covariances = np.asarray(covariances, dtype=np.float64).copy()
+        self._cache()
+
+    def _cache(self) -> None:
+        K, D = self.means.shape
+        chol = np.linalg.cholesky(self.covariances)  # raises LinAlgError if not PD
+        # Precision Cholesky factor P with P P^T = inv(cov): then |(x - mu) P|^2 is the
+        # Mahalanobis distance and log det(P) = -0.5 log det(cov).
+        eye = np.eye(D)
+        self.prec_chol = np.stack([np.linalg.solve(chol[k], eye).T for k in range(K)])
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self.weights)
+        log_det = np.log(np.diagonal(self.prec_chol, axis1=1, axis2=2)).sum(1)
+        self.const = log_w + log_det - 0.5 * D * LOG_2PI
+        self._prec_chol = self.prec_chol.astype(self.dtype)
+
+    def log_joint(self, X: np.ndarray) -> np.ndarray:
+        X = X.astype(self.dtype, copy=False)
+        L = np.empty((len(X), self.n_components), dtype=self.dtype)
+        for k in range(self.n_components):
+            Y = (X - self.means[k].astype(self.dtype)) @ self._prec_chol[k]
+            L[:, k] = -0.5 * np.einsum("ij,ij->i", Y, Y) + self.const[k]
+        return L
+
+    def n_parameters(self) -> int:
+        K, D = self.means.shape
+        return (K - 1) + K * D + K * D * (D + 1) // 2
+
+
+def make_model(covariance_type: str, weights, means, covariances, dtype):
+    """Build a :class:`DiagGMM` or :class:`FullGMM` by covariance type."""
+    if covariance_type == "diag":
+        return DiagGMM(weights, means, covariances, dtype=dtype)
+    if covariance_type == "full":
+        return FullGMM(weights, means, covariances, dtype=dtype)
+    raise ParameterError(f"covariance_type must be 'diag' or 'full', got {covariance_type!r}")

@@ -1,0 +1,55 @@
+"""Shared fixtures: synthetic frames from known mixtures, and real FSDD MFCC frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd" / "recordings"
+
+
+def draw_mixture(weights, means, variances, n, seed=0):
+    """Frames from a diagonal mixture, with their component labels."""
+    rng = np.random.default_rng(seed)
+    weights, means, variances = map(np.asarray, (weights, means, variances))
+    labels = rng.choice(len(weights), size=n, p=weights)
+    X = means[labels] + rng.standard_normal((n, means.shape[1])) * np.sqrt(variances[labels])
+    return X, labels
+
+
+@pytest.fixture(scope="session")
+def overlapping_mixture():
+    """Five 3-D Gaussians about 4 standard deviations apart (speech-like overlap), 20,000 frames."""
+    weights = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+    means = np.array([[0.0, 0, 0], [4, 0, 1], [0, 4, -1], [4, 4, 3], [-3, 2, 4]])
+    variances = np.ones((5, 3)) * np.linspace(0.6, 1.4, 5)[:, None]
+    X, _ = draw_mixture(weights, means, variances, 20_000, seed=2)
+    return X, weights, means, variances
+
+
+@pytest.fixture(scope="session")
+def known_mixture():
+    """Four far-apart 3-D Gaussians with unequal weights and variances, 20,000 frames."""
+    weights = np.array([0.1, 0.2, 0.3, 0.4])
+    means = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, -3.0], [0.0, 7.0, 3.0], [-6.0, -5.0, 6.0]])
+    variances = np.array([[1.0, 0.5, 2.0], [0.5, 1.0, 1.0], [2.0, 1.0, 0.5], [1.0, 2.0, 1.5]])
+    X, _ = draw_mixture(weights, means, variances, 20_000, seed=1)
+    return X, weights, means, variances
+
+
+@pytest.fixture(scope="session")
+def fsdd_frames():
+    """MFCC + delta + delta-delta frames (39-D) of 300 real FSDD recordings (13.6k frames)."""
+    if not FSDD.is_dir():
+        pytest.skip(f"FSDD not found at {FSDD}")
+    import librosa
+    import soundfile as sf
+
+    feats = []
+    for path in sorted(FSDD.glob("*.wav"))[::10]:
+        y, sr = sf.read(path, dtype="float32")
+        m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40)
+        feats.append(np.vstack([m, librosa.feature.delta(m), librosa.feature.delta(m, order=2)]).T)
+    return np.vstack(feats).astype(np.float32)

@@ -1,0 +1,260 @@
+"""The GMM engine on synthetic data from known mixtures and on real MFCC frames."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from acoustic_gmm import GMM, ConvergenceWarning, DiagGMM
+from acoustic_gmm.em import Stats, accumulate, em_step, growth_schedule, run_em, History, split_heaviest
+from acoustic_gmm.errors import ComponentWarning
+
+from .conftest import draw_mixture
+
+
+def matched(est_means, true_means):
+    """Order estimated components to best match the true ones (Hungarian on distances)."""
+    cost = ((est_means[:, None, :] - true_means[None, :, :]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    order = np.empty(len(cols), dtype=int)
+    order[cols] = rows
+    return order
+
+
+def assert_recovered(g, weights, means, variances):
+    order = matched(g.means_, means)
+    assert np.abs(g.means_[order] - means).max() < 0.1
+    np.testing.assert_allclose(g.weights_[order], weights, atol=0.015)
+    np.testing.assert_allclose(g.covariances_[order], variances, rtol=0.1)
+
+
+@pytest.mark.parametrize("init", ["split", "kmeans"])
+def test_recovers_overlapping_mixture(overlapping_mixture, init):
+    X, w, mu, var = overlapping_mixture
+    g = GMM(5, init=init, random_state=0, dtype="float64").fit(X)
+    assert_recovered(g, w, mu, var)
+    assert g.converged_
+
+
+def test_kmeans_recovers_far_apart_clusters_of_unequal_weight(known_mixture):
+    # Splitting the heaviest component is divisive: on clusters this far apart with these weights
+    # it can end in a local optimum (two components on the heaviest cluster), as HTK's mix-up does.
+    # k-means++ seeding is the initialisation for such data.
+    X, w, mu, var = known_mixture
+    assert_recovered(GMM(4, init="kmeans", random_state=0, dtype="float64").fit(X), w, mu, var)
+
+
+def test_random_init_fits_and_improves(overlapping_mixture):
+    X = overlapping_mixture[0]
+    g = GMM(5, init="random", random_state=0, dtype="float64").fit(X)
+    assert g.means_.shape == (5, 3) and np.isclose(g.weights_.sum(), 1.0)
+    assert g.history_[-1] > g.history_[0] and np.all(np.diff(g.history_) >= -1e-10)
+
+
+@pytest.mark.parametrize("K", [1, 5, 12, 64])
+def test_split_reaches_exactly_k(K):
+    X, _ = draw_mixture([0.5, 0.5], [[0.0, 0.0], [5.0, 5.0]], [[1.0, 1.0], [1.0, 2.0]], 8000, seed=K)
+    g = GMM(K, dtype="float64").fit(X)
+    assert g.weights_.shape == (K,) and g.means_.shape == (K, 2) and g.covariances_.shape == (K, 2)
+    assert g.history_n_components_[-1] == K
+    stages = list(dict.fromkeys(g.history_n_components_.tolist()))
+    assert stages == [k for k in growth_schedule(K) if k > 1 or K == 1]
+    assert np.isclose(g.weights_.sum(), 1.0)
+
+
+@pytest.mark.filterwarnings("ignore::acoustic_gmm.errors.ConvergenceWarning")
+def test_history_never_decreases_within_a_stage(known_mixture):
+    X = known_mixture[0]
+    g = GMM(12, dtype="float64", split_iter=5, tol=1e-6).fit(X)
+    for k in np.unique(g.history_n_components_):
+        stage = g.history_[g.history_n_components_ == k]
+        assert np.all(np.diff(stage) >= -1e-10), f"log-likelihood fell in stage K={k}: {np.diff(stage).min()}"
+    # ... and growing the model pays off overall.
+    assert g.history_[-1] > g.history_[0] + 1.0
+
+
+def test_history_rises_in_float32_on_real_frames(fsdd_frames):
+    g = GMM(16).fit(fsdd_frames)
+    for k in np.unique(g.history_n_components_):
+        stage = g.history_[g.history_n_components_ == k]
+        assert np.all(np.diff(stage) >= -1e-4 * abs(stage).max())
+
+
+@pytest.mark.filterwarnings("ignore::acoustic_gmm.errors.ConvergenceWarning")
+def test_split_schedule_is_configurable():
+    X, _ = draw_mixture([1.0], [[0.0, 0.0]], [[1.0, 1.0]], 2000)
+    g = GMM(7, schedule=[1, 3, 5], split_iter=2, tol=0).fit(X)
+    assert list(dict.fromkeys(g.history_n_components_.tolist())) == [3, 5, 7]
+    assert (np.bincount(g.history_n_components_)[[3, 5]] == 2).all()
+
+
+def test_split_heaviest_halves_weight_and_moves_means():
+    g = DiagGMM([0.3, 0.7], [[0.0, 0.0], [10.0, 10.0]], [[1.0, 1.0], [4.0, 9.0]], dtype="float64")
+    s = split_heaviest(g, 3)
+    np.testing.assert_allclose(s.weights, [0.3, 0.35, 0.35])
+    np.testing.assert_allclose(s.means[1], [10 - 0.4, 10 - 0.6])
+    np.testing.assert_allclose(s.means[2], [10 + 0.4, 10 + 0.6])
+    np.testing.assert_allclose(s.variances[2], [4.0, 9.0])
+
+
+def test_full_covariance_recovers_rotated_cluster():
+    rng = np.random.default_rng(3)
+    angle = np.pi / 5
+    R = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    cov = R @ np.diag([9.0, 0.25]) @ R.T
+    X = np.vstack([rng.multivariate_normal([0, 0], cov, 6000), rng.multivariate_normal([8, -8], np.eye(2), 4000)])
+    g = GMM(2, covariance_type="full", dtype="float64").fit(X)
+    k = int(np.argmin(np.linalg.norm(g.means_, axis=1)))
+    np.testing.assert_allclose(g.covariances_[k], cov, atol=0.25)
+    assert g.covariances_.shape == (2, 2, 2)
+    # The diagonal model cannot represent the rotation: full fits better, even after BIC's penalty.
+    diag = GMM(2, dtype="float64").fit(X)
+    assert g.bic(X) < diag.bic(X)
+
+
+def test_bic_aic_match_their_formulas(known_mixture):
+    X = known_mixture[0][:5000]
+    for ctype, p in (("diag", 3 + 4 * 3 + 4 * 3), ("full", 3 + 4 * 3 + 4 * 6)):
+        g = GMM(4, covariance_type=ctype, dtype="float64").fit(X)
+        log_l = g.score_samples(X).sum()
+        assert g.n_parameters() == p
+        assert g.bic(X) == pytest.approx(-2 * log_l + p * np.log(len(X)), rel=1e-12)
+        assert g.aic(X) == pytest.approx(-2 * log_l + 2 * p, rel=1e-12)
+
+
+def test_predict_proba_rows_sum_to_one_and_predict_is_argmax(known_mixture):
+    X, *_ = known_mixture
+    for dtype in ("float32", "float64"):
+        g = GMM(4, dtype=dtype).fit(X)
+        P = g.predict_proba(X[:500])
+        np.testing.assert_allclose(P.sum(1), 1.0, atol=1e-5)
+        assert (P >= 0).all()
+        np.testing.assert_array_equal(g.predict(X[:500]), P.argmax(1))
+
+
+def test_score_samples_matches_direct_density():
+    rng = np.random.default_rng(4)
+    w, mu, var = np.array([0.2, 0.8]), rng.normal(size=(2, 3)), rng.uniform(0.5, 2, (2, 3))
+    X = rng.normal(size=(50, 3))
+    dens = sum(w[k] * np.prod(np.exp(-0.5 * (X - mu[k]) ** 2 / var[k]) / np.sqrt(2 * np.pi * var[k]), axis=1)
+               for k in range(2))
+    np.testing.assert_allclose(DiagGMM(w, mu, var, dtype="float64").score_samples(X), np.log(dens), rtol=1e-12)
+
+
+def test_save_load_round_trip_gives_identical_scores(tmp_path, known_mixture):
+    X = known_mixture[0]
+    for ctype in ("diag", "full"):
+        g = GMM(4, covariance_type=ctype).fit(X)
+        g.save(tmp_path / f"{ctype}.h5", metadata={"note": "round trip"})
+        h = GMM.load(tmp_path / f"{ctype}.h5")
+        np.testing.assert_array_equal(h.score_samples(X), g.score_samples(X))
+        assert h.covariance_type == ctype and h.n_components == 4 and h.dtype == g.dtype
+
+
+def test_sample_draws_from_the_model(known_mixture):
+    X, w, mu, _ = known_mixture
+    g = GMM(4, random_state=0, dtype="float64").fit(X)
+    S, labels = g.sample(40_000)
+    for k in range(4):
+        np.testing.assert_allclose(S[labels == k].mean(0), g.means_[k], atol=0.1)
+    np.testing.assert_allclose(np.bincount(labels) / len(labels), g.weights_, atol=0.01)
+
+
+def test_one_em_iteration_matches_scikit_learn(known_mixture):
+    from sklearn.mixture import GaussianMixture
+
+    X, *_ = known_mixture
+    rng = np.random.default_rng(7)
+    w0 = np.full(6, 1 / 6)
+    mu0 = X[rng.choice(len(X), 6, replace=False)]
+    var0 = np.tile(X.var(0), (6, 1))
+    ours, _ = em_step(DiagGMM(w0, mu0, var0, dtype="float64"), X)
+    sk = GaussianMixture(6, covariance_type="diag", max_iter=1, tol=0.0, reg_covar=0.0, weights_init=w0,
+                         means_init=mu0, precisions_init=1 / var0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk.fit(X)
+    np.testing.assert_allclose(ours.weights, sk.weights_, rtol=1e-6)
+    np.testing.assert_allclose(ours.means, sk.means_, rtol=1e-6)
+    np.testing.assert_allclose(ours.variances, sk.covariances_, rtol=1e-6)
+    np.testing.assert_allclose(ours.score_samples(X), sk.score_samples(X), rtol=1e-6)
+
+
+def test_float32_and_float64_fits_agree(fsdd_frames):
+    X = fsdd_frames
+    assert np.abs(X[:, 0]).mean() > 100  # raw c0 sits in the hundreds: a real test of float32 honesty
+    f32 = GMM(16, dtype="float32").fit(X)
+    f64 = GMM(16, dtype="float64").fit(X.astype(np.float64))
+    assert f32.score(X) == pytest.approx(f64.score(X), rel=1e-4)
+    # The same float64 parameters scored on the float32 path agree much more tightly.
+    m32 = f64.model_.copy(dtype="float32")
+    np.testing.assert_allclose(m32.score_samples(X), f64.model_.score_samples(X), rtol=2e-5, atol=1e-3)
+
+
+def test_statistics_add_up_across_chunks(known_mixture):
+    X = known_mixture[0]
+    g = GMM(4, dtype="float64").fit(X).model_
+    whole = accumulate(g, X)
+    parts = accumulate(g, X[:7000]) + accumulate(g, X[7000:13001]) + accumulate(g, X[13001:])
+    for a, b in ((whole.occ, parts.occ), (whole.sum_x, parts.sum_x), (whole.sum_xx, parts.sum_xx)):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    assert parts.n_frames == len(X) and parts.loglik == pytest.approx(whole.loglik, rel=1e-12)
+
+
+def test_statistics_about_different_shifts_add_correctly(known_mixture):
+    X = known_mixture[0][:4000]
+    for ctype in ("diag", "full"):
+        model = GMM(3, covariance_type=ctype, dtype="float64").fit(X).model_
+        a = accumulate(model, X[:1500])
+        b = accumulate(model, X[1500:])
+        b.shift = b.shift + 0.0  # same shift
+        moved = b.reshifted(b.shift + np.array([5.0, -2.0, 1.0]))
+        total = a + moved
+        ref = accumulate(model, X)
+        np.testing.assert_allclose(total.sum_x, ref.sum_x, rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(total.sum_xx, ref.sum_xx, rtol=1e-9, atol=1e-6)
+        assert isinstance(total, Stats)
+
+
+def test_fit_does_not_depend_on_chunk_size(known_mixture):
+    X = known_mixture[0]
+    a = GMM(8, dtype="float64", chunk_size=257).fit(X)
+    b = GMM(8, dtype="float64", chunk_size=50_000).fit(X)
+    assert a.n_iter_ == b.n_iter_
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-9)
+
+
+def test_empty_component_is_replaced_by_a_split_with_a_warning():
+    X, _ = draw_mixture([0.5, 0.5], [[0.0, 0.0], [6.0, 6.0]], [[1.0, 1.0], [1.0, 1.0]], 4000)
+    # Component 2 sits far from every frame: it will collect (almost) nothing.
+    start = DiagGMM([0.45, 0.45, 0.1], [[0.0, 0.0], [6.0, 6.0], [500.0, 500.0]], np.ones((3, 2)), dtype="float64")
+    with pytest.warns(ComponentWarning, match=r"1 of 3 components fell below .*: 2 \(occupancy 0 frames"):
+        model, stats, _ = run_em(start, X, np.full(2, 1e-3), 3, 0.0, History())
+    assert model.n_components == 3
+    assert np.all(stats.occ > 100)
+
+
+def test_max_iter_warns_instead_of_failing(known_mixture):
+    X = known_mixture[0]
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        g = GMM(4, init="kmeans", max_iter=1, tol=0.0, random_state=0).fit(X)
+    assert not g.converged_ and g.n_iter_ == 1
+
+
+def test_variance_floor_is_relative_to_global_variance():
+    rng = np.random.default_rng(5)
+    # Dimension 1 has a tight cluster: its variance must stop at var_floor * global variance.
+    X = np.column_stack([rng.normal(0, 10, 3000), np.r_[rng.normal(0, 10, 1500), np.full(1500, 3.0)]])
+    g = GMM(4, var_floor=0.01, dtype="float64").fit(X)
+    assert g.covariances_[:, 1].min() >= 0.01 * X[:, 1].var() * (1 - 1e-9)
+
+
+def test_fsdd_model_fits_and_scores_real_frames(fsdd_frames):
+    X = fsdd_frames
+    small, big = GMM(2).fit(X), GMM(32).fit(X)
+    assert big.score(X) > small.score(X) + 1.0
+    assert big.bic(X) < small.bic(X)
