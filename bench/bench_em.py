@@ -17,7 +17,12 @@ What is measured, for each number of components K:
 Every configuration runs in its own subprocess, one at a time, so that the peak resident
 set size (``ru_maxrss``) belongs to that configuration alone.  The data are N frames of
 D = 39 dims drawn from a fixed random mixture of 32 Gaussians, made inside each worker
-from the same seed.
+from the same seed; every run starts from the same K random frames as means, the global
+variance and equal weights, so the log-likelihoods printed at the end should agree.
+
+Before each worker the parent waits (``--max-wait`` seconds at most) for other processes
+to leave the CPUs idle, and each row reports the share of the CPUs others used while it
+was timed ("other CPU"): on a 2-core machine anything else running skews the ratios.
 
 Run from the repository root::
 
@@ -69,6 +74,45 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class CpuMeter:
+    """CPU used between start() and stop(): by this process, and by everything else.
+
+    Other work on a 2-core machine (a test suite, another benchmark) silently doubles
+    timings; this makes it visible instead.  The others' share is the system-wide busy
+    time from /proc/stat (steal included) minus this process's own CPU time, over
+    wall time x cores.
+    """
+
+    def __init__(self):
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    @staticmethod
+    def _busy_jiffies():
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]  # user nice system irq softirq steal
+
+    def start(self):
+        t = os.times()
+        self._t0, self._busy0 = time.perf_counter(), self._busy_jiffies()
+        self._user0, self._sys0 = t.user, t.system
+        return self
+
+    def stop(self) -> dict:
+        """``other_cpu`` (share of all CPUs, None without /proc) and this process's user/sys seconds."""
+        wall = time.perf_counter() - self._t0
+        t = os.times()
+        user, sys_ = t.user - self._user0, t.system - self._sys0
+        busy = self._busy_jiffies()
+        other = None
+        if busy is not None and self._busy0 is not None and wall > 0:
+            other = max(0.0, ((busy - self._busy0) / self.tick - user - sys_) / (wall * (os.cpu_count() or 1)))
+        return {"other_cpu": other, "user_s": user, "sys_s": sys_}
+
+
 def make_data(n: int, dtype, seed: int) -> np.ndarray:
     """``n`` frames from a fixed random mixture of 32 diagonal Gaussians, in ``dtype``.
 
@@ -112,14 +156,17 @@ def run_ours(X, weights, means, variances, dtype_name: str, n_iter: int) -> dict
     model = DiagGMM(weights, means, variances, dtype=dtype_name)
     floor = np.full(D, 1e-10)
     logliks, times = [], []
+    meter = CpuMeter()
     for it in range(n_iter + 1):  # iteration 0 is the warm-up
+        if it == 1:
+            meter.start()
         t0 = time.perf_counter()
         stats = accumulate(model, X)
         model = m_step(stats, floor, dtype_name)
         times.append(time.perf_counter() - t0)
         logliks.append(stats.avg_loglik)
     timed = times[1:]
-    return {"s_per_iter": sum(timed) / len(timed), "iter_times": timed,
+    return {"s_per_iter": sum(timed) / len(timed), "iter_times": timed, **meter.stop(),
             "warmup_s": times[0], "logliks": logliks}
 
 
@@ -151,13 +198,16 @@ def run_sklearn(X, weights, means, variances, n_iter: int) -> dict:
     gm._e_step, gm._m_step = timed_e_step, timed_m_step
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        meter = CpuMeter().start()
         t0 = time.perf_counter()
         gm.fit(X)
         t1 = time.perf_counter()
+        cpu = meter.stop()
     loop = m_ends[n_iter - 1] - e_starts[0]
     return {"s_per_iter": loop / n_iter, "fit_s": t1 - t0, "fit_s_per_iter": (t1 - t0) / n_iter,
             "setup_s": e_starts[0] - t0, "final_e_step_s": t1 - m_ends[n_iter - 1],
-            "logliks": [float(v) for v in gm.lower_bounds_], "n_iter_run": int(gm.n_iter_)}
+            "logliks": [float(v) for v in gm.lower_bounds_], "n_iter_run": int(gm.n_iter_),
+            **cpu}
 
 
 def gemm_rate(k: int, chunks=(4096, 16384, 65536), min_time: float = 0.5) -> dict:
@@ -201,8 +251,9 @@ def worker(config: str, n: int, k: int, iters: int, sklearn_iters: int, seed: in
     """Run one configuration and return what the parent prints, including peak RSS."""
     if config == "floor":
         base = rss_mb()
+        meter = CpuMeter().start()
         rate = gemm_rate(k)
-        out = {"s_per_iter": 8 * n * D * k / rate["flops_per_s"],
+        out = {**meter.stop(), "s_per_iter": 8 * n * D * k / rate["flops_per_s"],
                "gflops": rate["flops_per_s"] / 1e9, "chunk": rate["chunk"], "data_mb": 0.0}
     else:
         X = make_data(n, DTYPE_OF[config], seed)
@@ -213,7 +264,7 @@ def worker(config: str, n: int, k: int, iters: int, sklearn_iters: int, seed: in
             import acoustic_gmm.em  # noqa: F401
         base = rss_mb()
         if config.startswith("ours"):
-            out = run_ours(X, weights, means, variances, config[-3:].replace("f", "float"), iters)
+            out = run_ours(X, weights, means, variances, np.dtype(DTYPE_OF[config]).name, iters)
         else:
             out = run_sklearn(X, weights, means, variances, sklearn_iters)
         out["data_mb"] = X.nbytes / 2**20
@@ -244,7 +295,32 @@ def machine_facts() -> list[str]:
             lines.append(f"BLAS: {info.get('internal_api')} {info.get('version')} "
                          f"({info.get('architecture', '?')} kernels, {info.get('num_threads')} threads, "
                          f"{Path(info.get('filepath', '')).name})")
+    # These override BLAS's own CPU detection and threading, so they change the floor.
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "GOTO_")) and not k.endswith("PASSENV")}
+    if env:
+        lines.append("environment: " + " ".join(f"{k}={v}" for k, v in sorted(env.items())))
     return lines
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.1) -> float | None:
+    """Wait (up to ``max_wait`` s) until other processes use under ``threshold`` of the CPUs.
+
+    Returns the last measured share.  A busy machine is waited out rather than measured,
+    since the timings would mostly measure the other work.
+    """
+    deadline = time.perf_counter() + max_wait
+    told = False
+    while True:
+        meter = CpuMeter().start()
+        time.sleep(1.0)
+        other = meter.stop()["other_cpu"]
+        if other is None or other < threshold or time.perf_counter() >= deadline:
+            return other
+        if not told:
+            print(f"  other processes are using {100 * other:.0f}% of the CPUs; waiting up to "
+                  f"{max_wait:.0f} s for them to finish...", file=sys.stderr, flush=True)
+            told = True
 
 
 def run_worker(config: str, k: int, args) -> dict:
@@ -252,6 +328,8 @@ def run_worker(config: str, k: int, args) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", config, "--n", str(args.n),
            "--k", str(k), "--iters", str(args.iters), "--sklearn-iters", str(args.sklearn_iters),
            "--seed", str(args.seed)]
+    if args.max_wait > 0:
+        wait_for_quiet(args.max_wait)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -262,8 +340,14 @@ def run_worker(config: str, k: int, args) -> dict:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall_s"] = wall
     print(f"  K={k:<4d} {config:<12s} {result['s_per_iter']:8.3f} s/iter  "
-          f"peak {result['peak_rss_mb']:7.0f} MB  (worker {wall:.0f} s)", file=sys.stderr, flush=True)
+          f"peak {result['peak_rss_mb']:7.0f} MB  (worker {wall:.0f} s{busy_note(result)})",
+          file=sys.stderr, flush=True)
     return result
+
+
+def busy_note(result: dict) -> str:
+    other = result.get("other_cpu")
+    return f", other processes used {100 * other:.0f}% of the CPUs" if other and other >= 0.05 else ""
 
 
 def fmt(value, spec: str, width: int) -> str:
@@ -275,7 +359,7 @@ def print_table(results: dict, ks, configs, args) -> None:
     print(f"\nEM iteration, N={args.n:,} D={D} (diag); ratios: sklearn/this (higher is better), "
           f"this/floor (closer to 1 is better)")
     print(f"{'K':>5s}  {'config':<12s} {'s/iter':>8s} {'peak MB':>9s} {'+MB':>8s} "
-          f"{'x sklearn-f64':>14s} {'x sklearn-f32':>14s} {'/ floor':>8s}")
+          f"{'x sklearn-f64':>14s} {'x sklearn-f32':>14s} {'/ floor':>8s} {'other CPU':>10s}")
     for k in ks:
         ok = {c: r for c, r in results[k].items() if "failed" not in r}
         t = {c: r["s_per_iter"] for c, r in ok.items()}
@@ -290,12 +374,21 @@ def print_table(results: dict, ks, configs, args) -> None:
             extra = r["peak_rss_mb"] - r["base_rss_mb"]
             print(f"{k:5d}  {c:<12s} {t[c]:8.3f} {r['peak_rss_mb']:9.0f} {extra:8.0f} "
                   f"{fmt(ratio('sklearn-f64'), '.1f', 14)} {fmt(ratio('sklearn-f32'), '.1f', 14)} "
-                  f"{fmt(t[c] / t['floor'] if 'floor' in t else None, '.2f', 8)}")
+                  f"{fmt(t[c] / t['floor'] if 'floor' in t else None, '.2f', 8)} "
+                  f"{fmt(None if r.get('other_cpu') is None else 100 * r['other_cpu'], '.0f', 9)}%")
     print("\npeak MB: peak RSS of the worker process; +MB: peak minus the RSS after imports and "
           "data generation (data: "
           f"{args.n * D * 4 / 2**20:.0f} MB float32, {args.n * D * 8 / 2**20:.0f} MB float64).")
+    print("other CPU: share of the CPUs used by other processes while this row was timed; "
+          "more than a few % means the row is slowed by them.")
     print(f"ours: mean of {args.iters} iterations after 1 warm-up; sklearn: {args.sklearn_iters} "
           f"iterations of fit's EM loop.")
+    # A large system-time share means page faults on fresh allocations (sklearn's N x K
+    # temporaries), which vary from run to run far more than arithmetic does.
+    print("CPU time, user / system s (ours: the timed iterations; sklearn: all of fit; floor: all trials):")
+    for k in ks:
+        cells = [f"{c} {r['user_s']:.1f}/{r['sys_s']:.1f}" for c, r in results[k].items() if "user_s" in r]
+        print(f"  K={k}: " + ", ".join(cells))
     for k in ks:
         r = results[k]
         if "floor" in r and "failed" not in r["floor"]:
@@ -329,6 +422,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="smoke test: N=100,000, K=64, 2 iterations each, unless given explicitly")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-wait", type=float, default=300.0,
+                   help="seconds to wait before each worker for other processes to go idle (0: don't)")
     p.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     quick = args.quick
