@@ -20,6 +20,7 @@ demo: $(VENV)/.installed
 	$(PY) recipes/fsdd/fit_gmm.py --data $(DATA)
 
 bench: $(VENV)/.installed
+	$(PY) bench/bench_features.py
 	$(PY) bench/bench_em.py
 
 clean:

@@ -5,12 +5,12 @@
 8
 """
 
-from .errors import (AcousticGMMError, ComponentWarning, ConvergenceWarning, DataError, ModelFileError,
-                     NotFittedError, ParameterError)
+from .errors import (AcousticGMMError, ArchiveError, ComponentWarning, ConvergenceWarning, DataError, ManifestError,
+                     ModelFileError, NotFittedError, ParameterError)
 from .estimator import GMM
 from .gmm import DiagGMM, FullGMM
 
 __version__ = "0.1.0"
 
 __all__ = ["GMM", "DiagGMM", "FullGMM", "AcousticGMMError", "ParameterError", "DataError",
-           "ModelFileError", "NotFittedError", "ConvergenceWarning", "ComponentWarning", "__version__"]
+           "ArchiveError", "ModelFileError", "ManifestError", "NotFittedError", "ConvergenceWarning", "ComponentWarning", "__version__"]

@@ -23,8 +23,16 @@ class DataError(AcousticGMMError, ValueError):
     """Input frames are unusable: NaN/inf, wrong shape, too few, constant features."""
 
 
-class ModelFileError(AcousticGMMError, OSError):
+class ArchiveError(AcousticGMMError, OSError):
+    """An HDF5 file (feature archive or model file) is missing, not HDF5, truncated or inconsistent."""
+
+
+class ModelFileError(ArchiveError):
     """A model file is missing, not HDF5, truncated, or holds inconsistent parameters."""
+
+
+class ManifestError(AcousticGMMError, ValueError):
+    """A data directory (wav.scp, utt2spk, utt2label, segments) is malformed or inconsistent."""
 
 
 class NotFittedError(AcousticGMMError, AttributeError):

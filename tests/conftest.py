@@ -53,3 +53,44 @@ def fsdd_frames():
         m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40)
         feats.append(np.vstack([m, librosa.feature.delta(m), librosa.feature.delta(m, order=2)]).T)
     return np.vstack(feats).astype(np.float32)
+
+
+def tone(seconds=1.0, sr=8000, freq=440.0, amp=0.3, noise=0.01, seed=0):
+    """A sine plus a little noise: a stand-in for voiced speech."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t) + noise * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture()
+def make_corpus(tmp_path):
+    """Write wav files and a data directory; returns ``(data_dir, {utt: path})``.
+
+    ``signals`` maps utterance id to a float array (written as 16-bit PCM at ``sr``), to
+    ``(array, sr)``, or to raw ``bytes`` written as they are (for broken files); ``None``
+    lists the utterance without creating its file.
+    """
+    import soundfile as sf
+
+    from acoustic_gmm.manifest import write_data_dir
+
+    def make(signals, sr=8000, name="data", labels=None, speakers=None, subtype="PCM_16"):
+        audio = tmp_path / f"{name}-audio"
+        audio.mkdir(exist_ok=True)
+        paths = {}
+        for utt, sig in signals.items():
+            path = audio / f"{utt}.wav"
+            paths[utt] = path
+            if sig is None:
+                continue
+            if isinstance(sig, bytes):
+                path.write_bytes(sig)
+                continue
+            y, rate = sig if isinstance(sig, tuple) else (sig, sr)
+            sf.write(path, y, rate, subtype="FLOAT" if np.isnan(y).any() else subtype)
+        labels = labels or {u: u.split("_")[0] for u in signals}
+        speakers = speakers or {u: "spk" + str(i % 2) for i, u in enumerate(signals)}
+        write_data_dir(tmp_path / name, paths, utt2spk=speakers, utt2label=labels)
+        return tmp_path / name, paths
+
+    return make

@@ -16,22 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import librosa
 import numpy as np
-import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "local"))
 import fsdd_data  # noqa: E402
 
 from acoustic_gmm import GMM  # noqa: E402
-
-
-def mfcc_frames(path: Path) -> np.ndarray:
-    """13 MFCCs + deltas + delta-deltas, mean-normalised per utterance (temporary front end)."""
-    y, sr = sf.read(path, dtype="float32")
-    m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40)
-    feats = np.vstack([m, librosa.feature.delta(m), librosa.feature.delta(m, order=2)]).T
-    return feats - feats.mean(0)
+from acoustic_gmm.corpus import extract_files  # noqa: E402
+from acoustic_gmm.features import MfccConfig  # noqa: E402
 
 
 def main() -> None:
@@ -45,7 +37,7 @@ def main() -> None:
     wavs = sorted(p for p in (root / "recordings").glob("*.wav") if fsdd_data.parse_name(p)[2] >= 5)
     wavs = wavs[:: max(1, len(wavs) // args.files)][: args.files]
     t0 = time.perf_counter()
-    X = np.vstack([mfcc_frames(p) for p in wavs]).astype(np.float32)
+    X = np.vstack([frames for frames, _ in extract_files(wavs, MfccConfig())])  # MFCC + d + dd, CMN
     print(f"{len(wavs)} FSDD training recordings -> {X.shape[0]:,} frames x {X.shape[1]} MFCC+d+dd "
           f"({time.perf_counter() - t0:.1f} s)")
 

@@ -1,0 +1,326 @@
+"""Feature extraction for a whole data directory: parallel, resumable, atomic.
+
+The recordings, in sorted order, are cut into fixed batches.  Each batch is extracted by
+a worker process and written, atomically, as one shard file in ``OUT.partial/``; a
+finished shard is never redone.  When every batch is done the shards are merged into
+``OUT`` (written to a temporary file and renamed into place) and ``OUT.partial/`` is
+removed.  So a crash, a ``kill -9`` or Ctrl-C loses at most the batches in flight: the same
+command run again picks up where it stopped, and an ``OUT`` that already exists is never
+touched unless replacing it is asked for, and then only by the final rename.
+
+Bad audio (unreadable, truncated, empty, shorter than a window, digital silence, NaN
+samples, another sample rate, a missing file) is reported per utterance and skipped;
+with ``strict=True`` the first problem stops the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .archive import atomic_h5, write_features
+from .errors import ArchiveError, DataError
+from .features import MfccConfig, extract, extract_segments, frontend, read_audio
+from .manifest import DataDir, read_data_dir
+
+BATCH_SIZE = 256  # recordings per shard: a crash loses little, and per-shard costs (~6 ms) stay small
+JOB_FILE = "job.json"
+
+
+@dataclass
+class ExtractionReport:
+    """What an extraction did: counts, time, and every utterance it skipped with the reason."""
+
+    out: Path
+    n_utterances: int
+    n_frames: int
+    audio_seconds: float
+    seconds: float
+    batches_done_before: int = 0
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (utt, path, reason)
+
+    def summary(self) -> str:
+        speed = self.audio_seconds / self.seconds if self.seconds > 0 else float("inf")
+        lines = [f"{self.out}: {self.n_utterances} utterances, {self.n_frames:,} frames, "
+                 f"{self.audio_seconds / 60:.1f} min of audio in {self.seconds:.1f} s ({speed:,.0f}x real time)"]
+        if self.batches_done_before:
+            lines.append(f"resumed: {self.batches_done_before} batch(es) were already done")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} utterance(s):")
+            lines += [f"  {utt} ({path}): {reason}" for utt, path, reason in self.skipped[:20]]
+            if len(self.skipped) > 20:
+                lines.append(f"  ... and {len(self.skipped) - 20} more (all are listed in the archive)")
+        return "\n".join(lines)
+
+
+def plan_batches(dd: DataDir, batch_size: int = BATCH_SIZE) -> list[list[tuple]]:
+    """Recordings in sorted order, ``batch_size`` at a time: ``[(rec, path, [(utt, start, end)...])...]``."""
+    per_rec: dict[str, list] = {}
+    for utt in dd.utterances:
+        rec, _, start, end = dd.source(utt)
+        per_rec.setdefault(rec, []).append((utt, start, end))
+    recs = [(rec, str(dd.wav[rec]), sorted(per_rec[rec], key=lambda u: (u[1] or 0.0, u[0])))
+            for rec in sorted(per_rec)]
+    return [recs[i:i + batch_size] for i in range(0, len(recs), batch_size)]
+
+
+def _reason(exc: Exception, path: str) -> str:
+    text = str(exc)
+    return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
+
+
+def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate: int):
+    """Frames of each utterance of one recording, and the seconds of audio read.
+
+    Returns ``([(utt, frames or None, reason or None), ...], seconds)``.
+    """
+    duration = 0.0
+    try:
+        if not os.path.isfile(rec_path):
+            raise DataError(f"{rec_path}: file not found")
+        y, sr = read_audio(rec_path)
+        duration = len(y) / sr
+        if config.sample_rate is None and sr != sample_rate:
+            raise DataError(f"{rec_path}: sample rate {sr} Hz differs from the archive's {sample_rate} Hz "
+                            f"(set sample_rate / --sample-rate to resample)")
+        if len(utts) == 1 and utts[0][1] is None:
+            return [(utts[0][0], extract(y, sr, config, rec_path), None)], duration
+        feats = extract_segments(y, sr, [(s, e) for _, s, e in utts], config, rec_path)
+    except DataError as exc:
+        return [(utt, None, _reason(exc, rec_path)) for utt, _, _ in utts], duration
+    out = []
+    for (utt, start, end), f in zip(utts, feats):
+        if start >= duration:
+            out.append((utt, None, f"segment {start:g}-{end:g} s starts after the recording's end ({duration:.3f} s)"))
+        elif len(f) == 0:
+            out.append((utt, None, f"segment {start:g}-{end:g} s has no frames left after VAD"))
+        else:
+            out.append((utt, f, None))
+    return out, duration
+
+
+def _run_batch(task) -> dict:
+    """Extract one batch and write its shard atomically (runs in a worker process)."""
+    index, batch, config_json, sample_rate, shard, strict = task
+    config = MfccConfig.from_json(config_json)
+    ids, feats, problems, seconds = [], [], [], 0.0
+    for rec, path, utts in batch:
+        results, duration = extract_recording(path, utts, config, sample_rate)
+        for utt, frames, reason in results:
+            if reason is not None:
+                if strict:
+                    raise DataError(f"{utt} ({path}): {reason}")
+                problems.append((utt, path, reason))
+            else:
+                ids.append(utt)
+                feats.append(frames)
+        seconds += duration
+    import h5py
+
+    with atomic_h5(shard) as f:
+        f.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset("n_frames", data=np.array([len(x) for x in feats], dtype=np.int64))
+        f.create_dataset("feats", data=np.concatenate(feats) if feats
+                         else np.zeros((0, config.n_features), np.float32))
+        f.attrs["problems"] = json.dumps(problems)
+        f.attrs["audio_seconds"] = seconds
+    return {"index": index, "n": sum(len(u) for _, _, u in batch)}
+
+
+def _init_worker() -> None:
+    # Each worker is one of `jobs` processes: BLAS threads on top would only fight for the cores.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+@contextlib.contextmanager
+def parallel_map(fn, tasks: list, jobs: int | None):
+    """Yield an iterator of ``fn(task)`` in task order, from ``jobs`` forked processes (1: in this one).
+
+    BLAS runs single-threaded either way, so the number of jobs never changes a result.
+    """
+    from threadpoolctl import threadpool_limits
+
+    jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(tasks) or 1))
+    if jobs == 1:
+        with threadpool_limits(1):
+            yield map(fn, tasks)
+        return
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ctx.Pool(jobs, initializer=_init_worker) as pool:
+        yield pool.imap(fn, tasks)
+
+
+def _extract_files_batch(task) -> list:
+    paths, config_json, sample_rate = task
+    config = MfccConfig.from_json(config_json)
+    return [extract_recording(p, [(p, None, None)], config, sample_rate)[0][0][1:] for p in paths]
+
+
+def extract_files(paths, config: MfccConfig | None = None, *, jobs: int | None = None,
+                  sample_rate: int | None = None, batch_size: int = BATCH_SIZE) -> list:
+    """Features of many audio files in parallel: ``[(frames or None, reason or None), ...]`` in order.
+
+    A file that cannot be used gets ``None`` and the reason.  Without ``config.sample_rate``,
+    every file must have the rate of the first readable one (or ``sample_rate`` if given).
+
+    Examples
+    --------
+    ::
+
+        results = extract_files(["a.wav", "b.wav"], MfccConfig())
+        [None if x is None else x.shape for x, why in results]   # [(98, 39), None]
+    """
+    config = config or MfccConfig()
+    paths = [str(p) for p in paths]
+    sample_rate = sample_rate or _first_rate(config, paths)
+    frontend(config, sample_rate)
+    tasks = [(paths[i:i + batch_size], config.to_json(), sample_rate) for i in range(0, len(paths), batch_size)]
+    with parallel_map(_extract_files_batch, tasks, jobs) as results:
+        return [item for batch in results for item in batch]
+
+
+def _first_rate(config: MfccConfig, paths) -> int:
+    """The sample rate to extract at: the configured one, or the first readable file's."""
+    if config.sample_rate:
+        return config.sample_rate
+    import soundfile as sf
+
+    for path in paths:
+        try:
+            return int(sf.info(path).samplerate)
+        except Exception:
+            continue
+    raise DataError(f"none of the {len(paths)} audio file(s) can be read; nothing to extract")
+
+
+def _job_description(dd: DataDir, config: MfccConfig, batch_size: int) -> dict:
+    tables = json.dumps(dd.tables(), sort_keys=True).encode()
+    return {"config": config.to_dict(), "data_dir": str(dd.path.resolve()), "batch_size": batch_size,
+            "tables_sha1": hashlib.sha1(tables).hexdigest()}
+
+
+def _prepare_partial(partial: Path, job: dict) -> None:
+    job_file = partial / JOB_FILE
+    if partial.exists():
+        try:
+            before = json.loads(job_file.read_text())
+        except (OSError, ValueError):
+            raise ArchiveError(f"{partial}: an unfinished extraction without a readable {JOB_FILE}; "
+                               f"delete the folder to start over") from None
+        differ = [k for k in job if k != "sample_rate" and before.get(k) != job[k]]
+        if differ:
+            raise ArchiveError(f"{partial}: an unfinished extraction with other settings ({', '.join(differ)} "
+                               f"differ); rerun it with the same ones, or delete the folder to start over")
+        return
+    partial.mkdir(parents=True)
+    tmp = partial / (JOB_FILE + ".tmp")
+    tmp.write_text(json.dumps(job, indent=1, sort_keys=True))
+    os.replace(tmp, job_file)
+
+
+def _progress_bar(total: int, enabled: bool | None):
+    from tqdm import tqdm
+
+    # disable=None: tqdm shows the bar on a terminal and stays quiet when output is a file or pipe.
+    return tqdm(total=total, unit="utt", desc="features", disable=None if enabled is None else not enabled,
+                file=sys.stderr, leave=False)
+
+
+def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int | None = None,
+                   strict: bool = False, overwrite: bool = False, batch_size: int = BATCH_SIZE,
+                   progress: bool | None = None) -> ExtractionReport:
+    """Extract features for every utterance of ``data_dir`` into the archive ``out``.
+
+    Parameters
+    ----------
+    jobs : worker processes (default: all cores); 1 runs in this process.
+    strict : stop at the first bad utterance instead of reporting and skipping it.
+    overwrite : replace an existing ``out`` (only once the new archive is complete).
+    progress : progress bar; None shows it only on a terminal.
+
+    Examples
+    --------
+    ::
+
+        report = extract_corpus("data/train", "feats.h5", MfccConfig(vad=True))
+        print(report.summary())
+    """
+    t0 = time.perf_counter()
+    config = config or MfccConfig()
+    dd = read_data_dir(data_dir)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ArchiveError(f"{out}: already exists; remove it or pass overwrite (--overwrite) to replace it")
+    partial = out.parent / (out.name + ".partial")
+    batches = plan_batches(dd, batch_size)
+    job = _job_description(dd, config, batch_size)
+    _prepare_partial(partial, job)
+    saved = json.loads((partial / JOB_FILE).read_text())
+    if "sample_rate" not in saved:  # fixed once, so a resumed job keeps the rate it started with
+        saved["sample_rate"] = _first_rate(config, [path for b in batches for _, path, _ in b])
+        tmp = partial / (JOB_FILE + ".tmp")
+        tmp.write_text(json.dumps(saved, indent=1, sort_keys=True))
+        os.replace(tmp, partial / JOB_FILE)
+    sample_rate = saved["sample_rate"]
+
+    shards = [partial / f"batch-{i:06d}.h5" for i in range(len(batches))]
+    pending = [i for i, s in enumerate(shards) if not s.exists()]
+    tasks = [(i, batches[i], config.to_json(), sample_rate, str(shards[i]), strict) for i in pending]
+    frontend(config, sample_rate)  # filters and imports built once, here, and inherited by forked workers
+    sizes = [sum(len(u) for _, _, u in b) for b in batches]
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(_progress_bar(sum(sizes), progress))
+        bar.update(sum(sizes) - sum(sizes[i] for i in pending))
+        results = stack.enter_context(parallel_map(_run_batch, tasks, jobs))
+
+        def finished_shards():
+            todo = set(pending)
+            for i, shard in enumerate(shards):
+                if i in todo:
+                    bar.update(next(results)["n"])
+                yield shard
+
+        report = _merge(dd, finished_shards(), out, config, sample_rate, partial)
+    shutil.rmtree(partial)
+    report.seconds = time.perf_counter() - t0
+    report.batches_done_before = len(batches) - len(pending)
+    return report
+
+
+def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int, tmp_dir: Path) -> ExtractionReport:
+    """Copy the shards, in order, into the archive ``out`` (its temporary file lives in ``tmp_dir``)."""
+    import h5py
+
+    problems, totals = [], {"frames": 0, "audio": 0.0}
+
+    def items():
+        for shard in shards:
+            with h5py.File(shard, "r") as f:
+                problems.extend(tuple(p) for p in json.loads(f.attrs["problems"]))
+                totals["audio"] += float(f.attrs["audio_seconds"])
+                feats = f["feats"][()]
+                pos = 0
+                for utt, n in zip(f["ids"][()], f["n_frames"][()]):
+                    utt = utt.decode()
+                    yield utt, feats[pos:pos + n], dd.utt2label.get(utt), dd.utt2spk.get(utt)
+                    pos += n
+                totals["frames"] += pos
+
+    n = write_features(out, items(), config, sample_rate, dd.tables(), problems, str(dd.path.resolve()), tmp_dir)
+    if n == 0:
+        out.unlink()
+        raise DataError(f"{dd.path}: no utterance could be extracted; first problems: "
+                        + "; ".join(f"{u}: {r}" for u, _, r in problems[:3]))
+    return ExtractionReport(out, n, totals["frames"], totals["audio"], 0.0, 0, problems)

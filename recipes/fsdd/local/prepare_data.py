@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""Kaldi-style data directories for FSDD: all/, train/ (takes 5-49) and test/ (takes 0-4).
+
+    python recipes/fsdd/local/prepare_data.py --data ../shared/data/fsdd --out exp/fsdd/data
+
+utt2label holds the digit; utt2spk the speaker.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import fsdd_data
+
+from acoustic_gmm.manifest import write_data_dir
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data/fsdd")
+    ap.add_argument("--out", default="exp/fsdd/data")
+    args = ap.parse_args()
+    root = fsdd_data.locate(args.data)
+    sets = {"all": {}, "train": {}, "test": {}}
+    for wav in sorted((root / "recordings").glob("*.wav")):
+        digit, speaker, take = fsdd_data.parse_name(wav)
+        entry = (wav.resolve(), digit, speaker)
+        sets["all"][wav.stem] = entry
+        sets["test" if take < 5 else "train"][wav.stem] = entry
+    for name, entries in sets.items():
+        write_data_dir(Path(args.out) / name, {u: e[0] for u, e in entries.items()},
+                       utt2spk={u: e[2] for u, e in entries.items()}, utt2label={u: e[1] for u, e in entries.items()})
+        print(f"{Path(args.out) / name}: {len(entries)} utterances")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""Extraction over a data directory: archives, bad input, resuming, parallel workers, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+import acoustic_gmm.corpus as corpus
+from acoustic_gmm import ArchiveError, DataError, ParameterError
+from acoustic_gmm.archive import FeatureArchive
+from acoustic_gmm.cli import main
+from acoustic_gmm.corpus import extract_corpus, extract_files
+from acoustic_gmm.features import MfccConfig, extract, read_audio
+
+from .conftest import FSDD, tone
+
+
+def good_signals(n=12):
+    return {f"{i % 3}_utt{i:02d}": tone(0.3 + 0.05 * i, freq=200 + 100 * i, seed=i) for i in range(n)}
+
+
+def archive_contents(path):
+    with FeatureArchive(path) as fa:
+        return {u: fa[u] for u in fa.ids}, fa.labels, fa.speakers, fa.skipped
+
+
+def test_archive_round_trip(make_corpus, tmp_path):
+    data, paths = make_corpus(good_signals())
+    report = extract_corpus(data, tmp_path / "f.h5", MfccConfig(cmvn="meanvar"), jobs=1)
+    assert report.n_utterances == 12 and not report.skipped
+    with FeatureArchive(tmp_path / "f.h5") as fa:
+        assert fa.ids == sorted(paths) and fa.n_features == 39 and fa.sample_rate == 8000
+        assert fa.config == MfccConfig(cmvn="meanvar")
+        for utt, path in paths.items():
+            np.testing.assert_array_equal(fa[utt], extract(*read_audio(path), MfccConfig(cmvn="meanvar")))
+        assert fa.labels["1_utt04"] == "1" and fa.speakers["1_utt04"] == "spk0"
+        assert set(fa.by_label("2")) == {u for u in paths if u.startswith("2_")}
+        assert set(fa.by_speaker("spk1")) == set(fa.ids[1::2]) or len(fa.by_speaker("spk1")) == 6
+        everything = fa.frames()
+        assert everything.shape == (sum(fa.n_frames.values()), 39)
+        np.testing.assert_array_equal(np.vstack(list(fa.iter_chunks(37))), everything)
+        assert all(len(c) == 37 for c in list(fa.iter_chunks(37))[:-1])
+        np.testing.assert_array_equal(fa.frames(["0_utt03", "0_utt00"]), np.vstack([fa["0_utt03"], fa["0_utt00"]]))
+        assert "wav.scp" in fa.manifest and "utt2label" in fa.manifest
+        with pytest.raises(KeyError, match="no utterance 'nope'"):
+            fa["nope"]
+        with pytest.raises(ParameterError):
+            next(fa.iter_chunks(0))
+
+
+def test_every_bad_input_is_reported_and_skipped(make_corpus, tmp_path):
+    ok = good_signals(4)
+    good_wav = open(make_corpus(ok, name="ref")[1]["0_utt00"], "rb").read()
+    bad = {
+        "b_missing": None,
+        "b_text": b"this is not audio\n",
+        "b_empty": b"",
+        "b_truncated": good_wav[: len(good_wav) // 2],
+        "b_short": tone(0.01),
+        "b_zero": np.zeros(4000, np.float32),
+        "b_nan": np.r_[tone(0.3), np.float32(np.nan)],
+        "b_rate": (tone(0.5, 16000), 16000),
+    }
+    data, paths = make_corpus({**ok, **bad})
+    report = extract_corpus(data, tmp_path / "f.h5", jobs=1)
+    reasons = {utt: reason for utt, path, reason in report.skipped}
+    assert report.n_utterances == 4 and set(reasons) == set(bad)
+    assert reasons["b_missing"] == "file not found"
+    assert reasons["b_text"].startswith("cannot read audio (Format not recognised")
+    assert reasons["b_empty"].startswith("cannot read audio")
+    assert reasons["b_truncated"].startswith("truncated: the header announces")
+    assert "shorter than one 25 ms analysis window" in reasons["b_short"]
+    assert "all 4000 samples are zero (digital silence)" in reasons["b_zero"]
+    assert reasons["b_nan"] == "1 of 2401 samples are NaN or inf"
+    assert reasons["b_rate"].startswith("sample rate 16000 Hz differs from the archive's 8000 Hz")
+    for utt, path, _ in report.skipped:
+        assert path == str(paths[utt])
+    summary = report.summary()
+    assert "skipped 8 utterance(s)" in summary and f"b_nan ({paths['b_nan']}): 1 of 2401" in summary
+    contents, *_, skipped = archive_contents(tmp_path / "f.h5")
+    assert set(contents) == set(ok) and len(skipped) == 8
+    assert all(np.isfinite(x).all() for x in contents.values())
+
+
+def test_resampling_takes_in_other_rates(make_corpus, tmp_path):
+    data, _ = make_corpus({"a_1": tone(0.5), "a_2": (tone(0.5, 16000), 16000)})
+    report = extract_corpus(data, tmp_path / "f.h5", MfccConfig(sample_rate=8000), jobs=1)
+    assert report.n_utterances == 2 and not report.skipped
+
+
+def test_strict_stops_at_the_first_problem_and_keeps_finished_work(make_corpus, tmp_path):
+    signals = good_signals(6)
+    signals["9_zz_bad"] = np.zeros(3000, np.float32)
+    data, paths = make_corpus(signals)
+    with pytest.raises(DataError, match=rf"9_zz_bad \({paths['9_zz_bad']}\): all 3000 samples are zero"):
+        extract_corpus(data, tmp_path / "f.h5", jobs=1, strict=True, batch_size=2)
+    assert not (tmp_path / "f.h5").exists()
+    assert len(list((tmp_path / "f.h5.partial").glob("batch-*.h5"))) == 3  # the batches before the bad one
+
+
+def test_no_utterance_at_all_is_an_error(make_corpus, tmp_path):
+    data, _ = make_corpus({"a": np.zeros(4000, np.float32), "b": b"junk"})
+    with pytest.raises(DataError, match="no utterance could be extracted"):
+        extract_corpus(data, tmp_path / "f.h5", jobs=1)
+    assert not (tmp_path / "f.h5").exists()
+
+
+def test_interrupted_extraction_resumes_to_the_same_archive(make_corpus, tmp_path, monkeypatch):
+    data, _ = make_corpus(good_signals(14))
+    extract_corpus(data, tmp_path / "whole.h5", jobs=1, batch_size=3)
+    calls = {"n": 0}
+    real = corpus._run_batch
+
+    def ctrl_c_on_third_batch(task):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(corpus, "_run_batch", ctrl_c_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        extract_corpus(data, tmp_path / "f.h5", jobs=1, batch_size=3)
+    partial = tmp_path / "f.h5.partial"
+    assert sorted(p.name for p in partial.glob("batch-*.h5")) == ["batch-000000.h5", "batch-000001.h5"]
+    assert not (tmp_path / "f.h5").exists()
+    monkeypatch.setattr(corpus, "_run_batch", real)
+    report = extract_corpus(data, tmp_path / "f.h5", jobs=1, batch_size=3)
+    assert report.batches_done_before == 2 and not partial.exists()
+    whole, resumed = archive_contents(tmp_path / "whole.h5"), archive_contents(tmp_path / "f.h5")
+    assert whole[0].keys() == resumed[0].keys() and whole[1:] == resumed[1:]
+    for utt in whole[0]:
+        np.testing.assert_array_equal(whole[0][utt], resumed[0][utt])
+
+
+def test_killed_extraction_resumes_to_the_same_archive(make_corpus, tmp_path):
+    data, _ = make_corpus(good_signals(10))
+    extract_corpus(data, tmp_path / "whole.h5", jobs=1, batch_size=2)
+    # A real SIGKILL in the middle of the job, from inside the fourth batch.
+    script = f"""
+import os, signal
+import acoustic_gmm.corpus as c
+real, calls = c._run_batch, [0]
+def run(task):
+    calls[0] += 1
+    if calls[0] == 4:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(task)
+c._run_batch = run
+c.extract_corpus({str(data)!r}, {str(tmp_path / 'f.h5')!r}, jobs=1, batch_size=2)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert proc.returncode == -9
+    assert len(list((tmp_path / "f.h5.partial").glob("batch-*.h5"))) == 3
+    report = extract_corpus(data, tmp_path / "f.h5", jobs=1, batch_size=2)
+    assert report.batches_done_before == 3
+    whole, resumed = archive_contents(tmp_path / "whole.h5"), archive_contents(tmp_path / "f.h5")
+    assert whole[0].keys() == resumed[0].keys()
+    assert all(np.array_equal(whole[0][u], resumed[0][u]) for u in whole[0])
+    assert sorted(os.listdir(tmp_path)) == sorted(["data", "data-audio", "f.h5", "whole.h5"])
+
+
+def test_resuming_with_other_settings_is_refused(make_corpus, tmp_path, monkeypatch):
+    data, _ = make_corpus(good_signals(4))
+    monkeypatch.setattr(corpus, "_run_batch", lambda task: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        extract_corpus(data, tmp_path / "f.h5", jobs=1)
+    with pytest.raises(ArchiveError, match=r"f.h5.partial: an unfinished extraction with other settings \(config"):
+        extract_corpus(data, tmp_path / "f.h5", MfccConfig(vad=True), jobs=1)
+
+
+def test_parallel_workers_give_the_identical_archive(make_corpus, tmp_path):
+    data, _ = make_corpus(good_signals(16))
+    extract_corpus(data, tmp_path / "one.h5", jobs=1, batch_size=3)
+    extract_corpus(data, tmp_path / "two.h5", jobs=2, batch_size=3)
+    a, b = archive_contents(tmp_path / "one.h5"), archive_contents(tmp_path / "two.h5")
+    assert a[1:] == b[1:] and all(np.array_equal(a[0][u], b[0][u]) for u in a[0])
+
+
+def test_an_existing_archive_is_never_damaged(make_corpus, tmp_path):
+    data, _ = make_corpus(good_signals(4))
+    out = tmp_path / "f.h5"
+    extract_corpus(data, out, jobs=1)
+    before = out.read_bytes()
+    with pytest.raises(ArchiveError, match="already exists; remove it or pass overwrite"):
+        extract_corpus(data, out, jobs=1)
+    bad, _ = make_corpus({"x": np.zeros(4000, np.float32)}, name="bad")
+    with pytest.raises(DataError):
+        extract_corpus(bad, out, jobs=1, overwrite=True, strict=True)
+    assert out.read_bytes() == before
+    with pytest.raises(ArchiveError, match="an unfinished extraction with other settings"):
+        extract_corpus(data, out, MfccConfig(deltas=0), jobs=1, overwrite=True)
+    shutil.rmtree(tmp_path / "f.h5.partial")
+    extract_corpus(data, out, MfccConfig(deltas=0), jobs=1, overwrite=True)
+    with FeatureArchive(out) as fa:
+        assert fa.n_features == 13
+
+
+def test_extract_files_keeps_order_and_reports_problems(make_corpus):
+    _, paths = make_corpus({"a_1": tone(0.4), "a_2": np.zeros(3000, np.float32), "a_3": tone(0.6, seed=4)})
+    results = extract_files([paths["a_3"], paths["a_2"], paths["a_1"]], jobs=2, batch_size=1)
+    assert [None if x is None else len(x) for x, _ in results] == [58, None, 38]
+    assert results[1][1] == "all 3000 samples are zero (digital silence)"
+
+
+def test_feature_archive_errors(tmp_path):
+    (tmp_path / "x.h5").write_text("nope")
+    with pytest.raises(ArchiveError, match="not an HDF5 file"):
+        FeatureArchive(tmp_path / "x.h5")
+    from acoustic_gmm import GMM
+
+    GMM(1).fit(np.random.default_rng(0).normal(size=(20, 2))).save(tmp_path / "m.h5")
+    with pytest.raises(ArchiveError, match=r"not an acoustic_gmm feature archive \(it holds models\)"):
+        FeatureArchive(tmp_path / "m.h5")
+
+
+def test_cli_features_and_info(make_corpus, tmp_path):
+    data, _ = make_corpus({**good_signals(5), "b_zero": np.zeros(3000, np.float32)})
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps({"n_mfcc": 20, "cmvn": "meanvar"}))
+    runner = CliRunner()
+    result = runner.invoke(main, ["features", str(data), "--out", str(tmp_path / "f.h5"), "--jobs", "1",
+                                  "--config", str(config), "--deltas", "1", "--vad"])
+    assert result.exit_code == 0, result.output
+    assert "5 utterances" in result.output and "skipped 1 utterance(s)" in result.output
+    with FeatureArchive(tmp_path / "f.h5") as fa:
+        assert fa.config == MfccConfig(n_mfcc=20, cmvn="meanvar", deltas=1, vad=True) and fa.n_features == 40
+    result = runner.invoke(main, ["info", str(tmp_path / "f.h5")])
+    assert result.exit_code == 0
+    assert "utterances  5" in result.output and "labels      3: 0 (2), 1 (2), 2 (1)" in result.output
+    assert "b_zero: all 3000 samples are zero" in result.output
+    facts = json.loads(runner.invoke(main, ["info", "--json", str(tmp_path / "f.h5")]).output)
+    assert facts["n_features"] == 40 and facts["speakers"] == {"spk0": 3, "spk1": 2}
+    result = runner.invoke(main, ["features", str(data), "--out", str(tmp_path / "g.h5"), "--strict", "-j", "1"])
+    assert result.exit_code == 1 and "Error: b_zero" in result.output and "digital silence" in result.output
+    result = runner.invoke(main, ["features", str(data), "--out", str(tmp_path / "h.h5"), "--cmvn", "cms"])
+    assert result.exit_code == 2 and "'cms' is not one of 'none', 'mean', 'meanvar'" in result.output
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_features_over_all_of_fsdd(tmp_path):
+    prep = Path(__file__).resolve().parents[1] / "recipes" / "fsdd" / "local" / "prepare_data.py"
+    subprocess.run([sys.executable, str(prep), "--data", str(FSDD.parent), "--out", str(tmp_path / "data")],
+                   check=True, capture_output=True)
+    result = CliRunner().invoke(main, ["features", str(tmp_path / "data" / "all"), "--out", str(tmp_path / "f.h5")])
+    assert result.exit_code == 0, result.output
+    with FeatureArchive(tmp_path / "f.h5") as fa:
+        assert len(fa) == 3000 and not fa.skipped and fa.n_features == 39
+        assert set(fa.labels.values()) == set("0123456789") and len(set(fa.speakers.values())) == 6
