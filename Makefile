@@ -16,11 +16,13 @@ $(VENV)/.installed: pyproject.toml
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+# The FSDD recipe end to end: data dirs, features, digit and speaker models, evaluation, results table.
 demo: $(VENV)/.installed
-	$(PY) recipes/fsdd/fit_gmm.py --data $(DATA)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash recipes/fsdd/run.sh --data $(DATA)
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_features.py
+	$(PY) bench/bench_classify.py
 	$(PY) bench/bench_em.py
 
 clean:

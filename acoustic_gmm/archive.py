@@ -58,7 +58,7 @@ def atomic_h5(path, tmp_dir=None):
         raise
 
 
-def save_models(path, models: dict, metadata: dict | None = None) -> None:
+def save_models(path, models: dict, metadata: dict | None = None, arrays: dict | None = None) -> None:
     """Write named models (``{name: DiagGMM | FullGMM}``) and JSON metadata to ``path``.
 
     Examples
@@ -84,6 +84,10 @@ def save_models(path, models: dict, metadata: dict | None = None) -> None:
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["content"] = "models"
         f.attrs["metadata"] = meta_text
+        if arrays:  # extra constants that travel with the models (a front end's filter bank ...)
+            extra = f.create_group("arrays")
+            for key, value in arrays.items():
+                extra.create_dataset(key, data=value)
         group = f.create_group("models")
         for name, m in models.items():
             g = group.create_group(name)
@@ -118,6 +122,12 @@ def file_kind(path) -> str:
     if kind not in ("features", "models"):
         raise ArchiveError(f"{path}: an HDF5 file but not one acoustic_gmm wrote (no 'content' attribute)")
     return str(kind)
+
+
+def load_arrays(path) -> dict:
+    """The extra arrays stored with :func:`save_models` (empty if there are none)."""
+    with open_h5(path) as f:
+        return {k: v[()] for k, v in f["arrays"].items()} if "arrays" in f else {}
 
 
 def load_models(path) -> tuple[dict, dict]:

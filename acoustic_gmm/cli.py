@@ -94,6 +94,163 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, **options):
     click.echo(report.summary())
 
 
+# --------------------------------------------------------------------------- classes
+
+def _read_ids(path) -> list[str] | None:
+    if path is None:
+        return None
+    ids = [ln.split()[0] for ln in Path(path).read_text().splitlines() if ln.strip()]
+    if not ids:
+        _fail(f"{path}: lists no utterance ids")
+    return ids
+
+
+def _subset(fa, ids):
+    if ids is None:
+        return None
+    unknown = [u for u in ids if u not in fa]
+    if unknown:
+        _fail(f"{len(unknown)} listed utterance(s) are not in {fa.path}: {', '.join(unknown[:5])}")
+    return ids
+
+
+@main.command()
+@click.argument("feats", type=click.Path(exists=True, dir_okay=False))
+@click.option("--label-key", type=click.Choice(["label", "speaker"]), default="label", show_default=True,
+              help="what the classes are: utt2label's labels or utt2spk's speakers")
+@click.option("--components", "-k", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Gaussians per class (and slice)")
+@click.option("--slices", type=click.IntRange(min=1), default=1, show_default=True,
+              help="models per class over successive equal parts of an utterance (3: beginning, middle, end)")
+@click.option("--init", type=click.Choice(["split", "kmeans"]), default="split", show_default=True)
+@click.option("--priors/--no-priors", default=False, show_default=True, help="add each class's log frequency")
+@click.option("--reject-quantile", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="open-set threshold: this quantile of the training utterances' margins of the best class "
+                   "over the runner-up (about this share of known utterances will be turned away)")
+@click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="train on these utterance ids only")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="classes trained in parallel")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="model set to write (HDF5)")
+def train(feats, label_key, components, slices, init, priors, reject_quantile, utts, jobs, out):
+    """Train one GMM per class of a feature archive FEATS."""
+    import warnings
+
+    from .archive import FeatureArchive
+    from .classify import train_model_set
+
+    try:
+        with FeatureArchive(feats) as fa, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            ms = train_model_set(fa, label_key, components, n_slices=slices, ids=_subset(fa, _read_ids(utts)),
+                                 priors=priors, reject_quantile=reject_quantile, jobs=jobs, init=init)
+        for w in caught:
+            click.echo(f"warning: {w.message}", err=True)
+        ms.save(out)
+    except AcousticGMMError as exc:
+        _fail(exc)
+    click.echo(f"{out}: {len(ms.classes)} classes x {slices} slice(s) x up to {components} components "
+               f"({label_key}); reject threshold {ms.reject_threshold}")
+
+
+@main.command()
+@click.argument("models", type=click.Path(exists=True, dir_okay=False))
+@click.argument("feats", type=click.Path(exists=True, dir_okay=False))
+@click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="evaluate these utterance ids only")
+@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), help="write the metrics as JSON")
+@click.option("--confusion", type=click.Path(dir_okay=False), help="draw the confusion matrix to a PNG")
+@click.option("--show-confusion", is_flag=True, help="print the confusion matrix")
+def evaluate(models, feats, utts, metrics_path, confusion, show_confusion):
+    """Accuracy of a model set on a labelled feature archive."""
+    from .archive import FeatureArchive
+    from .classify import ModelSet, confusion_png, confusion_text, evaluate as run, write_metrics
+
+    try:
+        ms = ModelSet.load(models)
+        with FeatureArchive(feats) as fa:
+            m = run(ms, fa, _subset(fa, _read_ids(utts)))
+        if metrics_path:
+            write_metrics(m, metrics_path)
+        if confusion:
+            confusion_png(m, confusion)
+    except AcousticGMMError as exc:
+        _fail(exc)
+    click.echo(f"accuracy {100 * m['accuracy']:.2f} % ({m['n'] - len(m['errors'])}/{m['n']}), "
+               f"frame accuracy {100 * m['frame_accuracy']:.2f} %")
+    if show_confusion:
+        click.echo(confusion_text(m))
+
+
+@main.command()
+@click.argument("models", type=click.Path(exists=True, dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="how many best classes to show")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per input and line")
+@click.option("--reject", is_flag=True,
+              help="label <unknown> the inputs whose best class beats the runner-up by less than the calibrated margin")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
+def classify(models, inputs, top, as_json, reject, jobs):
+    """Classify audio files (or every utterance of a feature archive) with a model set.
+
+    Audio is turned into features with the configuration the models were trained on.
+    Files that cannot be read are reported; the others are still classified, and the exit
+    status is then 1.
+    """
+    from .classify import UNKNOWN, ModelSet
+
+    try:
+        ms = ModelSet.load(models)
+        ids, feats, problems = _classify_inputs(ms, inputs, jobs)
+        if reject and ms.reject_threshold is None:
+            _fail(f"{models}: has no reject threshold (train with --reject-quantile)")
+        if feats:
+            scores = ms.score(feats)
+            labels = scores.predict()
+            if reject:
+                labels = [UNKNOWN if r else lab for lab, r in zip(labels, ms.rejected(scores))]
+            avg = scores.average.max(1)
+            for i, (utt, label, best) in enumerate(zip(ids, labels, scores.top(top))):
+                if as_json:
+                    click.echo(json.dumps({"id": utt, "label": label, "score": best[0][1],
+                                           "avg_frame_score": float(avg[i]), "n_frames": int(scores.n_frames[i]),
+                                           "top": [[c, v] for c, v in best]}))
+                else:
+                    click.echo(f"{utt}\t{label}\t{best[0][1]:.2f}\t" + " ".join(f"{c}:{v:.1f}" for c, v in best))
+    except AcousticGMMError as exc:
+        _fail(exc)
+    for utt, reason in problems:
+        click.echo(f"error: {utt}: {reason}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+def _classify_inputs(ms, inputs, jobs):
+    """Features of the inputs: audio files (extracted with the models' config) or feature archives."""
+    from .archive import FeatureArchive, file_kind
+    from .classify import check_compatible
+    from .corpus import extract_files
+
+    ids, feats, problems, audio = [], [], [], []
+    for path in inputs:
+        p = Path(path)
+        if p.suffix in (".h5", ".hdf5") and p.is_file() and file_kind(p) == "features":
+            with FeatureArchive(p) as fa:
+                check_compatible(ms, fa)
+                ids += fa.ids
+                feats += [fa[u] for u in fa.ids]
+        else:
+            audio.append(path)
+    if audio:
+        if ms.config is None:
+            _fail("the model set does not record its feature configuration; classify a feature archive instead")
+        for path, (frames, reason) in zip(audio, extract_files(audio, ms.config, jobs=jobs,
+                                                               sample_rate=ms.sample_rate)):
+            if frames is None:
+                problems.append((path, reason))
+            else:
+                ids.append(path)
+                feats.append(frames)
+    return ids, feats, problems
+
+
 # --------------------------------------------------------------------------- info
 
 def _counts(counts: dict, limit: int = 12) -> str:

@@ -19,7 +19,6 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from dataclasses import dataclass, field
 
@@ -67,6 +66,8 @@ class MfccConfig:
     cmvn: str = _opt("mean", "per-utterance normalisation", ("none", "mean", "meanvar"))
     vad: bool = _opt(False, "drop low-energy frames (for speaker tasks)")
     vad_db: float = _opt(40.0, "with vad: drop frames this many dB below the utterance's loudest frame")
+    context_ms: float = _opt(0.0, "with segments: also take the frames up to this many ms beyond each edge "
+                                  "(the transitions into and out of a phone carry much of its identity)")
 
     def __post_init__(self):
         def check(ok, what):
@@ -79,8 +80,8 @@ class MfccConfig:
         check(self.win_ms > 0 and self.hop_ms > 0, f"win_ms and hop_ms must be positive, got {self.win_ms}, {self.hop_ms}")
         check(self.n_mels >= 1, f"n_mels must be >= 1, got {self.n_mels}")
         check(0 <= self.preemphasis < 1, f"preemphasis must be in [0, 1), got {self.preemphasis}")
-        check(self.lifter >= 0 and self.dither >= 0 and self.vad_db > 0,
-              "lifter and dither must be >= 0 and vad_db > 0")
+        check(self.lifter >= 0 and self.dither >= 0 and self.vad_db > 0 and self.context_ms >= 0,
+              "lifter, dither and context_ms must be >= 0 and vad_db > 0")
         check(self.fmin >= 0 and (self.fmax is None or self.fmax > self.fmin),
               f"need 0 <= fmin < fmax, got fmin={self.fmin}, fmax={self.fmax}")
         check(self.delta_width >= 1, f"delta_width must be >= 1, got {self.delta_width}")
@@ -188,7 +189,12 @@ def check_signal(y: np.ndarray, where: str) -> None:
 class _Frontend:
     """Constants for one (config, sample rate): window, filter bank, DCT with lifter folded in."""
 
-    def __init__(self, cfg: MfccConfig, sr: int):
+    def __init__(self, cfg: MfccConfig, sr: int, arrays: dict | None = None):
+        if arrays is not None:  # stored with a model set: no librosa import on the way to a first answer
+            self.win, self.hop = len(arrays["window"]), max(1, int(round(cfg.hop_ms * sr / 1000)))
+            self.n_fft = 2 * (arrays["melfb"].shape[0] - 1)
+            self.window, self.melfb, self.dct = (np.asarray(arrays[k], np.float32) for k in ("window", "melfb", "dct"))
+            return
         import librosa
         import scipy.fft
         import scipy.ndimage  # noqa: F401  (used by add_deltas; loaded here, before any fork)
@@ -211,9 +217,26 @@ class _Frontend:
         self.dct = np.ascontiguousarray(dct, dtype=np.float32)
 
 
-@functools.lru_cache(maxsize=16)
+_FRONTENDS: dict = {}
+
+
 def frontend(cfg: MfccConfig, sr: int) -> _Frontend:
-    return _Frontend(cfg, sr)
+    """The (cached) front-end constants for a configuration and sample rate."""
+    key = (cfg, sr)
+    if key not in _FRONTENDS:
+        _FRONTENDS[key] = _Frontend(cfg, sr)
+    return _FRONTENDS[key]
+
+
+def frontend_arrays(cfg: MfccConfig, sr: int) -> dict:
+    """The front end's constant arrays, to store beside models that will see new audio."""
+    fe = frontend(cfg, sr)
+    return {"window": fe.window, "melfb": fe.melfb, "dct": fe.dct}
+
+
+def preload_frontend(cfg: MfccConfig, sr: int, arrays: dict) -> None:
+    """Install stored constants (from :func:`frontend_arrays`) so extraction needs no librosa."""
+    _FRONTENDS.setdefault((cfg, sr), _Frontend(cfg, sr, arrays))
 
 
 _NOISE = np.random.default_rng(20261122).standard_normal(1 << 16).astype(np.float32)
@@ -324,16 +347,18 @@ def extract_segments(signal, sample_rate: int, spans, config: MfccConfig | None 
 
     Features are computed over the whole recording, so that deltas see their context and
     CMVN uses the recording's (voiced, with ``vad``) frames; a segment takes the frames
-    whose centres fall inside it, or the one nearest its middle if none does.
+    whose centres fall inside it (widened by ``context_ms`` on each side), or the one nearest
+    its middle if none does.
     """
     cfg = config or MfccConfig()
     feats, log_energy, sr, fe = _analyse(signal, sample_rate, cfg, where)
     keep = vad_mask(log_energy, cfg.vad_db) if cfg.vad else np.ones(len(feats), bool)
     feats = normalise(feats, cfg.cmvn, keep)
     centres = (np.arange(len(feats)) * fe.hop + fe.win / 2) / sr
+    ctx = cfg.context_ms / 1000
     out = []
     for start, end in spans:
-        lo, hi = np.searchsorted(centres, [start, end])
+        lo, hi = np.searchsorted(centres, [start - ctx, end + ctx])
         if hi <= lo:
             lo = int(np.clip(np.searchsorted(centres, (start + end) / 2), 0, len(feats) - 1))
             hi = lo + 1

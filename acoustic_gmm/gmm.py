@@ -74,7 +74,8 @@ class _Mixture:
 
     @property
     def centre(self) -> np.ndarray:
-        return self.weights @ self.means
+        # normalised, so that a stack of several models' components (weights summing to more than 1) is centred too
+        return self.weights @ self.means / self.weights.sum()
 
     def log_joint(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -181,3 +181,34 @@ def write_data_dir(path, wav: dict, utt2spk: dict | None = None, utt2label: dict
     elif (path / "segments").exists():
         (path / "segments").unlink()
     read_data_dir(path)
+
+
+# --------------------------------------------------------------------------- label files
+
+def read_phn(path, sample_rate: int) -> list[tuple[float, float, str]]:
+    """TIMIT ``.phn``/``.wrd`` alignments (``start end label``, in samples) as ``(start_s, end_s, label)``."""
+    return _read_alignment(path, sample_rate)
+
+
+def read_htk_lab(path) -> list[tuple[float, float, str]]:
+    """HTK ``.lab`` alignments (``start end label [score]``, in 100 ns units) as ``(start_s, end_s, label)``."""
+    return _read_alignment(path, 10_000_000)
+
+
+def _read_alignment(path, per_second: float) -> list[tuple[float, float, str]]:
+    out = []
+    path = Path(path)
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0] == ".":  # blank lines; the '.' that ends an HTK master label file entry
+            continue
+        if len(parts) < 3:
+            raise ManifestError(f"{path}:{lineno}: expected 'start end label', got {line.strip()!r}")
+        try:
+            start, end = int(parts[0]), int(parts[1])
+        except ValueError:
+            raise ManifestError(f"{path}:{lineno}: start and end must be integers, got {parts[0]!r} {parts[1]!r}") from None
+        if not 0 <= start < end:
+            raise ManifestError(f"{path}:{lineno}: need 0 <= start < end, got {start} {end}")
+        out.append((start / per_second, end / per_second, parts[2]))
+    return out

@@ -3,7 +3,8 @@
 
     python recipes/fsdd/local/prepare_data.py --data ../shared/data/fsdd --out exp/fsdd/data
 
-utt2label holds the digit; utt2spk the speaker.
+utt2label holds the digit; utt2spk the speaker.  loso/SPEAKER.train and loso/SPEAKER.test list the
+utterance ids of the leave-one-speaker-out folds (train on the other five speakers, test on this one).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def main() -> None:
         write_data_dir(Path(args.out) / name, {u: e[0] for u, e in entries.items()},
                        utt2spk={u: e[2] for u, e in entries.items()}, utt2label={u: e[1] for u, e in entries.items()})
         print(f"{Path(args.out) / name}: {len(entries)} utterances")
+    loso = Path(args.out) / "loso"
+    loso.mkdir(parents=True, exist_ok=True)
+    for speaker in sorted({e[2] for e in sets["all"].values()}):
+        for part, keep in (("train", lambda s: s != speaker), ("test", lambda s: s == speaker)):
+            ids = [u for u, e in sets["all"].items() if keep(e[2])]
+            (loso / f"{speaker}.{part}").write_text("".join(f"{u}\n" for u in ids))
+    print(f"{loso}: leave-one-speaker-out folds")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,396 @@
+"""One GMM per class (word, phone, speaker), and classifying utterances by their likelihood.
+
+A :class:`ModelSet` holds, for every class, ``n_slices`` diagonal GMMs: slice ``s`` models
+the frames in the ``s``-th of ``n_slices`` equal parts of an utterance (one slice is the
+classic bag of frames; three model a word's or phone's beginning, middle and end, a
+left-to-right HMM with fixed durations).  An utterance's score for a class is the sum of
+its frames' log-likelihoods, each frame under its slice's model, plus the class's log prior
+when priors are used.
+
+Scoring stacks every model's components into one matrix, so one matrix product per chunk
+of frames serves all classes at once.
+
+Examples
+--------
+::
+
+    ms = train_model_set("train.h5", label_key="label", n_components=16, n_slices=3)
+    ms.save("digits.h5")
+    with FeatureArchive("test.h5") as fa:
+        print(evaluate(ms, fa)["accuracy"])
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError, ModelFileError, ParameterError, check_frames
+from .gmm import DiagGMM
+
+LABEL_KEYS = ("label", "speaker")
+UNKNOWN = "<unknown>"
+
+
+def slice_of_frames(n_frames: int, n_slices: int) -> np.ndarray:
+    """Which of ``n_slices`` equal parts each of ``n_frames`` frames falls in (``t * S // T``)."""
+    return (np.arange(n_frames) * n_slices) // max(n_frames, 1)
+
+
+@dataclass
+class Scores:
+    """Scores of utterances (rows) against classes (columns)."""
+
+    classes: list[str]
+    total: np.ndarray      # (U, C) summed frame log-likelihood (+ log prior when used)
+    n_frames: np.ndarray   # (U,)
+
+    @property
+    def average(self) -> np.ndarray:
+        """Per-frame average log-likelihood (U, C)."""
+        return self.total / self.n_frames[:, None]
+
+    def predict(self) -> list[str]:
+        return [self.classes[i] for i in self.total.argmax(1)]
+
+    def proba(self) -> np.ndarray:
+        """Posterior over classes, from the summed scores (a softmax per row)."""
+        z = self.total - self.total.max(1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(1, keepdims=True)
+
+    def top(self, n: int = 5) -> list[list[tuple[str, float]]]:
+        order = np.argsort(-self.total, axis=1)[:, :n]
+        return [[(self.classes[j], float(self.total[i, j])) for j in row] for i, row in enumerate(order)]
+
+
+@dataclass
+class ModelSet:
+    """Per-class GMMs (``models[class][slice]``) and what is needed to use them on new audio."""
+
+    models: dict[str, list[DiagGMM]]
+    label_key: str = "label"
+    config: object = None                      # the MfccConfig the models were trained on
+    log_priors: dict[str, float] | None = None
+    reject_threshold: float | None = None      # per-frame margin of the best class over the runner-up
+    metadata: dict = field(default_factory=dict)
+    sample_rate: int | None = None             # of the training audio: new audio must match or be resampled
+
+    def __post_init__(self):
+        if not self.models:
+            raise ParameterError("a model set needs at least one class")
+        sizes = {len(v) for v in self.models.values()}
+        if len(sizes) != 1:
+            raise ParameterError(f"every class needs the same number of slices, got {sorted(sizes)}")
+        dims = {m.n_features for v in self.models.values() for m in v}
+        if len(dims) != 1:
+            raise ParameterError(f"models disagree on the feature dimension: {sorted(dims)}")
+        self._stack = None
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(self.models)
+
+    @property
+    def n_slices(self) -> int:
+        return len(next(iter(self.models.values())))
+
+    @property
+    def n_features(self) -> int:
+        return next(iter(self.models.values()))[0].n_features
+
+    # ------------------------------------------------------------------ scoring
+    def _stacked(self):
+        """All models' components in one DiagGMM, and where each model's components start."""
+        if self._stack is None:
+            flat = [self.models[c][s] for c in self.classes for s in range(self.n_slices)]
+            sizes = np.array([m.n_components for m in flat])
+            stack = DiagGMM(np.concatenate([m.weights for m in flat]), np.vstack([m.means for m in flat]),
+                            np.vstack([m.variances for m in flat]), dtype="float32")
+            self._stack = (stack, np.r_[0, np.cumsum(sizes)[:-1]], sizes)
+        return self._stack
+
+    def frame_scores(self, X: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        """Log-likelihood of every frame under every (class, slice) model: (n, C, S), float32."""
+        stack, starts, sizes = self._stacked()
+        out = np.empty((len(X), len(self.classes) * self.n_slices), dtype=np.float32)
+        for a in range(0, len(X), chunk):
+            L = stack.log_joint(X[a:a + chunk])
+            top = np.maximum.reduceat(L, starts, axis=1)
+            L -= np.repeat(top, sizes, axis=1)
+            np.exp(L, out=L)
+            out[a:a + chunk] = top + np.log(np.add.reduceat(L, starts, axis=1))
+        return out.reshape(len(X), len(self.classes), self.n_slices)
+
+    def score(self, utterances) -> Scores:
+        """Score a list of utterances (each an (n_frames, D) array) against every class."""
+        utterances = [check_frames(u, n_features=self.n_features, what=f"utterance {i}")
+                      for i, u in enumerate(utterances)]
+        if not utterances:
+            raise DataError("nothing to score: the list of utterances is empty")
+        lengths = np.array([len(u) for u in utterances])
+        F = self.frame_scores(np.concatenate(utterances).astype(np.float32, copy=False))
+        slices = np.concatenate([slice_of_frames(n, self.n_slices) for n in lengths])
+        per_frame = F[np.arange(len(F)), :, slices].astype(np.float64)  # (n, C): each frame under its slice
+        total = np.add.reduceat(per_frame, np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
+        if self.log_priors:
+            total += np.array([self.log_priors[c] for c in self.classes])
+        return Scores(self.classes, total, lengths)
+
+    def predict(self, utterances, reject: bool = False) -> list[str]:
+        scores = self.score(utterances)
+        labels = scores.predict()
+        if reject:
+            labels = [UNKNOWN if r else lab for lab, r in zip(labels, self.rejected(scores))]
+        return labels
+
+    def predict_proba(self, utterances) -> np.ndarray:
+        return self.score(utterances).proba()
+
+    def margins(self, scores: Scores) -> np.ndarray:
+        """Per-frame average log-likelihood of the best class minus the runner-up's (priors left out).
+
+        This, not the best class's likelihood itself, tells enrolled from unseen speakers: an unseen
+        speaker fits no model much better than the next (on FSDD, the absolute rule turned away as
+        few unseen speakers' utterances as enrolled ones, the margin 99 % against 4 %).
+        """
+        raw = scores.total - (np.array([self.log_priors[c] for c in self.classes]) if self.log_priors else 0)
+        if raw.shape[1] < 2:
+            return np.full(len(raw), np.inf)
+        top2 = np.sort(raw / scores.n_frames[:, None], axis=1)[:, -2:]
+        return top2[:, 1] - top2[:, 0]
+
+    def rejected(self, scores: Scores) -> np.ndarray:
+        """Which utterances the open-set rule turns away: margin below the calibrated threshold."""
+        if self.reject_threshold is None:
+            raise ParameterError("this model set has no reject threshold; train it with a reject quantile")
+        return self.margins(scores) < self.reject_threshold
+
+    # ------------------------------------------------------------------ storage
+    def save(self, path) -> None:
+        """One HDF5 file: every model (named ``class/slice``), the feature config and the settings."""
+        from .archive import save_models
+
+        from .features import frontend_arrays
+
+        named = {f"{c}#{s}": m for c in self.classes for s, m in enumerate(self.models[c])}
+        meta = {"kind": "model_set", "label_key": self.label_key, "classes": self.classes,
+                "n_slices": self.n_slices, "log_priors": self.log_priors, "reject_threshold": self.reject_threshold,
+                "feature_config": None if self.config is None else self.config.to_dict(),
+                "sample_rate": self.sample_rate, **self.metadata}
+        arrays = frontend_arrays(self.config, self.sample_rate) if self.config and self.sample_rate else None
+        save_models(path, named, meta, arrays)
+
+    @classmethod
+    def load(cls, path) -> "ModelSet":
+        from .archive import load_arrays, load_models
+        from .features import MfccConfig, preload_frontend
+
+        named, meta = load_models(path)
+        if meta.get("kind") != "model_set":
+            raise ModelFileError(f"{path}: holds models but not a class model set (train one with "
+                                 f"'acoustic-gmm train')")
+        models = {c: [named[f"{c}#{s}"] for s in range(meta["n_slices"])] for c in meta["classes"]}
+        config = MfccConfig.from_dict(meta["feature_config"]) if meta.get("feature_config") else None
+        known = {"kind", "label_key", "classes", "n_slices", "log_priors", "reject_threshold", "feature_config",
+                 "sample_rate"}
+        extra = {k: v for k, v in meta.items() if k not in known}
+        rate = meta.get("sample_rate")
+        if config is not None and rate:
+            arrays = load_arrays(path)
+            if arrays:
+                preload_frontend(config, rate, arrays)
+        return cls(models, meta["label_key"], config, meta.get("log_priors"), meta.get("reject_threshold"), extra,
+                   rate)
+
+
+# --------------------------------------------------------------------------- training
+
+def class_frames(archive, label_key: str, ids=None) -> dict[str, list[np.ndarray]]:
+    """Utterances of an archive grouped by label or speaker: ``{class: [frames, ...]}``."""
+    if label_key not in LABEL_KEYS:
+        raise ParameterError(f"label_key must be one of {list(LABEL_KEYS)}, got {label_key!r}")
+    table = archive.labels if label_key == "label" else archive.speakers
+    ids = archive.ids if ids is None else list(ids)
+    missing = [u for u in ids if not table.get(u)]
+    if missing:
+        raise DataError(f"{archive.path}: {len(missing)} utterance(s) have no {label_key} "
+                        f"(e.g. {missing[0]!r}); the data directory needs utt2{'spk' if label_key == 'speaker' else 'label'}")
+    groups: dict[str, list] = {}
+    for u in ids:
+        groups.setdefault(table[u], []).append(archive[u])
+    return groups
+
+
+def _fit_class(task):
+    label, utterances, n_components, n_slices, gmm_params = task
+    from .estimator import GMM
+
+    per_slice = [[] for _ in range(n_slices)]
+    for u in utterances:
+        for s, part in zip(range(n_slices), np.split(u, np.searchsorted(slice_of_frames(len(u), n_slices),
+                                                                          np.arange(1, n_slices)))):
+            per_slice[s].append(part)
+    models, notes = [], []
+    for s, parts in enumerate(per_slice):
+        X = np.concatenate(parts) if parts else np.zeros((0, utterances[0].shape[1]), np.float32)
+        k = n_components
+        if len(X) < 10 * n_components:  # ~10 frames a component at least, as Kaldi's min occupancy asks
+            k = max(1, len(X) // 10)
+            notes.append(f"class {label!r} slice {s}: {len(X)} frames, too few for {n_components} "
+                         f"components; using {k}")
+        if len(X) < 2:
+            raise DataError(f"class {label!r} has {len(X)} frame(s) in slice {s}: too few to train on")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence on small classes is not worth a warning each
+            models.append(GMM(k, **gmm_params).fit(X).model_)
+    return label, models, notes
+
+
+def train_model_set(archive, label_key: str = "label", n_components: int = 16, *, n_slices: int = 1,
+                    ids=None, priors: bool = False, reject_quantile: float | None = 0.05, jobs: int | None = None,
+                    progress: bool | None = None, **gmm_params) -> ModelSet:
+    """Train one GMM per class (and slice) from a feature archive (a path or a FeatureArchive).
+
+    ``priors`` adds each class's log frequency to its scores; ``reject_quantile`` calibrates the
+    open-set threshold: that quantile of the training utterances' margins (see
+    :meth:`ModelSet.margins`), so about that share of utterances like the training ones is
+    turned away.  Classes are trained in parallel over ``jobs`` processes.
+    """
+    from .archive import FeatureArchive
+    from .corpus import parallel_map
+
+    if not isinstance(n_slices, int) or n_slices < 1:
+        raise ParameterError(f"n_slices must be an integer >= 1, got {n_slices!r}")
+    own = not isinstance(archive, FeatureArchive)
+    fa = FeatureArchive(archive) if own else archive
+    try:
+        groups = class_frames(fa, label_key, ids)
+        if not groups:
+            raise DataError(f"{fa.path}: no utterances to train on")
+        config, source, rate = fa.config, str(fa.path), fa.sample_rate
+    finally:
+        if own:
+            fa.close()
+    tasks = [(c, groups[c], n_components, n_slices, gmm_params) for c in sorted(groups)]
+    models = {}
+    from tqdm import tqdm
+
+    with parallel_map(_fit_class, tasks, jobs) as results, \
+            tqdm(total=len(tasks), unit="class", desc="train", disable=None if progress is None else not progress,
+                 leave=False) as bar:
+        for label, fitted, notes in results:
+            for note in notes:
+                warnings.warn(note, stacklevel=2)
+            models[label] = fitted
+            bar.set_postfix_str(label)
+            bar.update()
+    counts = {c: len(groups[c]) for c in groups}
+    log_priors = {c: float(np.log(n / sum(counts.values()))) for c, n in counts.items()} if priors else None
+    ms = ModelSet(models, label_key, config, log_priors, None,
+                  {"n_components": n_components, "trained_on": source, "utterances": counts}, rate)
+    if reject_quantile is not None:
+        train_utts = [u for c in sorted(groups) for u in groups[c]]
+        ms.reject_threshold = float(np.quantile(ms.margins(ms.score(train_utts)), reject_quantile))
+    return ms
+
+
+# --------------------------------------------------------------------------- evaluation
+
+def evaluate(model_set: ModelSet, archive, ids=None, label_key: str | None = None) -> dict:
+    """Accuracy, per-class accuracy and the confusion matrix on a labelled archive."""
+    label_key = label_key or model_set.label_key
+    check_compatible(model_set, archive)
+    groups_ids = list(archive.ids if ids is None else ids)
+    if not groups_ids:
+        raise DataError(f"{archive.path}: no utterances to evaluate")
+    table = archive.labels if label_key == "label" else archive.speakers
+    truth = [table.get(u, "") for u in groups_ids]
+    utterances = [archive[u] for u in groups_ids]
+    scores = model_set.score(utterances)
+    out = metrics(truth, scores.predict(), model_set.classes, ids=groups_ids)
+    out["frame_accuracy"] = frame_accuracy(model_set, utterances, truth)
+    return out
+
+
+def frame_accuracy(model_set: ModelSet, utterances, truth) -> float:
+    """Share of frames whose own best class (each frame under its slice's models) is the utterance's."""
+    correct = total = 0
+    index = {c: i for i, c in enumerate(model_set.classes)}
+    for u, t in zip(utterances, truth):
+        F = model_set.frame_scores(np.asarray(u, dtype=np.float32))
+        best = F[np.arange(len(u)), :, slice_of_frames(len(u), model_set.n_slices)].argmax(1)
+        correct += int((best == index.get(t, -1)).sum())
+        total += len(u)
+    return correct / max(total, 1)
+
+
+def metrics(truth, predicted, classes, ids=None) -> dict:
+    """Accuracy, per-class accuracy, confusion counts and the misclassified utterances."""
+    truth, predicted = list(truth), list(predicted)
+    labels = sorted(set(classes) | set(truth) | set(predicted))
+    index = {c: i for i, c in enumerate(labels)}
+    confusion = np.zeros((len(labels), len(labels)), dtype=int)
+    for t, p in zip(truth, predicted):
+        confusion[index[t], index[p]] += 1
+    correct = np.array([t == p for t, p in zip(truth, predicted)])
+    out = {"n": len(truth), "accuracy": float(correct.mean()),
+           "per_class_accuracy": {c: float(confusion[i, i] / confusion[i].sum()) for c, i in index.items()
+                                  if confusion[i].sum()},
+           "classes": labels, "confusion": confusion.tolist()}
+    if ids is not None:
+        out["errors"] = [[u, t, p] for u, t, p, ok in zip(ids, truth, predicted, correct) if not ok]
+    return out
+
+
+def confusion_text(m: dict, limit: int = 40) -> str:
+    """The confusion matrix as aligned text (rows: truth, columns: predicted)."""
+    labels, C = m["classes"][:limit], np.array(m["confusion"])[:limit, :limit]
+    width = max(4, *(len(c) for c in labels)) + 1
+    lines = [" " * width + "".join(f"{c:>{width}}" for c in labels)]
+    lines += [f"{c:>{width}}" + "".join(f"{v:>{width}}" for v in row) for c, row in zip(labels, C)]
+    return "\n".join(lines)
+
+
+def confusion_png(m: dict, path) -> None:
+    """Draw the confusion matrix (row-normalised) to a PNG; needs matplotlib (the 'plot' extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ParameterError("drawing the confusion matrix needs matplotlib: pip install 'acoustic-gmm[plot]'") from None
+    C = np.array(m["confusion"], dtype=float)
+    C = C / np.maximum(C.sum(1, keepdims=True), 1)
+    n = len(m["classes"])
+    fig, ax = plt.subplots(figsize=(2 + 0.3 * n, 1.5 + 0.3 * n))
+    im = ax.imshow(C, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), m["classes"], rotation=90, fontsize=7)
+    ax.set_yticks(range(n), m["classes"], fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"accuracy {100 * m['accuracy']:.2f} % ({m['n']} utterances)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def check_compatible(model_set: ModelSet, archive) -> None:
+    """Features and models must agree on dimension and front-end configuration."""
+    if archive.n_features != model_set.n_features:
+        raise DataError(f"{archive.path} has {archive.n_features}-dimensional features but the models expect "
+                        f"{model_set.n_features}")
+    if model_set.config is not None and archive.config != model_set.config:
+        ours, theirs = model_set.config.to_dict(), archive.config.to_dict()
+        diff = ", ".join(f"{k}: models {ours[k]!r} vs features {theirs[k]!r}" for k in ours if ours[k] != theirs[k])
+        raise DataError(f"{archive.path} was extracted with another feature configuration than the models ({diff})")
+
+
+def write_metrics(m: dict, path) -> None:
+    Path(path).write_text(json.dumps(m, indent=1))

@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Print the FSDD results table from the recipe's metrics files and write exp/fsdd/metrics.json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+exp = Path(sys.argv[1] if len(sys.argv) > 1 else "exp/fsdd")
+
+
+def load(name):
+    path = exp / name / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+rows, summary = [], {}
+for task, name in (("digits, official split", "digits"), ("speaker id, official split", "speakers")):
+    m = load(name)
+    if m:
+        rows.append((task, f"{100 * m['accuracy']:.2f} %", f"{m['n'] - len(m['errors'])}/{m['n']}"))
+        summary[name] = {"accuracy": m["accuracy"], "n": m["n"]}
+folds = sorted(p.parent.name for p in exp.glob("loso-*/metrics.json"))
+if folds:
+    accs = {f[5:]: load(f)["accuracy"] for f in folds}
+    mean = sum(accs.values()) / len(accs)
+    rows.append(("digits, leave-one-speaker-out (mean)", f"{100 * mean:.2f} %",
+                 " ".join(f"{s}:{100 * a:.1f}" for s, a in accs.items())))
+    summary["digits_loso"] = {"mean_accuracy": mean, "folds": accs}
+(exp / "metrics.json").write_text(json.dumps(summary, indent=1))
+width = max(len(r[0]) for r in rows) if rows else 10
+print(f"\n{'FSDD task':<{width}}  {'accuracy':>9}  detail")
+for task, acc, detail in rows:
+    print(f"{task:<{width}}  {acc:>9}  {detail}")

@@ -1,0 +1,181 @@
+"""Per-class GMMs: training and scoring on real FSDD frames, the reject rule, label files, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from acoustic_gmm import DataError, ManifestError, ParameterError
+from acoustic_gmm.archive import FeatureArchive
+from acoustic_gmm.classify import ModelSet, evaluate, slice_of_frames, train_model_set
+from acoustic_gmm.cli import main
+from acoustic_gmm.corpus import extract_corpus
+from acoustic_gmm.features import MfccConfig
+from acoustic_gmm.manifest import read_htk_lab, read_phn, write_data_dir
+
+from .conftest import FSDD, tone
+
+needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+
+
+@pytest.fixture(scope="session")
+def fsdd(tmp_path_factory):
+    """FSDD takes 0-14 of every digit and speaker (900 files): takes 0-4 test, 5-14 train."""
+    if not FSDD.is_dir():
+        pytest.skip("FSDD not available")
+    tmp = tmp_path_factory.mktemp("fsdd")
+    wavs = [w for w in sorted(FSDD.glob("*.wav")) if int(w.stem.split("_")[2]) < 15]
+    write_data_dir(tmp / "data", {w.stem: w for w in wavs}, utt2spk={w.stem: w.stem.split("_")[1] for w in wavs},
+                   utt2label={w.stem: w.stem.split("_")[0] for w in wavs})
+    extract_corpus(tmp / "data", tmp / "feats.h5", MfccConfig(cmvn="none"), progress=False)
+    fa = FeatureArchive(tmp / "feats.h5")
+    train = [u for u in fa.ids if int(u.split("_")[2]) >= 5]
+    test = [u for u in fa.ids if int(u.split("_")[2]) < 5]
+    yield tmp, fa, train, test
+    fa.close()
+
+
+@needs_fsdd
+def test_digits_on_real_speech(fsdd):
+    _, fa, train, test = fsdd
+    ms = train_model_set(fa, "label", 8, ids=train, progress=False)
+    m = evaluate(ms, fa, test)
+    assert m["n"] == 300 and m["accuracy"] >= 0.97
+    assert set(m["per_class_accuracy"]) == set("0123456789")
+    assert np.array(m["confusion"]).sum() == 300 and np.trace(m["confusion"]) == round(300 * m["accuracy"])
+    assert 0.3 < m["frame_accuracy"] < m["accuracy"]
+
+
+@needs_fsdd
+def test_stacked_scores_equal_each_model_scored_alone(fsdd):
+    _, fa, train, test = fsdd
+    ms = train_model_set(fa, "speaker", 4, n_slices=3, ids=train, progress=False, reject_quantile=None)
+    utts = [fa[u] for u in test[:20]]
+    scores = ms.score(utts)
+    for i, u in enumerate(utts):
+        s = slice_of_frames(len(u), 3)
+        expected = [sum(ms.models[c][k].score_samples(u[s == k]).sum() for k in range(3)) for c in ms.classes]
+        np.testing.assert_allclose(scores.total[i], expected, rtol=2e-5)
+    P = scores.proba()
+    np.testing.assert_allclose(P.sum(1), 1)
+    assert [t[0][0] for t in scores.top(3)] == scores.predict()
+    assert all(t[0][1] >= t[1][1] >= t[2][1] for t in scores.top(3))
+
+
+@needs_fsdd
+def test_reject_rule_turns_away_an_unseen_speaker(fsdd):
+    _, fa, train, test = fsdd
+    unseen = "nicolas"
+    ms = train_model_set(fa, "speaker", 16, ids=[u for u in train if unseen not in u], reject_quantile=0.05,
+                         progress=False)
+    known = ms.rejected(ms.score([fa[u] for u in test if unseen not in u])).mean()
+    stranger = ms.rejected(ms.score([fa[u] for u in fa.ids if unseen in u])).mean()
+    assert known <= 0.15 and stranger >= 0.8
+    labels = ms.predict([fa[u] for u in fa.ids if unseen in u][:10], reject=True)
+    assert labels.count("<unknown>") >= 8
+
+
+@needs_fsdd
+def test_model_set_save_load_keeps_everything(fsdd, tmp_path):
+    _, fa, train, test = fsdd
+    ms = train_model_set(fa, "label", 4, n_slices=2, ids=train, priors=True, progress=False)
+    ms.save(tmp_path / "m.h5")
+    back = ModelSet.load(tmp_path / "m.h5")
+    assert back.classes == ms.classes and back.n_slices == 2 and back.config == fa.config
+    assert back.sample_rate == 8000 and back.log_priors == ms.log_priors
+    assert back.reject_threshold == ms.reject_threshold
+    utts = [fa[u] for u in test[:30]]
+    np.testing.assert_array_equal(back.score(utts).total, ms.score(utts).total)
+
+
+def test_too_few_frames_for_k_reduces_it_with_a_warning(make_corpus, tmp_path):
+    data, _ = make_corpus({"a_1": tone(1.0), "a_2": tone(1.0, seed=2), "b_1": tone(0.3, freq=900)})
+    extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
+    with pytest.warns(UserWarning, match=r"class 'b' slice 0: 28 frames, too few for 16 components; using 2"):
+        ms = train_model_set(tmp_path / "f.h5", "label", 16, jobs=1, progress=False)
+    assert ms.models["b"][0].n_components == 2 and ms.models["a"][0].n_components == 16
+
+
+def test_label_key_the_archive_lacks(make_corpus, tmp_path):
+    data, paths = make_corpus({"a_1": tone(0.5), "b_1": tone(0.5, freq=900)})
+    write_data_dir(data, paths, utt2label={"a_1": "a", "b_1": "b"})  # no utt2spk
+    extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1, overwrite=True)
+    with pytest.raises(DataError, match=r"2 utterance\(s\) have no speaker .*needs utt2spk"):
+        train_model_set(tmp_path / "f.h5", "speaker", 2, progress=False)
+    with pytest.raises(ParameterError, match=r"label_key must be one of \['label', 'speaker'\], got 'word'"):
+        train_model_set(tmp_path / "f.h5", "word", 2, progress=False)
+
+
+def test_mismatched_features_and_empty_test_sets(make_corpus, tmp_path):
+    data, _ = make_corpus({"a_1": tone(1.0), "b_1": tone(1.0, freq=900)})
+    extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
+    extract_corpus(data, tmp_path / "g.h5", MfccConfig(deltas=1), progress=False, jobs=1)
+    extract_corpus(data, tmp_path / "h.h5", MfccConfig(vad=True), progress=False, jobs=1)
+    ms = train_model_set(tmp_path / "f.h5", "label", 2, progress=False, jobs=1)
+    with FeatureArchive(tmp_path / "g.h5") as g:
+        with pytest.raises(DataError, match="g.h5 has 26-dimensional features but the models expect 39"):
+            evaluate(ms, g)
+    with FeatureArchive(tmp_path / "h.h5") as h:
+        with pytest.raises(DataError, match="another feature configuration than the models .vad: models False vs "
+                                            "features True"):
+            evaluate(ms, h)
+    with FeatureArchive(tmp_path / "f.h5") as f:
+        with pytest.raises(DataError, match="no utterances to evaluate"):
+            evaluate(ms, f, ids=[])
+    with pytest.raises(DataError, match="nothing to score"):
+        ms.score([])
+
+
+def test_label_files(tmp_path):
+    (tmp_path / "a.phn").write_text("0 3200 h#\n3200 4800 sh\n4800 8000 iy\n")
+    assert read_phn(tmp_path / "a.phn", 16000) == [(0.0, 0.2, "h#"), (0.2, 0.3, "sh"), (0.3, 0.5, "iy")]
+    (tmp_path / "a.lab").write_text("0 2000000 sil\n2000000 3500000 ah -12.5\n.\n")
+    assert read_htk_lab(tmp_path / "a.lab") == [(0.0, 0.2, "sil"), (0.2, 0.35, "ah")]
+    (tmp_path / "b.phn").write_text("0 3200 h#\n3200 x sh\n")
+    with pytest.raises(ManifestError, match=r"b.phn:2: start and end must be integers"):
+        read_phn(tmp_path / "b.phn", 16000)
+    (tmp_path / "c.lab").write_text("500 100 x\n")
+    with pytest.raises(ManifestError, match=r"c.lab:1: need 0 <= start < end, got 500 100"):
+        read_htk_lab(tmp_path / "c.lab")
+
+
+def test_cli_train_evaluate_classify(make_corpus, tmp_path):
+    signals = {f"{c}_{i}": tone(0.6, freq=f, seed=i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(4)}
+    data, paths = make_corpus(signals)
+    runner = CliRunner()
+    assert runner.invoke(main, ["features", str(data), "-o", str(tmp_path / "f.h5"), "-j", "1"]).exit_code == 0
+    result = runner.invoke(main, ["train", str(tmp_path / "f.h5"), "-k", "2", "--slices", "2", "-o",
+                                  str(tmp_path / "m.h5"), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["evaluate", str(tmp_path / "m.h5"), str(tmp_path / "f.h5"), "--metrics",
+                                  str(tmp_path / "m.json"), "--show-confusion"])
+    assert result.exit_code == 0 and "accuracy 100.00 % (8/8)" in result.output
+    assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == 1.0
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    result = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), str(paths["hi_1"]), str(broken),
+                                  str(paths["lo_2"]), "--json", "--top", "2"])
+    assert result.exit_code == 1
+    lines = [json.loads(ln) for ln in result.stdout.splitlines()]
+    assert [(d["id"], d["label"]) for d in lines] == [(str(paths["hi_1"]), "hi"), (str(paths["lo_2"]), "lo")]
+    assert lines[0]["top"][0] == ["hi", lines[0]["score"]] and len(lines[0]["top"]) == 2
+    assert f"error: {broken}: cannot read audio" in result.stderr
+    result = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), str(tmp_path / "f.h5")])
+    assert result.exit_code == 0 and len(result.output.splitlines()) == 8
+
+
+def test_classify_cold_start_does_not_import_librosa(make_corpus, tmp_path):
+    data, paths = make_corpus({"a_1": tone(0.5), "b_1": tone(0.5, freq=1200)})
+    extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
+    train_model_set(tmp_path / "f.h5", "label", 1, progress=False, jobs=1).save(tmp_path / "m.h5")
+    code = ("import sys; from acoustic_gmm.cli import main\n"
+            f"sys.argv = ['acoustic-gmm', 'classify', {str(tmp_path / 'm.h5')!r}, {str(paths['b_1'])!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('librosa' in sys.modules, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.split("\t")[1] == "b" and proc.stderr.strip() == "False"
