@@ -7,16 +7,9 @@
 # Stages: 0 data dirs, 1 features, 2 digits (official split), 3 digits (leave-one-speaker-out),
 #         4 speaker id, 5 results table.  Needs acoustic-gmm on PATH (make demo sets that up).
 set -euo pipefail
-data=../shared/data/fsdd; exp=exp/fsdd; stage=0; stop_stage=5; jobs=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --data) data=$2; shift 2;; --exp) exp=$2; shift 2;; --jobs) jobs="--jobs $2"; shift 2;;
-    --stage) stage=$2; shift 2;; --stop-stage) stop_stage=$2; shift 2;;
-    *) echo "unknown option $1" >&2; exit 2;;
-  esac
-done
+data=../shared/data/fsdd; exp=exp/fsdd; stop_stage=5
 here=$(cd "$(dirname "$0")" && pwd)
-run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+source "$here/../common.sh"
 
 # Two front ends. Within one recording session (the official split) level and channel carry
 # information, so 'session' keeps them (no CMN). Across speakers they are noise: 'robust' normalises
@@ -31,12 +24,14 @@ if run 1; then
   acoustic-gmm features "$exp/data/all" --out "$exp/session.h5" --overwrite $jobs $session
   acoustic-gmm features "$exp/data/all" --out "$exp/robust.h5" --overwrite $jobs $robust
 fi
+# train_eval NAME FEATS LABEL_KEY COMPONENTS: models on the training takes, accuracy on the test takes.
+train_eval() {
+  mkdir -p "$exp/$1"
+  acoustic-gmm train "$2" --label-key "$3" -k "$4" --utts "$exp/data/train/utt2spk" --out "$exp/$1/models.h5" $jobs
+  acoustic-gmm evaluate "$exp/$1/models.h5" "$2" --utts "$exp/data/test/utt2spk" --metrics "$exp/$1/metrics.json"
+}
 if run 2; then
-  mkdir -p "$exp/digits"
-  acoustic-gmm train "$exp/session.h5" --label-key label -k 16 --utts "$exp/data/train/utt2spk" \
-    --out "$exp/digits/models.h5" $jobs
-  acoustic-gmm evaluate "$exp/digits/models.h5" "$exp/session.h5" --utts "$exp/data/test/utt2spk" \
-    --metrics "$exp/digits/metrics.json"
+  train_eval digits "$exp/session.h5" label 16
 fi
 if run 3; then
   for fold in "$exp"/data/loso/*.test; do
@@ -48,11 +43,7 @@ if run 3; then
   done
 fi
 if run 4; then
-  mkdir -p "$exp/speakers"
-  acoustic-gmm train "$exp/session.h5" --label-key speaker -k 32 --utts "$exp/data/train/utt2spk" \
-    --out "$exp/speakers/models.h5" $jobs
-  acoustic-gmm evaluate "$exp/speakers/models.h5" "$exp/session.h5" --utts "$exp/data/test/utt2spk" \
-    --metrics "$exp/speakers/metrics.json"
+  train_eval speakers "$exp/session.h5" speaker 32
 fi
 if run 5; then
   python "$here/local/results.py" "$exp"

@@ -7,16 +7,9 @@
 # Stages: 0 data dirs, 1 features, 2 baseline (one GMM per phone over its frames),
 #         3 beginning/middle/end models with 20 ms of context and class priors, 4 results table.
 set -euo pipefail
-data=../shared/data/timit_sample; exp=exp/timit; stage=0; stop_stage=4; jobs=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --data) data=$2; shift 2;; --exp) exp=$2; shift 2;; --jobs) jobs="--jobs $2"; shift 2;;
-    --stage) stage=$2; shift 2;; --stop-stage) stop_stage=$2; shift 2;;
-    *) echo "unknown option $1" >&2; exit 2;;
-  esac
-done
+data=../shared/data/timit_sample; exp=exp/timit; stop_stage=4
 here=$(cd "$(dirname "$0")" && pwd)
-run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+source "$here/../common.sh"
 
 if run 0; then
   python "$here/local/prepare_data.py" --data "$data" --out "$exp/data"
@@ -42,7 +35,7 @@ if run 4; then
   python - "$exp" <<'PY'
 import json, sys
 from pathlib import Path
-exp = Path(sys.argv[1]); summary = {}
+exp = Path(sys.argv[1]); exp.mkdir(parents=True, exist_ok=True); summary = {}
 print(f"\n{'TIMIT sample, 39 phones (1552 test segments)':<62} {'segments':>9} {'frames':>8}")
 for name, what in (("baseline", "one GMM per phone (16 components)"),
                    ("bme", "beginning/middle/end GMMs, 20 ms context, priors")):

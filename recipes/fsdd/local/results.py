@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 exp = Path(sys.argv[1] if len(sys.argv) > 1 else "exp/fsdd")
+exp.mkdir(parents=True, exist_ok=True)
 
 
 def load(name):
