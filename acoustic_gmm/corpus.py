@@ -16,6 +16,7 @@ with ``strict=True`` the first problem stops the job.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -277,7 +278,9 @@ def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int
 
     shards = [partial / f"batch-{i:06d}.h5" for i in range(len(batches))]
     pending = [i for i, s in enumerate(shards) if not s.exists()]
-    tasks = [(i, batches[i], config.to_json(), sample_rate, str(shards[i]), strict) for i in pending]
+    # Speaker CMVN needs every utterance of a speaker: workers leave the frames as they are, the merge normalises.
+    worker_config = dataclasses.replace(config, cmvn="none") if config.cmvn == "speaker" else config
+    tasks = [(i, batches[i], worker_config.to_json(), sample_rate, str(shards[i]), strict) for i in pending]
     frontend(config, sample_rate)  # filters and imports built once, here, and inherited by forked workers
     sizes = [sum(len(u) for _, _, u in b) for b in batches]
     with contextlib.ExitStack() as stack:
@@ -299,24 +302,52 @@ def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int
     return report
 
 
+def speaker_cmvn(pairs) -> dict:
+    """``{speaker: (mean, 1 / std)}`` over all frames of each speaker's utterances, from ``(speaker, frames)``."""
+    sums: dict = {}
+    for spk, x in pairs:
+        n, s1, s2 = sums.get(spk, (0, 0.0, 0.0))
+        x = np.asarray(x, dtype=np.float64)
+        sums[spk] = (n + len(x), s1 + x.sum(0), s2 + (x * x).sum(0))
+    out = {}
+    for spk, (n, s1, s2) in sums.items():
+        mean = s1 / max(n, 1)
+        sd = np.sqrt(np.maximum(s2 / max(n, 1) - mean * mean, 0))
+        out[spk] = (mean, 1.0 / np.where(sd > 0, sd, 1))
+    return out
+
+
 def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int, tmp_dir: Path) -> ExtractionReport:
     """Copy the shards, in order, into the archive ``out`` (its temporary file lives in ``tmp_dir``)."""
     import h5py
 
     problems, totals = [], {"frames": 0, "audio": 0.0}
 
-    def items():
-        for shard in shards:
+    def shard_utterances(shard_list):
+        for shard in shard_list:
             with h5py.File(shard, "r") as f:
+                feats, pos = f["feats"][()], 0
+                for utt, n in zip(f["ids"][()], f["n_frames"][()]):
+                    yield shard, f, utt.decode(), feats[pos:pos + n]
+                    pos += n
+
+    norm = None
+    if config.cmvn == "speaker":
+        shards = list(shards)  # every shard first: a speaker's statistics span them all
+        norm = speaker_cmvn((dd.utt2spk.get(u, u), x) for _, _, u, x in shard_utterances(shards))
+
+    def items():
+        seen = None
+        for shard, f, utt, frames in shard_utterances(shards):
+            if shard is not seen:
                 problems.extend(tuple(p) for p in json.loads(f.attrs["problems"]))
                 totals["audio"] += float(f.attrs["audio_seconds"])
-                feats = f["feats"][()]
-                pos = 0
-                for utt, n in zip(f["ids"][()], f["n_frames"][()]):
-                    utt = utt.decode()
-                    yield utt, feats[pos:pos + n], dd.utt2label.get(utt), dd.utt2spk.get(utt)
-                    pos += n
-                totals["frames"] += pos
+                seen = shard
+            totals["frames"] += len(frames)
+            if norm is not None:
+                mean, scale = norm[dd.utt2spk.get(utt, utt)]
+                frames = ((frames - mean) * scale).astype(np.float32)
+            yield utt, frames, dd.utt2label.get(utt), dd.utt2spk.get(utt)
 
     n = write_features(out, items(), config, sample_rate, dd.tables(), problems, str(dd.path.resolve()), tmp_dir)
     if n == 0:

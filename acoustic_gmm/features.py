@@ -63,7 +63,9 @@ class MfccConfig:
                                       "digital silence from flooring the log spectrum")
     deltas: int = _opt(2, "0: statics only, 1: + deltas, 2: + delta-deltas", (0, 1, 2))
     delta_width: int = _opt(2, "delta regression half-width (HTK's DELTAWINDOW)")
-    cmvn: str = _opt("mean", "per-utterance normalisation", ("none", "mean", "meanvar"))
+    cmvn: str = _opt("mean", "cepstral mean (and variance) normalisation: per utterance (mean, meanvar), or mean "
+                             "and variance over all of a speaker's utterances (speaker: Kaldi's default; an "
+                             "utterance with no speaker is its own)", ("none", "mean", "meanvar", "speaker"))
     vad: bool = _opt(False, "drop low-energy frames (for speaker tasks)")
     vad_db: float = _opt(40.0, "with vad: drop frames this many dB below the utterance's loudest frame")
     context_ms: float = _opt(0.0, "with segments: also take the frames up to this many ms beyond each edge "
@@ -301,7 +303,7 @@ def normalise(feats: np.ndarray, cmvn: str, keep: np.ndarray | None = None) -> n
         return feats
     ref = feats if keep is None else feats[keep]
     feats -= ref.mean(0)
-    if cmvn == "meanvar":
+    if cmvn in ("meanvar", "speaker"):  # alone, an utterance is its own speaker
         sd = ref.std(0)
         feats /= np.where(sd > 0, sd, 1)
     return feats

@@ -255,3 +255,24 @@ def test_features_over_all_of_fsdd(tmp_path):
     with FeatureArchive(tmp_path / "f.h5") as fa:
         assert len(fa) == 3000 and not fa.skipped and fa.n_features == 39
         assert set(fa.labels.values()) == set("0123456789") and len(set(fa.speakers.values())) == 6
+
+
+def test_speaker_cmvn_normalises_each_speakers_frames(make_corpus, tmp_path):
+    signals = {f"d{i}_u{i}": tone(0.4 + 0.1 * i, freq=250 + 150 * i, amp=0.05 + 0.1 * (i % 3), seed=i)
+               for i in range(8)}
+    speakers = {u: "loud" if i < 4 else "soft" for i, u in enumerate(signals)}
+    data, _ = make_corpus(signals, speakers=speakers)
+    cfg = MfccConfig(cmvn="speaker")
+    extract_corpus(data, tmp_path / "one.h5", cfg, jobs=1, batch_size=3)
+    extract_corpus(data, tmp_path / "two.h5", cfg, jobs=2, batch_size=3)
+    with FeatureArchive(tmp_path / "one.h5") as fa, FeatureArchive(tmp_path / "two.h5") as fb:
+        assert fa.config.cmvn == "speaker"
+        for spk in ("loud", "soft"):
+            X = fa.frames(fa.ids_where(speaker=spk))
+            np.testing.assert_allclose(X.mean(0), 0, atol=1e-4)
+            np.testing.assert_allclose(X.std(0), 1, atol=1e-4)
+            assert np.abs(fa[fa.ids_where(speaker=spk)[0]].mean(0)).max() > 0.1  # not per utterance
+        assert all(np.array_equal(fa[u], fb[u]) for u in fa.ids)
+    # Alone, an utterance is its own speaker: per-utterance mean and variance normalisation.
+    y = tone(0.5)
+    np.testing.assert_allclose(extract(y, 8000, cfg), extract(y, 8000, MfccConfig(cmvn="meanvar")))
