@@ -153,8 +153,11 @@ def test_cli_train_evaluate_classify(make_corpus, tmp_path):
                                   str(tmp_path / "m.h5"), "-j", "1"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["evaluate", str(tmp_path / "m.h5"), str(tmp_path / "f.h5"), "--metrics",
-                                  str(tmp_path / "m.json"), "--show-confusion"])
+                                  str(tmp_path / "m.json"), "--show-confusion", "--confusion", str(tmp_path / "c.png")])
     assert result.exit_code == 0 and "accuracy 100.00 % (8/8)" in result.output
+    assert " hi   lo" in result.output and "   hi    4    0" in result.output
+    png = (tmp_path / "c.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == 1.0
     broken = tmp_path / "broken.wav"
     broken.write_text("not audio")
