@@ -16,13 +16,15 @@ $(VENV)/.installed: pyproject.toml
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
-# The FSDD recipe end to end: data dirs, features, digit and speaker models, evaluation, results table.
+# The FSDD classification recipe end to end: data dirs, features, digit and speaker models, evaluation,
+# results table (stages 0-5; stages 6-7, speaker verification, take a few minutes more).
 demo: $(VENV)/.installed
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash recipes/fsdd/run.sh --data $(DATA)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash recipes/fsdd/run.sh --data $(DATA) --stop-stage 5
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_features.py
 	$(PY) bench/bench_classify.py
+	$(PY) bench/bench_verify.py
 	$(PY) bench/bench_em.py
 
 clean:

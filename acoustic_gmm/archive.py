@@ -116,10 +116,10 @@ def open_h5(path, what: str = "model file", error=ModelFileError):
 
 
 def file_kind(path) -> str:
-    """``"features"`` or ``"models"``: what an acoustic_gmm HDF5 file holds."""
+    """``"features"``, ``"models"`` or ``"speakers"``: what an acoustic_gmm HDF5 file holds."""
     with open_h5(path, "file", ArchiveError) as f:
         kind = f.attrs.get("content")
-    if kind not in ("features", "models"):
+    if kind not in ("features", "models", "speakers"):
         raise ArchiveError(f"{path}: an HDF5 file but not one acoustic_gmm wrote (no 'content' attribute)")
     return str(kind)
 

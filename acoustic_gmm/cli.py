@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+
+import numpy as np
 import typing
 from collections import Counter
 from pathlib import Path
@@ -251,6 +253,201 @@ def _classify_inputs(ms, inputs, jobs):
     return ids, feats, problems
 
 
+# --------------------------------------------------------------------------- verification
+
+def _load_ubm(path):
+    from .estimator import GMM
+
+    ubm = GMM.load(path)
+    if ubm.covariance_type != "diag":
+        _fail(f"{path}: a UBM must have diagonal covariances")
+    return ubm
+
+
+@main.command()
+@click.argument("feats", type=click.Path(exists=True, dir_okay=False))
+@click.option("--components", "-k", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="train on these utterance ids only")
+@click.option("--subsample", type=click.IntRange(min=1), default=1, show_default=True, help="keep every n-th frame")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False))
+def ubm(feats, components, utts, subsample, out):
+    """Train a universal background model on the pooled frames of FEATS."""
+    from .archive import FeatureArchive
+    from .estimator import GMM
+    from .verify import ubm_id
+
+    try:
+        with FeatureArchive(feats) as fa:
+            X = fa.frames(_subset(fa, _read_ids(utts)))[::subsample]
+            model = GMM(components).fit(X, progress=_em_progress(components))
+            model.save(out, name="ubm", metadata={"kind": "ubm", "ubm_id": ubm_id(model.model_),
+                                                 "feature_config": fa.config.to_dict(), "sample_rate": fa.sample_rate,
+                                                 "trained_on": str(fa.path), "n_frames": len(X)})
+    except AcousticGMMError as exc:
+        _fail(exc)
+    click.echo(f"{out}: UBM of {components} components on {len(X):,} frames; ubm_id {ubm_id(model.model_)}")
+
+
+def _em_progress(k):
+    if not sys.stderr.isatty():
+        return None
+    return lambda it, size, ll: click.echo(f"\r  EM iteration {it} ({size}/{k} components) "
+                                           f"log-likelihood {ll:.3f}", nl=False, err=True)
+
+
+@main.command()
+@click.argument("ubm_path", metavar="UBM", type=click.Path(exists=True, dir_okay=False))
+@click.argument("feats", type=click.Path(exists=True, dir_okay=False))
+@click.option("--relevance", "-r", type=click.FloatRange(min=0), default=16.0, show_default=True)
+@click.option("--adapt", type=click.Choice(["m", "mw", "mwv"]), default="m", show_default=True,
+              help="adapt means, and weights, and variances")
+@click.option("--enroll", "enroll_list", type=click.Path(exists=True, dir_okay=False),
+              help="'model utt1 utt2 ...' per line (Kaldi's spk2utt); default: one model per speaker (utt2spk)")
+@click.option("--ml", is_flag=True, help="instead of MAP, train each speaker's GMM from scratch (the baseline "
+                                         "GMM-UBM beats; scored exactly)")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False))
+def enroll(ubm_path, feats, relevance, adapt, enroll_list, ml, out):
+    """Enrol speakers by MAP adaptation of the UBM to their frames in FEATS."""
+    from .archive import FeatureArchive
+    from .estimator import GMM
+    from .verify import Enrolled, map_adapt, save_speakers
+
+    try:
+        ubm_model = _load_ubm(ubm_path).model_
+        with FeatureArchive(feats) as fa:
+            if enroll_list:
+                groups = {}
+                for lineno, line in enumerate(Path(enroll_list).read_text().splitlines(), 1):
+                    parts = line.split()
+                    if len(parts) < 2:
+                        _fail(f"{enroll_list}:{lineno}: expected 'model utt1 [utt2 ...]'")
+                    groups[parts[0]] = _subset(fa, parts[1:])
+            else:
+                groups = {}
+                for u in fa.ids:
+                    if not fa.speakers[u]:
+                        _fail(f"{fa.path}: utterance {u} has no speaker; pass --enroll")
+                    groups.setdefault(fa.speakers[u], []).append(u)
+            speakers = {}
+            for name, ids in groups.items():
+                frames = [fa[u] for u in ids]
+                if ml:
+                    import warnings
+
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        g = GMM(ubm_model.n_components).fit(np.vstack(frames)).model_
+                    if caught:
+                        click.echo(f"note: {name}: the ML GMM met {len(caught)} warning(s) (too few frames for "
+                                   f"{ubm_model.n_components} components?): {caught[0].message}", err=True)
+                    speakers[name] = Enrolled(g.means, g.weights, g.variances, sum(map(len, frames)))
+                else:
+                    speakers[name] = map_adapt(ubm_model, frames, relevance, adapt)
+                n = speakers[name].n_frames
+                if n < ubm_model.n_components:
+                    click.echo(f"note: {name}: {n} enrolment frames, fewer than the UBM's {ubm_model.n_components} "
+                               f"components; MAP still works (occupied components: "
+                               f"{int((speakers[name].occupancy > 1).sum())})", err=True)
+        save_speakers(out, speakers, ubm_model, "ml" if ml else adapt, relevance,
+                      {"ubm": str(Path(ubm_path).resolve())})
+    except AcousticGMMError as exc:
+        _fail(exc)
+    click.echo(f"{out}: {len(speakers)} speaker model(s), {'ML from scratch' if ml else f'MAP {adapt}, r={relevance:g}'}")
+
+
+@main.command()
+@click.argument("speakers_path", metavar="SPEAKERS", type=click.Path(exists=True, dir_okay=False))
+@click.argument("trials_path", metavar="TRIALS", type=click.Path(exists=True, dir_okay=False))
+@click.argument("feats", type=click.Path(exists=True, dir_okay=False))
+@click.option("--ubm", "ubm_path", type=click.Path(exists=True, dir_okay=False),
+              help="the UBM the speakers were adapted from [default: the one recorded at enrolment]")
+@click.option("--top-c", type=click.IntRange(min=1), default=5, show_default=True,
+              help="score each frame on its C best UBM components")
+@click.option("--exact", is_flag=True, help="score on every component (slower; the reference for top-C)")
+@click.option("--norm", type=click.Choice(["none", "z", "t", "s"]), default="none", show_default=True)
+@click.option("--cohort-utts", type=click.Path(exists=True, dir_okay=False),
+              help="impostor utterance ids in FEATS for z-norm (and s-norm)")
+@click.option("--cohort-models", type=click.Path(exists=True, dir_okay=False),
+              help="impostor speaker models (same UBM) for t-norm (and s-norm)")
+@click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False),
+              help="write 'model utterance score' per line")
+def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, cohort_utts, cohort_models, scores_path):
+    """Score verification TRIALS ('model utterance [target|nontarget]') on the utterances of FEATS."""
+    import time
+
+    from .archive import FeatureArchive
+    from .verify import Scorer, Trials, load_speakers, normalise_trials, score_trials, verification_metrics
+
+    try:
+        _, info = load_speakers(speakers_path)
+        ubm_model = _load_ubm(ubm_path or json.loads(info["metadata"]).get("ubm", "")).model_
+        speakers, info = load_speakers(speakers_path, ubm_model)
+        c = None if exact or info["adapt"] == "ml" else top_c
+        trials = Trials.read(trials_path)
+        with FeatureArchive(feats) as fa:
+            t0 = time.perf_counter()
+            scorer = Scorer(ubm_model, speakers)
+            raw = score_trials(scorer, trials, fa, c)
+            seconds = time.perf_counter() - t0
+            if norm != "none":
+                z_stats = t_stats = None
+                if norm in ("z", "s"):
+                    if not cohort_utts:
+                        _fail(f"--norm {norm} needs --cohort-utts")
+                    imp = scorer.score_many([fa[u] for u in _subset(fa, _read_ids(cohort_utts))], c)  # (I, N)
+                    z_stats = {m: (imp[:, i].mean(), imp[:, i].std()) for m, i in scorer.index.items()}
+                if norm in ("t", "s"):
+                    if not cohort_models:
+                        _fail(f"--norm {norm} needs --cohort-models")
+                    cohort = Scorer(ubm_model, load_speakers(cohort_models, ubm_model)[0])
+                    utts = list(dict.fromkeys(trials.utterances))
+                    coh = cohort.score_many([fa[u] for u in utts], c)                               # (U, Nc)
+                    t_stats = {u: (coh[i].mean(), coh[i].std()) for i, u in enumerate(utts)}
+                raw = normalise_trials(trials, raw, norm, z_stats, t_stats)
+        Path(scores_path).write_text("".join(f"{m} {u} {x:.6f}\n" for m, u, x in
+                                             zip(trials.models, trials.utterances, raw)))
+    except AcousticGMMError as exc:
+        _fail(exc)
+    click.echo(f"{scores_path}: {len(raw):,} trials scored in {seconds:.2f} s "
+               f"({'exact' if c is None else f'top-{c}'}{'' if norm == 'none' else f', {norm}-norm'})")
+    if all(t is not None for t in trials.targets):
+        try:
+            m = verification_metrics(raw, trials.targets)
+            click.echo(f"EER {100 * m['eer']:.2f} %  minDCF(0.01) {m['min_dcf_0.01']:.3f}  "
+                       f"minDCF(0.001) {m['min_dcf_0.001']:.3f}  ({m['n_target']} target, {m['n_nontarget']} non-target)")
+        except AcousticGMMError as exc:
+            click.echo(f"note: {exc}", err=True)
+
+
+@main.command()
+@click.argument("scores_path", metavar="SCORES", type=click.Path(exists=True, dir_okay=False))
+@click.argument("trials_path", metavar="TRIALS", type=click.Path(exists=True, dir_okay=False))
+@click.option("--det", type=click.Path(dir_okay=False), help="draw the DET curve to a PNG")
+@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), help="write the metrics as JSON")
+def eer(scores_path, trials_path, det, metrics_path):
+    """EER and minDCF of a score file ('model utterance score') against the TRIALS' labels."""
+    from .verify import Trials, det_png, read_scores, verification_metrics
+
+    try:
+        pairs, values = read_scores(scores_path)
+        trials = Trials.read(trials_path)
+        label = {(m, u): t for m, u, t in zip(trials.models, trials.utterances, trials.targets)}
+        missing = [p for p in pairs if label.get(p) is None]
+        if missing:
+            _fail(f"{len(missing)} scored pair(s) have no target/nontarget label in {trials_path}: "
+                  + ", ".join(" ".join(p) for p in missing[:3]))
+        targets = [label[p] for p in pairs]
+        m = verification_metrics(values, targets)
+        if det:
+            det_png({Path(scores_path).stem: (values[np.array(targets)], values[~np.array(targets)])}, det)
+    except AcousticGMMError as exc:
+        _fail(exc)
+    if metrics_path:
+        Path(metrics_path).write_text(json.dumps(m, indent=1))
+    click.echo(f"EER {100 * m['eer']:.2f} %  minDCF(0.01) {m['min_dcf_0.01']:.3f}  minDCF(0.001) "
+               f"{m['min_dcf_0.001']:.3f}  ({m['n_target']} target, {m['n_nontarget']} non-target trials)")
+
+
 # --------------------------------------------------------------------------- info
 
 def _counts(counts: dict, limit: int = 12) -> str:
@@ -275,6 +472,17 @@ def info(path, as_json):
                          "labels": dict(Counter(v for v in fa.labels.values() if v)),
                          "speakers": dict(Counter(v for v in fa.speakers.values() if v)),
                          "skipped": fa.skipped, "data_dir": fa.data_dir}
+        elif kind == "speakers":
+            from .verify import load_speakers
+
+            speakers, attrs = load_speakers(path)
+            facts = {"path": str(path), "content": "speakers", "speakers": sorted(speakers),
+                     "ubm_id": attrs["ubm_id"], "adapt": attrs["adapt"], "relevance": attrs["relevance"],
+                     "metadata": json.loads(attrs["metadata"])}
+            click.echo(json.dumps(facts, indent=1) if as_json else
+                       f"{path}: speakers ({facts['adapt']}, r={facts['relevance']}), UBM {facts['ubm_id']}\n"
+                       f"  {len(speakers)}: {', '.join(facts['speakers'][:20])}")
+            return
         else:
             models, meta = load_models(path)
             facts = {"path": str(path), "content": "models", "metadata": meta,

@@ -40,6 +40,18 @@ def main() -> None:
             ids = [u for u, e in sets["all"].items() if keep(e[2])]
             (loso / f"{speaker}.{part}").write_text("".join(f"{u}\n" for u in ids))
     print(f"{loso}: leave-one-speaker-out folds")
+    # Verification, one fold per speaker: UBM from the other five speakers' training takes, the speaker
+    # enrolled on its training takes, every test take of all six speakers a trial against it.
+    sv = Path(args.out) / "sv"
+    sv.mkdir(parents=True, exist_ok=True)
+    test = sets["test"]
+    for speaker in sorted({e[2] for e in sets["all"].values()}):
+        (sv / f"{speaker}.ubm").write_text("".join(f"{u}\n" for u, e in sets["train"].items() if e[2] != speaker))
+        (sv / f"{speaker}.spk2utt").write_text(speaker + " " + " ".join(u for u, e in sets["train"].items()
+                                                                         if e[2] == speaker) + "\n")
+        (sv / f"{speaker}.trials").write_text("".join(f"{speaker} {u} {'target' if e[2] == speaker else 'nontarget'}\n"
+                                                      for u, e in test.items()))
+    print(f"{sv}: verification folds")
 
 
 if __name__ == "__main__":
