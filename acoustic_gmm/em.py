@@ -16,7 +16,9 @@ The pieces, each usable on its own:
 
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,26 +112,71 @@ def global_stats(X, covariance_type: str = "diag", chunk: int = 65536) -> Stats:
     return acc
 
 
-def accumulate(model, X, chunk: int | None = None) -> Stats:
+_BLAS = None
+
+
+def _one_blas_thread():
+    """A context in which BLAS runs single-threaded: our threads over chunks use the cores instead."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+def _diag_chunk(model: DiagGMM, block):
+    """E-step of one chunk: (log-likelihood, occupancies (K,), first and second-order sums (K, 2D)).
+
+    Works on the (K, n) layout so that every per-frame reduction runs along contiguous rows, folds the
+    constants into the product against ``[y, y^2, 1]``, and never normalises the (K, n) block: the
+    responsibilities' 1 / sum scales the (n, 2D) block instead, a third of the work at K = 256.
+    """
+    n, D = block.shape
+    E = np.empty((n, 2 * D + 1), dtype=model.dtype)
+    np.subtract(block, model.offset.astype(model.dtype), out=E[:, :D], casting="unsafe")
+    np.multiply(E[:, :D], E[:, :D], out=E[:, D:2 * D])
+    E[:, 2 * D] = 1
+    L = model._proj1 @ E.T                        # (K, n): log w_k + log N(x | k)
+    top = L.max(0)
+    L -= top
+    np.exp(L, out=L)
+    total = L.sum(0)
+    loglik = float((top.astype(np.float64) + np.log(total, dtype=np.float64)).sum())
+    inv = 1 / total
+    occ = L @ inv
+    E[:, :2 * D] *= inv[:, None]
+    return loglik, occ.astype(np.float64), L @ E[:, :2 * D]
+
+
+def accumulate(model, X, chunk: int | None = None, threads: int | None = None) -> Stats:
     """E-step over ``X`` (any sliceable 2-D array of frames): statistics and log-likelihood.
 
-    Diagonal models use the expanded block ``E = [x - c, (x - c)^2]`` twice: ``E @ A``
-    gives the log-densities and ``g^T @ E`` gives first and second-order sums in one
-    product.  Arithmetic is in ``model.dtype``; sums are added up in float64.
+    Diagonal models use the expanded block ``E = [x - c, (x - c)^2, 1]`` twice: one product
+    gives the log-densities, another the first and second-order sums.  Arithmetic is in
+    ``model.dtype``; sums are added up in float64, chunk by chunk in order, so the result
+    is the same whatever ``threads`` (default: all cores) is.
     """
     chunk = chunk or default_chunk(model.n_components)
     K, D = model.n_components, model.n_features
     if isinstance(model, DiagGMM):
         acc = Stats.zeros(K, model.offset, "diag")
-        for block in chunks(X, chunk):
-            E = model.expand(block)
-            L = model.log_joint(block, E)
-            acc.loglik += float(log_normalize(L).sum())
-            acc.occ += L.sum(0, dtype=np.float64)
-            S = L.T @ E  # (K, 2D)
-            acc.sum_x += S[:, :D]
-            acc.sum_xx += S[:, D:]
-            acc.n_frames += len(block)
+        blocks = list(chunks(X, chunk))
+        threads = max(1, min(threads or len(os.sched_getaffinity(0)), len(blocks)))
+        with _one_blas_thread():
+            if threads == 1:
+                results = map(lambda b: _diag_chunk(model, b), blocks)
+            else:
+                pool = ThreadPoolExecutor(threads)
+                results = pool.map(lambda b: _diag_chunk(model, b), blocks)
+            for (loglik, occ, S), block in zip(results, blocks):
+                acc.loglik += loglik
+                acc.occ += occ
+                acc.sum_x += S[:, :D]
+                acc.sum_xx += S[:, D:]
+                acc.n_frames += len(block)
+            if threads > 1:
+                pool.shutdown()
         return acc
     acc = Stats.zeros(K, model.centre, "full")
     for block in chunks(X, chunk):

@@ -37,8 +37,8 @@ def resolve_dtype(dtype) -> type:
 
 
 def default_chunk(n_components: int) -> int:
-    """Frames per chunk so that a chunk's (frames x components) block stays cache-sized."""
-    return int(min(65536, max(1024, (1 << 21) // max(1, n_components))))
+    """Frames per chunk so that a chunk's (components x frames) block stays cache-sized (2048 at K = 256)."""
+    return int(min(65536, max(512, (1 << 19) // max(1, n_components))))
 
 
 def log_normalize(L: np.ndarray) -> np.ndarray:
@@ -140,6 +140,8 @@ class DiagGMM(_Mixture):
         self.proj = np.vstack([(m * prec).T, -0.5 * prec.T])  # (2D, K)
         self._const = self.const.astype(self.dtype)
         self._proj = np.ascontiguousarray(self.proj, dtype=self.dtype)
+        # The E-step's (K, 2D + 1) form: constants folded in, against [y, y^2, 1] (see em.accumulate).
+        self._proj1 = np.ascontiguousarray(np.vstack([self.proj, self.const[None, :]]).T, dtype=self.dtype)
 
     def expand(self, X: np.ndarray) -> np.ndarray:
         """``[x - c, (x - c)^2]`` (n, 2D) in the model's dtype: the E-step's design matrix."""

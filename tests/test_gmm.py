@@ -258,3 +258,12 @@ def test_fsdd_model_fits_and_scores_real_frames(fsdd_frames):
     small, big = GMM(2).fit(X), GMM(32).fit(X)
     assert big.score(X) > small.score(X) + 1.0
     assert big.bic(X) < small.bic(X)
+
+
+def test_statistics_do_not_depend_on_the_thread_count(known_mixture):
+    X = known_mixture[0].astype(np.float32)
+    model = GMM(8).fit(X).model_
+    one, two = accumulate(model, X, chunk=1000, threads=1), accumulate(model, X, chunk=1000, threads=2)
+    for a, b in ((one.occ, two.occ), (one.sum_x, two.sum_x), (one.sum_xx, two.sum_xx)):
+        np.testing.assert_array_equal(a, b)
+    assert one.loglik == two.loglik
