@@ -26,6 +26,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/bench_classify.py
 	$(PY) bench/bench_verify.py
 	$(PY) bench/bench_em.py
+	$(PY) bench/bench_stream.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

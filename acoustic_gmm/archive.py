@@ -320,6 +320,22 @@ class FeatureArchive:
             pos += n
         return out
 
+    @property
+    def n_frames_total(self) -> int:
+        return sum(self.n_frames.values())
+
+    def rows(self, index) -> np.ndarray:
+        """Frames at sorted global positions ``index`` (in archive order), reading only the utterances hit."""
+        index = np.asarray(index)
+        ends = np.cumsum([self.n_frames[u] for u in self.ids])
+        owner = np.searchsorted(ends, index, side="right")
+        out = np.empty((len(index), self.n_features), dtype=np.float32)
+        for k in np.unique(owner):
+            hit = owner == k
+            start = ends[k] - self.n_frames[self.ids[k]]
+            out[hit] = self[self.ids[k]][index[hit] - start]
+        return out
+
     def iter_chunks(self, chunk_frames: int = 65536, ids=None):
         """Frames in blocks of ``chunk_frames`` (the last may be shorter), in archive order.
 

@@ -31,9 +31,20 @@ MAX_OCCUPANCY_FLOOR = 10.0  # Kaldi's min-gaussian-occupancy for a diagonal Gaus
 
 
 def chunks(X, size: int):
-    """Consecutive row blocks of ``X`` of at most ``size`` frames (views, no copies)."""
+    """Consecutive blocks of at most ``size`` frames: views of an array, or read from a frame source.
+
+    A frame source is anything with ``iter_chunks(size)`` (a :class:`~acoustic_gmm.archive.FeatureArchive`):
+    EM then streams it from disk and never holds more than a few chunks.
+    """
+    if hasattr(X, "iter_chunks"):
+        yield from X.iter_chunks(size)
+        return
     for start in range(0, len(X), size):
         yield X[start:start + size]
+
+
+def n_frames_of(X) -> int:
+    return X.n_frames_total if hasattr(X, "iter_chunks") else len(X)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -101,7 +112,7 @@ class Stats:
 
 def global_stats(X, covariance_type: str = "diag", chunk: int = 65536) -> Stats:
     """One-component statistics of all frames (every frame with responsibility 1)."""
-    shift = np.asarray(X[: min(len(X), 4096)], dtype=np.float64).mean(0)
+    shift = np.asarray(next(chunks(X, 4096)), dtype=np.float64).mean(0)
     acc = Stats.zeros(1, shift, covariance_type)
     for block in chunks(X, chunk):
         Y = np.asarray(block, dtype=np.float64) - shift
@@ -161,22 +172,22 @@ def accumulate(model, X, chunk: int | None = None, threads: int | None = None) -
     K, D = model.n_components, model.n_features
     if isinstance(model, DiagGMM):
         acc = Stats.zeros(K, model.offset, "diag")
-        blocks = list(chunks(X, chunk))
-        threads = max(1, min(threads or len(os.sched_getaffinity(0)), len(blocks)))
-        with _one_blas_thread():
-            if threads == 1:
-                results = map(lambda b: _diag_chunk(model, b), blocks)
-            else:
-                pool = ThreadPoolExecutor(threads)
-                results = pool.map(lambda b: _diag_chunk(model, b), blocks)
-            for (loglik, occ, S), block in zip(results, blocks):
-                acc.loglik += loglik
-                acc.occ += occ
-                acc.sum_x += S[:, :D]
-                acc.sum_xx += S[:, D:]
-                acc.n_frames += len(block)
-            if threads > 1:
-                pool.shutdown()
+        threads = max(1, threads or len(os.sched_getaffinity(0)))
+        blocks = chunks(X, chunk)
+        with _one_blas_thread(), ThreadPoolExecutor(threads) as pool:
+            while True:
+                # a bounded window of chunks in flight: streaming sources are never read ahead further
+                window = [b for _, b in zip(range(2 * threads), blocks)]
+                if not window:
+                    break
+                results = pool.map(lambda b: _diag_chunk(model, b), window) if threads > 1 else \
+                    map(lambda b: _diag_chunk(model, b), window)
+                for (loglik, occ, S), block in zip(results, window):
+                    acc.loglik += loglik
+                    acc.occ += occ
+                    acc.sum_x += S[:, :D]
+                    acc.sum_xx += S[:, D:]
+                    acc.n_frames += len(block)
         return acc
     acc = Stats.zeros(K, model.centre, "full")
     for block in chunks(X, chunk):
@@ -283,9 +294,10 @@ def growth_schedule(n_components: int, schedule=None) -> list[int]:
 # --------------------------------------------------------------------------- initialisation
 
 def _sample_rows(X, n: int, rng) -> np.ndarray:
-    if len(X) <= n:
-        return np.asarray(X, dtype=np.float64)
-    idx = np.sort(rng.choice(len(X), size=n, replace=False))
+    total = n_frames_of(X)
+    idx = np.arange(total) if total <= n else np.sort(rng.choice(total, size=n, replace=False))
+    if hasattr(X, "rows"):
+        return np.asarray(X.rows(idx), dtype=np.float64)
     return np.asarray(X[idx], dtype=np.float64)
 
 

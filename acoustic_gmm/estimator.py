@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import warnings
 
 import numpy as np
 
 from . import em
-from .errors import ConvergenceWarning, NotFittedError, ParameterError, check_frames
+from .errors import ConvergenceWarning, DataError, NotFittedError, ParameterError, check_frames
 from .gmm import resolve_dtype
 
 
@@ -130,11 +131,23 @@ class GMM:
     def fit(self, X, y=None, progress=None) -> "GMM":
         """Estimate the mixture from frames ``X`` (n_frames, n_features).
 
+        ``X`` may also be a feature archive (a :class:`~acoustic_gmm.archive.FeatureArchive` or
+        the path of one): EM then streams it from disk, chunk by chunk, in bounded memory.
         ``progress``, if given, is called as ``progress(iteration, n_components, avg_loglik)``
         after every EM iteration.
         """
         self._check_params()
-        X = check_frames(X, min_frames=max(2, self.n_components))
+        if isinstance(X, (str, os.PathLike)):
+            from .archive import FeatureArchive
+
+            with FeatureArchive(X) as archive:
+                return self.fit(archive, y, progress)
+        if hasattr(X, "iter_chunks"):  # a frame source: its frames were checked when it was written
+            if X.n_frames_total < max(2, self.n_components):
+                raise DataError(f"{getattr(X, 'path', 'frame source')}: {X.n_frames_total} frame(s), at least "
+                                f"{max(2, self.n_components)} needed")
+        else:
+            X = check_frames(X, min_frames=max(2, self.n_components))
         model, history, converged, n_iter = em.train(
             X, self.n_components, covariance_type=self.covariance_type, init=self.init,
             max_iter=self.max_iter, tol=self.tol, var_floor=self.var_floor, split_iter=self.split_iter,

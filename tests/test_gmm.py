@@ -267,3 +267,21 @@ def test_statistics_do_not_depend_on_the_thread_count(known_mixture):
     for a, b in ((one.occ, two.occ), (one.sum_x, two.sum_x), (one.sum_xx, two.sum_xx)):
         np.testing.assert_array_equal(a, b)
     assert one.loglik == two.loglik
+
+
+@pytest.mark.parametrize("init", ["split", "kmeans"])
+def test_fit_streamed_from_an_archive_equals_fit_in_memory(tmp_path, overlapping_mixture, init):
+    from acoustic_gmm.archive import FeatureArchive, write_features
+    from acoustic_gmm.features import MfccConfig
+
+    X = overlapping_mixture[0].astype(np.float32)
+    pieces = np.split(X, np.cumsum([137, 2000, 5, 4000, 911]))  # utterances of uneven length
+    write_features(tmp_path / "f.h5", [(f"u{i:02d}", p, None, None) for i, p in enumerate(pieces)],
+                   MfccConfig(n_mfcc=3, deltas=0), 8000)
+    in_memory = GMM(5, init=init, random_state=0, chunk_size=1000).fit(X)
+    with FeatureArchive(tmp_path / "f.h5") as fa:
+        streamed = GMM(5, init=init, random_state=0, chunk_size=1000).fit(fa)
+    np.testing.assert_array_equal(streamed.means_, in_memory.means_)
+    np.testing.assert_array_equal(streamed.history_, in_memory.history_)
+    by_path = GMM(5, init=init, random_state=0, chunk_size=1000).fit(str(tmp_path / "f.h5"))
+    np.testing.assert_array_equal(by_path.covariances_, in_memory.covariances_)

@@ -1,0 +1,89 @@
+"""EM streamed from a feature archive on disk: time per iteration and peak memory, N = 1e7 frames.
+
+The parent writes an HDF5 feature archive of N frames (D = 39, float32: 1.56 GB at N = 1e7) in
+utterances of 10,000 frames, drawn from a fixed mixture of 32 Gaussians; a fresh process then
+runs EM iterations (E-step streamed chunk by chunk from the archive, M-step) with K components
+and reports seconds per iteration and its peak resident memory, which must not grow with N.
+
+    .venv/bin/python bench/bench_stream.py [--n 10000000] [--k 256] [--iters 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+D, UTT = 39, 10_000
+
+
+def write_archive(path: Path, n: int) -> None:
+    from acoustic_gmm.archive import write_features
+    from acoustic_gmm.features import MfccConfig
+
+    rng = np.random.default_rng(0)
+    means, sds = rng.normal(0, 3, (32, D)), np.sqrt(rng.uniform(0.5, 2, (32, D)))
+
+    def utterances():
+        for i in range(n // UTT):
+            r = np.random.default_rng(i)
+            z = r.integers(32, size=UTT)
+            yield f"u{i:06d}", (means[z] + r.standard_normal((UTT, D)) * sds[z]).astype(np.float32), None, None
+
+    write_features(path, utterances(), MfccConfig(n_mfcc=13, deltas=2), 8000)
+
+
+def worker(path: str, k: int, iters: int) -> None:
+    from acoustic_gmm.archive import FeatureArchive
+    from acoustic_gmm.em import accumulate, m_step
+    from acoustic_gmm.gmm import DiagGMM
+
+    with FeatureArchive(path) as fa:
+        first = fa[fa.ids[0]][:k].astype(np.float64)
+        model = DiagGMM(np.full(k, 1 / k), first, np.ones((k, D)) * 4, dtype="float32")
+        floor = np.full(D, 1e-10)
+        times = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            stats = accumulate(model, fa)
+            model = m_step(stats, floor, "float32")
+            times.append(time.perf_counter() - t0)
+    print(json.dumps({"s_per_iter": float(np.mean(times)), "first": times[0], "n": stats.n_frames,
+                      "avg_loglik": stats.avg_loglik,
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10_000_000)
+    ap.add_argument("--k", type=int, default=256)
+    ap.add_argument("--iters", type=int, default=2)
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker[0], int(args.worker[1]), int(args.worker[2]))
+        return
+    with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parents[1]) as tmp:
+        path = Path(tmp) / "stream.h5"
+        t0 = time.perf_counter()
+        write_archive(path, args.n)
+        written = time.perf_counter() - t0
+        out = subprocess.run([sys.executable, __file__, "--worker", str(path), str(args.k), str(args.iters)],
+                             check=True, capture_output=True, text=True).stdout
+        r = json.loads(out)
+        size = path.stat().st_size / 1e9
+    print(f"archive: {args.n:,} frames x {D} ({size:.2f} GB) written in {written:.0f} s")
+    print(f"EM streamed from it, K={args.k}: {r['s_per_iter']:.2f} s/iter (first {r['first']:.2f} s), "
+          f"peak RSS {r['peak_mb']:.0f} MB, {r['n']:,} frames per pass")
+
+
+if __name__ == "__main__":
+    main()
