@@ -269,8 +269,10 @@ def _load_ubm(path):
 @click.option("--components", "-k", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="train on these utterance ids only")
 @click.option("--subsample", type=click.IntRange(min=1), default=1, show_default=True, help="keep every n-th frame")
+@click.option("--scheduler", help="Dask scheduler address (tcp://host:8786): E-steps run on its workers, which "
+                                  "must see FEATS at the same path; without it, FEATS is streamed from disk here")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False))
-def ubm(feats, components, utts, subsample, out):
+def ubm(feats, components, utts, subsample, scheduler, out):
     """Train a universal background model on the pooled frames of FEATS."""
     from .archive import FeatureArchive
     from .estimator import GMM
@@ -278,14 +280,29 @@ def ubm(feats, components, utts, subsample, out):
 
     try:
         with FeatureArchive(feats) as fa:
-            X = fa.frames(_subset(fa, _read_ids(utts)))[::subsample]
-            model = GMM(components).fit(X, progress=_em_progress(components))
+            ids = _subset(fa, _read_ids(utts))
+            if scheduler:
+                if subsample != 1:
+                    _fail("--subsample is not available with --scheduler")
+                from dask.distributed import Client
+
+                from .distributed import DaskFrames
+
+                with Client(scheduler) as client:
+                    X = DaskFrames(feats, client, ids=ids)
+                    model = GMM(components).fit(X, progress=_em_progress(components))
+                    n = X.n_frames_total
+                    X.close()
+            else:
+                X = fa.frames(ids)[::subsample] if ids is not None or subsample != 1 else fa
+                model = GMM(components).fit(X, progress=_em_progress(components))
+                n = X.n_frames_total if X is fa else len(X)
             model.save(out, name="ubm", metadata={"kind": "ubm", "ubm_id": ubm_id(model.model_),
                                                  "feature_config": fa.config.to_dict(), "sample_rate": fa.sample_rate,
-                                                 "trained_on": str(fa.path), "n_frames": len(X)})
+                                                 "trained_on": str(fa.path), "n_frames": n})
     except AcousticGMMError as exc:
         _fail(exc)
-    click.echo(f"{out}: UBM of {components} components on {len(X):,} frames; ubm_id {ubm_id(model.model_)}")
+    click.echo(f"{out}: UBM of {components} components on {n:,} frames; ubm_id {ubm_id(model.model_)}")
 
 
 def _em_progress(k):

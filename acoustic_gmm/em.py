@@ -170,6 +170,8 @@ def accumulate(model, X, chunk: int | None = None, threads: int | None = None) -
     """
     chunk = chunk or default_chunk(model.n_components)
     K, D = model.n_components, model.n_features
+    if hasattr(X, "accumulate"):  # a source that runs its own E-step, e.g. on a Dask cluster
+        return X.accumulate(model, chunk)
     if isinstance(model, DiagGMM):
         acc = Stats.zeros(K, model.offset, "diag")
         threads = max(1, threads or len(os.sched_getaffinity(0)))

@@ -1,0 +1,63 @@
+"""EM on a Dask LocalCluster gives the single-process model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from acoustic_gmm import GMM
+from acoustic_gmm.archive import write_features
+from acoustic_gmm.features import MfccConfig
+
+from .conftest import draw_mixture
+
+distributed = pytest.importorskip("dask.distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def test_fit_on_a_local_cluster_equals_the_single_process_fit(client, tmp_path):
+    from acoustic_gmm.distributed import DaskFrames
+
+    rng = np.random.default_rng(4)
+    X, _ = draw_mixture(rng.dirichlet(np.full(6, 5)), rng.normal(0, 3, (6, 5)), rng.uniform(0.5, 2, (6, 5)),
+                        30_000, seed=4)
+    X = X.astype(np.float32)
+    pieces = np.array_split(X, 57)  # 57 utterances, spread over 8 shards
+    write_features(tmp_path / "f.h5", [(f"u{i:03d}", p, None, None) for i, p in enumerate(pieces)],
+                   MfccConfig(n_mfcc=5, deltas=0), 8000)
+    local = GMM(12, dtype="float64").fit(X)
+    frames = DaskFrames(tmp_path / "f.h5", client)
+    try:
+        assert len(frames.shards) == 8
+        remote = GMM(12, dtype="float64").fit(frames)
+    finally:
+        frames.close()
+    assert remote.n_iter_ == local.n_iter_ and len(remote.history_) == len(local.history_)
+    np.testing.assert_allclose(remote.weights_, local.weights_, rtol=1e-5)
+    np.testing.assert_allclose(remote.means_, local.means_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(remote.covariances_, local.covariances_, rtol=1e-5)
+
+
+def test_cli_ubm_on_a_scheduler(client, tmp_path):
+    from click.testing import CliRunner
+
+    from acoustic_gmm.cli import main
+
+    X, _ = draw_mixture([0.5, 0.5], [[0.0, 0, 0], [4.0, 4, 4]], np.ones((2, 3)), 4000, seed=2)
+    write_features(tmp_path / "f.h5", [(f"u{i}", p.astype(np.float32), None, None) for i, p in
+                                       enumerate(np.array_split(X, 9))], MfccConfig(n_mfcc=3, deltas=0), 8000)
+    runner = CliRunner()
+    r = runner.invoke(main, ["ubm", str(tmp_path / "f.h5"), "-k", "4", "--scheduler", client.scheduler.address,
+                             "-o", str(tmp_path / "remote.h5")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["ubm", str(tmp_path / "f.h5"), "-k", "4", "-o", str(tmp_path / "local.h5")])
+    assert r.exit_code == 0 and "on 4,000 frames" in r.output
+    np.testing.assert_allclose(GMM.load(tmp_path / "remote.h5").means_, GMM.load(tmp_path / "local.h5").means_,
+                               rtol=1e-5, atol=1e-5)
