@@ -416,7 +416,7 @@ def parse_args(argv=None):
     p.add_argument("--n", type=int, default=None, help="frames (default 1,000,000)")
     p.add_argument("--k", action="append", default=None,
                    help="components; repeat or comma-separate (default 64,256)")
-    p.add_argument("--iters", type=int, default=None, help="timed iterations for ours (default 5)")
+    p.add_argument("--iters", type=int, default=None, help="timed iterations for ours (default 10)")
     p.add_argument("--sklearn-iters", type=int, default=None, help="iterations for sklearn (default 2)")
     p.add_argument("--skip-sklearn", action="store_true", help="leave out the sklearn configurations")
     p.add_argument("--quick", action="store_true",
@@ -428,7 +428,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     quick = args.quick
     args.n = args.n or (100_000 if quick else 1_000_000)
-    args.iters = args.iters or (2 if quick else 5)
+    args.iters = args.iters or (2 if quick else 10)
     args.sklearn_iters = args.sklearn_iters or 2
     ks = ",".join(args.k) if args.k else ("64" if quick else "64,256")
     args.k = [int(x) for x in ks.split(",") if x.strip()]
