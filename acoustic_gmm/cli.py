@@ -75,8 +75,10 @@ def _make_config(config_file, options: dict):
 @click.option("--overwrite", is_flag=True, help="replace OUT if it exists (only once the new one is complete)")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="MfccConfig as JSON (e.g. the 'config' of 'acoustic-gmm info --json'); options given here override it")
+@click.option("--scheduler", help="Dask scheduler address (tcp://host:8786): batches run on its workers, which "
+                                  "must see the audio and OUT's folder at the same paths")
 @_config_options
-def features(data_dir, out, jobs, strict, overwrite, config_file, **options):
+def features(data_dir, out, jobs, strict, overwrite, config_file, scheduler, **options):
     """Extract MFCC features for every utterance of a Kaldi-style DATA_DIR.
 
     DATA_DIR holds wav.scp, and optionally utt2spk, utt2label and segments. Work goes to
@@ -86,7 +88,14 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, **options):
 
     try:
         config = _make_config(config_file, options)
-        report = extract_corpus(data_dir, out, config, jobs=jobs, strict=strict, overwrite=overwrite)
+        if scheduler:
+            from dask.distributed import Client
+
+            with Client(scheduler) as client:
+                report = extract_corpus(data_dir, out, config, jobs=jobs, strict=strict, overwrite=overwrite,
+                                        client=client)
+        else:
+            report = extract_corpus(data_dir, out, config, jobs=jobs, strict=strict, overwrite=overwrite)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished batches are kept in {out}.partial/; run the same command "
                    f"again to continue", err=True)

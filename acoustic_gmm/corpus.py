@@ -145,14 +145,30 @@ def _init_worker() -> None:
     threadpool_limits(1)
 
 
-@contextlib.contextmanager
-def parallel_map(fn, tasks: list, jobs: int | None):
-    """Yield an iterator of ``fn(task)`` in task order, from ``jobs`` forked processes (1: in this one).
+def _pinned(fn, task):
+    """``fn(task)`` with BLAS on one thread: on a Dask worker as in our own workers."""
+    from threadpoolctl import threadpool_limits
 
-    BLAS runs single-threaded either way, so the number of jobs never changes a result.
+    with threadpool_limits(1):
+        return fn(task)
+
+
+@contextlib.contextmanager
+def parallel_map(fn, tasks: list, jobs: int | None, client=None):
+    """Yield an iterator of ``fn(task)`` in task order, from ``jobs`` forked processes (1: in this one),
+    or as tasks on a Dask cluster when ``client`` (a ``dask.distributed.Client``) is given.
+
+    BLAS runs single-threaded everywhere, so neither the number of jobs nor the cluster changes a result.
     """
     from threadpoolctl import threadpool_limits
 
+    if client is not None:
+        futures = client.map(_pinned, [fn] * len(tasks), tasks, pure=False)
+        try:
+            yield (f.result() for f in futures)
+        finally:
+            client.cancel(futures)
+        return
     jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(tasks) or 1))
     if jobs == 1:
         with threadpool_limits(1):
@@ -241,7 +257,7 @@ def _progress_bar(total: int, enabled: bool | None):
 
 def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int | None = None,
                    strict: bool = False, overwrite: bool = False, batch_size: int = BATCH_SIZE,
-                   progress: bool | None = None) -> ExtractionReport:
+                   progress: bool | None = None, client=None) -> ExtractionReport:
     """Extract features for every utterance of ``data_dir`` into the archive ``out``.
 
     Parameters
@@ -250,6 +266,8 @@ def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int
     strict : stop at the first bad utterance instead of reporting and skipping it.
     overwrite : replace an existing ``out`` (only once the new archive is complete).
     progress : progress bar; None shows it only on a terminal.
+    client : a ``dask.distributed.Client``: batches run as tasks on its workers, which must see the
+        audio and ``out``'s folder at the same paths (a shared file system); the merge runs here.
 
     Examples
     --------
@@ -264,6 +282,7 @@ def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int
     out = Path(out)
     if out.exists() and not overwrite:
         raise ArchiveError(f"{out}: already exists; remove it or pass overwrite (--overwrite) to replace it")
+    out = out.resolve()  # workers elsewhere write their shards by this path
     partial = out.parent / (out.name + ".partial")
     batches = plan_batches(dd, batch_size)
     job = _job_description(dd, config, batch_size)
@@ -286,7 +305,7 @@ def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(_progress_bar(sum(sizes), progress))
         bar.update(sum(sizes) - sum(sizes[i] for i in pending))
-        results = stack.enter_context(parallel_map(_run_batch, tasks, jobs))
+        results = stack.enter_context(parallel_map(_run_batch, tasks, jobs, client))
 
         def finished_shards():
             todo = set(pending)

@@ -61,3 +61,24 @@ def test_cli_ubm_on_a_scheduler(client, tmp_path):
     assert r.exit_code == 0 and "on 4,000 frames" in r.output
     np.testing.assert_allclose(GMM.load(tmp_path / "remote.h5").means_, GMM.load(tmp_path / "local.h5").means_,
                                rtol=1e-5, atol=1e-5)
+
+
+def test_feature_extraction_on_a_local_cluster_gives_the_same_archive(client, make_corpus, tmp_path):
+    from click.testing import CliRunner
+
+    from acoustic_gmm.archive import FeatureArchive
+    from acoustic_gmm.cli import main
+    from acoustic_gmm.corpus import extract_corpus
+
+    from .conftest import tone
+
+    data, _ = make_corpus({f"{i % 3}_u{i:02d}": tone(0.3 + 0.05 * i, freq=200 + 90 * i, seed=i) for i in range(11)})
+    extract_corpus(data, tmp_path / "local.h5", jobs=1, batch_size=2)
+    extract_corpus(data, tmp_path / "dask.h5", batch_size=2, client=client)
+    r = CliRunner().invoke(main, ["features", str(data), "-o", str(tmp_path / "cli.h5"), "--scheduler",
+                                  client.scheduler.address])
+    assert r.exit_code == 0 and "11 utterances" in r.output, r.output
+    with FeatureArchive(tmp_path / "local.h5") as a, FeatureArchive(tmp_path / "dask.h5") as b, \
+            FeatureArchive(tmp_path / "cli.h5") as c:
+        assert a.ids == b.ids == c.ids and a.labels == b.labels
+        assert all(np.array_equal(a[u], b[u]) and np.array_equal(a[u], c[u]) for u in a.ids)
