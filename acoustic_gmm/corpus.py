@@ -115,7 +115,7 @@ def _run_batch(task) -> dict:
     index, batch, config_json, sample_rate, shard, strict = task
     config = MfccConfig.from_json(config_json)
     ids, feats, problems, seconds = [], [], [], 0.0
-    for rec, path, utts in batch:
+    for _, path, utts in batch:
         results, duration = extract_recording(path, utts, config, sample_rate)
         for utt, frames, reason in results:
             if reason is not None:

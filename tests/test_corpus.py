@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 from click.testing import CliRunner
 
 import acoustic_gmm.corpus as corpus

@@ -93,7 +93,7 @@ def test_not_fitted():
     with pytest.raises(NotFittedError, match=r"not fitted yet: call fit\(X\) or GMM.load\(path\) first"):
         GMM(2).score_samples(np.ones((3, 2)))
     with pytest.raises(NotFittedError):
-        GMM(2).means_
+        _ = GMM(2).means_
 
 
 def test_unknown_parameter_in_set_params():
