@@ -64,10 +64,8 @@ def map_adapt(ubm: DiagGMM, frames, relevance: float = 16.0, adapt: str = "m") -
     if not relevance >= 0:
         raise ParameterError(f"relevance must be >= 0, got {relevance!r}")
     parts = frames if isinstance(frames, (list, tuple)) else [frames]
-    stats = None
-    for x in parts:
-        s = accumulate(ubm, check_frames(x, n_features=ubm.n_features, what="enrolment frames"))
-        stats = s if stats is None else stats + s
+    X = np.concatenate([check_frames(x, n_features=ubm.n_features, what="enrolment frames") for x in parts])
+    stats = accumulate(ubm, X)  # one pass over all utterances: per-utterance calls cost more than the arithmetic
     n = stats.occ
     safe = np.maximum(n, 1e-10)[:, None]
     ex = stats.sum_x / safe + stats.shift                     # E[x] under each component
