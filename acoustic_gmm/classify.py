@@ -48,6 +48,7 @@ class Scores:
     classes: list[str]
     total: np.ndarray      # (U, C) summed frame log-likelihood (+ log prior when used)
     n_frames: np.ndarray   # (U,)
+    frame_best: np.ndarray | None = None  # (sum of n_frames,) each frame's own best class index
 
     @property
     def average(self) -> np.ndarray:
@@ -139,7 +140,7 @@ class ModelSet:
         total = np.add.reduceat(per_frame, np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
         if self.log_priors:
             total += np.array([self.log_priors[c] for c in self.classes])
-        return Scores(self.classes, total, lengths)
+        return Scores(self.classes, total, lengths, per_frame.argmax(1))
 
     def predict(self, utterances, reject: bool = False) -> list[str]:
         scores = self.score(utterances)
@@ -310,23 +311,13 @@ def evaluate(model_set: ModelSet, archive, ids=None, label_key: str | None = Non
         raise DataError(f"{archive.path}: no utterances to evaluate")
     table = archive.labels if label_key == "label" else archive.speakers
     truth = [table.get(u, "") for u in groups_ids]
-    utterances = [archive[u] for u in groups_ids]
-    scores = model_set.score(utterances)
+    scores = model_set.score([archive[u] for u in groups_ids])
     out = metrics(truth, scores.predict(), model_set.classes, ids=groups_ids)
-    out["frame_accuracy"] = frame_accuracy(model_set, utterances, truth)
-    return out
-
-
-def frame_accuracy(model_set: ModelSet, utterances, truth) -> float:
-    """Share of frames whose own best class (each frame under its slice's models) is the utterance's."""
-    correct = total = 0
+    # frame accuracy: each frame classified alone (under its slice's models), against its utterance's label
     index = {c: i for i, c in enumerate(model_set.classes)}
-    for u, t in zip(utterances, truth):
-        F = model_set.frame_scores(np.asarray(u, dtype=np.float32))
-        best = F[np.arange(len(u)), :, slice_of_frames(len(u), model_set.n_slices)].argmax(1)
-        correct += int((best == index.get(t, -1)).sum())
-        total += len(u)
-    return correct / max(total, 1)
+    frame_truth = np.repeat([index.get(t, -1) for t in truth], scores.n_frames)
+    out["frame_accuracy"] = float((scores.frame_best == frame_truth).mean())
+    return out
 
 
 def metrics(truth, predicted, classes, ids=None) -> dict:

@@ -402,12 +402,13 @@ def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, coho
     import time
 
     from .archive import FeatureArchive
-    from .verify import Scorer, Trials, load_speakers, normalise_trials, score_trials, verification_metrics
+    from .verify import (Scorer, Trials, load_speakers, normalise_trials, require_ubm, score_trials,
+                         verification_metrics)
 
     try:
-        _, info = load_speakers(speakers_path)
+        speakers, info = load_speakers(speakers_path)
         ubm_model = _load_ubm(ubm_path or json.loads(info["metadata"]).get("ubm", "")).model_
-        speakers, info = load_speakers(speakers_path, ubm_model)
+        require_ubm(speakers_path, info, ubm_model)
         c = None if exact or info["adapt"] == "ml" else top_c
         trials = Trials.read(trials_path)
         with FeatureArchive(feats) as fa:

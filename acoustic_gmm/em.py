@@ -143,11 +143,8 @@ def _diag_chunk(model: DiagGMM, block):
     constants into the product against ``[y, y^2, 1]``, and never normalises the (K, n) block: the
     responsibilities' 1 / sum scales the (n, 2D) block instead, a third of the work at K = 256.
     """
-    n, D = block.shape
-    E = np.empty((n, 2 * D + 1), dtype=model.dtype)
-    np.subtract(block, model.offset.astype(model.dtype), out=E[:, :D], casting="unsafe")
-    np.multiply(E[:, :D], E[:, :D], out=E[:, D:2 * D])
-    E[:, 2 * D] = 1
+    D = block.shape[1]
+    E = model.expand(block, ones=True)
     L = model._proj1 @ E.T                        # (K, n): log w_k + log N(x | k)
     top = L.max(0)
     L -= top

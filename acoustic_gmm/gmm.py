@@ -129,26 +129,35 @@ class DiagGMM(_Mixture):
     def covariances(self) -> np.ndarray:
         return self.variances
 
-    def _cache(self) -> None:
+    def projection(self, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(A, b)``, float64: ``[x - offset, (x - offset)^2] @ A + b`` is ``log w_k + log N(x | k)``.
+
+        ``A`` is (2D, K).  Any offset gives the same numbers; one near the data keeps float32 accurate, and
+        a shared one lets several models be scored with one product (verification does).
+        """
         with np.errstate(divide="ignore"):  # an exactly-zero weight is a valid, dead component
             log_w = np.log(self.weights)
-        self.offset = self.centre
         prec = 1.0 / self.variances
-        m = self.means - self.offset
-        self.const = log_w - 0.5 * (self.n_features * LOG_2PI + np.log(self.variances).sum(1)
-                                    + (m * m * prec).sum(1))
-        self.proj = np.vstack([(m * prec).T, -0.5 * prec.T])  # (2D, K)
+        m = self.means - offset
+        const = log_w - 0.5 * (self.n_features * LOG_2PI + np.log(self.variances).sum(1) + (m * m * prec).sum(1))
+        return np.vstack([(m * prec).T, -0.5 * prec.T]), const
+
+    def _cache(self) -> None:
+        self.offset = self.centre
+        self.proj, self.const = self.projection(self.offset)
         self._const = self.const.astype(self.dtype)
         self._proj = np.ascontiguousarray(self.proj, dtype=self.dtype)
         # The E-step's (K, 2D + 1) form: constants folded in, against [y, y^2, 1] (see em.accumulate).
         self._proj1 = np.ascontiguousarray(np.vstack([self.proj, self.const[None, :]]).T, dtype=self.dtype)
 
-    def expand(self, X: np.ndarray) -> np.ndarray:
-        """``[x - c, (x - c)^2]`` (n, 2D) in the model's dtype: the E-step's design matrix."""
+    def expand(self, X: np.ndarray, ones: bool = False) -> np.ndarray:
+        """``[x - c, (x - c)^2]`` (n, 2D), or with a last column of ones (n, 2D + 1), in the model's dtype."""
         n, d = X.shape
-        E = np.empty((n, 2 * d), dtype=self.dtype)
+        E = np.empty((n, 2 * d + ones), dtype=self.dtype)
         np.subtract(X, self.offset.astype(self.dtype), out=E[:, :d], casting="unsafe")
-        np.multiply(E[:, :d], E[:, :d], out=E[:, d:])
+        np.multiply(E[:, :d], E[:, :d], out=E[:, d:2 * d])
+        if ones:
+            E[:, 2 * d] = 1
         return E
 
     def log_joint(self, X: np.ndarray, E: np.ndarray | None = None) -> np.ndarray:

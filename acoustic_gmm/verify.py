@@ -23,7 +23,7 @@ import numpy as np
 
 from .em import accumulate
 from .errors import ArchiveError, DataError, ParameterError, check_frames
-from .gmm import LOG_2PI, DiagGMM, log_normalize
+from .gmm import DiagGMM, log_normalize
 
 ADAPT = ("m", "mw", "mwv")
 
@@ -95,18 +95,9 @@ class Scorer:
     def __init__(self, ubm: DiagGMM, speakers: dict[str, Enrolled]):
         self.ubm, self.names = ubm, sorted(speakers)
         self.index = {s: i for i, s in enumerate(self.names)}
-        c, D = ubm.offset, ubm.n_features
-        A, b = [], []
-        for s in self.names:
-            e = speakers[s]
-            var = ubm.variances if e.variances is None else e.variances
-            w = ubm.weights if e.weights is None else e.weights
-            m, p = e.means - c, 1.0 / var
-            A.append(np.concatenate([m * p, -0.5 * p], axis=1))
-            with np.errstate(divide="ignore"):
-                b.append(np.log(w) - 0.5 * (D * LOG_2PI + np.log(var).sum(1) + (m * m * p).sum(1)))
-        self.A = np.ascontiguousarray(np.stack(A), dtype=np.float32)   # (N, K, 2D)
-        self.b = np.stack(b).astype(np.float32)                         # (N, K)
+        A, b = zip(*(speakers[s].model(ubm).projection(ubm.offset) for s in self.names))
+        self.A = np.ascontiguousarray(np.stack(A).transpose(0, 2, 1), dtype=np.float32)   # (N, K, 2D)
+        self.b = np.stack(b).astype(np.float32)                                           # (N, K)
 
     def score_many(self, utterances, top_c: int | None = 5, chunk: int = 4096) -> np.ndarray:
         """Average per-frame LLR of each utterance against every model: (U, N)."""
@@ -180,10 +171,16 @@ def load_speakers(path, ubm: DiagGMM | None = None) -> tuple[dict[str, Enrolled]
         info = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
         speakers = {name: Enrolled(**{k: g[k][()] for k in ("means", "weights", "variances", "occupancy") if k in g},
                                    n_frames=int(g.attrs["n_frames"])) for name, g in f["speakers"].items()}
-    if ubm is not None and info["ubm_id"] != ubm_id(ubm):
+    if ubm is not None:
+        require_ubm(path, info, ubm)
+    return speakers, info
+
+
+def require_ubm(path, info: dict, ubm: DiagGMM) -> None:
+    """Raise unless the speakers described by ``info`` (from :func:`load_speakers`) were adapted from ``ubm``."""
+    if info["ubm_id"] != ubm_id(ubm):
         raise ArchiveError(f"{path}: speakers were adapted from UBM {info['ubm_id']}, not from the given UBM "
                            f"{ubm_id(ubm)}")
-    return speakers, info
 
 
 # --------------------------------------------------------------------------- normalisation
