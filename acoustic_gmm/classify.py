@@ -41,6 +41,11 @@ def slice_of_frames(n_frames: int, n_slices: int) -> np.ndarray:
     return (np.arange(n_frames) * n_slices) // max(n_frames, 1)
 
 
+def split_slices(frames: np.ndarray, n_slices: int) -> list[np.ndarray]:
+    """An utterance's frames cut into its ``n_slices`` parts (views; a short utterance's may be empty)."""
+    return np.split(frames, np.searchsorted(slice_of_frames(len(frames), n_slices), np.arange(1, n_slices)))
+
+
 @dataclass
 class Scores:
     """Scores of utterances (rows) against classes (columns)."""
@@ -233,8 +238,7 @@ def _fit_class(task):
 
     per_slice = [[] for _ in range(n_slices)]
     for u in utterances:
-        for s, part in zip(range(n_slices), np.split(u, np.searchsorted(slice_of_frames(len(u), n_slices),
-                                                                          np.arange(1, n_slices)))):
+        for s, part in enumerate(split_slices(u, n_slices)):
             per_slice[s].append(part)
     models, notes = [], []
     for s, parts in enumerate(per_slice):
@@ -302,8 +306,12 @@ def train_model_set(archive, label_key: str = "label", n_components: int = 16, *
 
 # --------------------------------------------------------------------------- evaluation
 
-def evaluate(model_set: ModelSet, archive, ids=None, label_key: str | None = None) -> dict:
-    """Accuracy, per-class accuracy and the confusion matrix on a labelled archive."""
+def evaluate(model_set: ModelSet, archive, ids=None, label_key: str | None = None, adapt: dict | None = None) -> dict:
+    """Accuracy, per-class accuracy and the confusion matrix on a labelled archive.
+
+    With ``adapt`` (a dict of :func:`~acoustic_gmm.adapt.adapt_model_set` options, ``{}`` for the
+    defaults) the models are first adapted, without labels, to each test speaker's utterances.
+    """
     label_key = label_key or model_set.label_key
     check_compatible(model_set, archive)
     groups_ids = list(archive.ids if ids is None else ids)
@@ -311,7 +319,13 @@ def evaluate(model_set: ModelSet, archive, ids=None, label_key: str | None = Non
         raise DataError(f"{archive.path}: no utterances to evaluate")
     table = archive.labels if label_key == "label" else archive.speakers
     truth = [table.get(u, "") for u in groups_ids]
-    scores = model_set.score([archive[u] for u in groups_ids])
+    utterances = [archive[u] for u in groups_ids]
+    if adapt is None:
+        scores = model_set.score(utterances)
+    else:
+        from .adapt import score_by_speaker
+
+        scores = score_by_speaker(model_set, utterances, [archive.speakers.get(u) or u for u in groups_ids], **adapt)
     out = metrics(truth, scores.predict(), model_set.classes, ids=groups_ids)
     # frame accuracy: each frame classified alone (under its slice's models), against its utterance's label
     index = {c: i for i, c in enumerate(model_set.classes)}

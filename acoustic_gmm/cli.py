@@ -162,6 +162,21 @@ def train(feats, label_key, components, slices, init, priors, reject_quantile, u
                f"({label_key}); reject threshold {ms.reject_threshold}")
 
 
+def _adapt_options(func):
+    """--adapt, --adapt-iterations, --relevance: unsupervised speaker adaptation before scoring."""
+    func = click.option("--relevance", "-r", type=click.FloatRange(min=0), default=16.0, show_default=True,
+                        help="MAP relevance factor of the adaptation ('inf': MLLR only)")(func)
+    func = click.option("--adapt-iterations", type=click.IntRange(min=1), default=3, show_default=True,
+                        help="classify, adapt, classify again: this many times")(func)
+    return click.option("--adapt", is_flag=True,
+                        help="adapt the models (MLLR + MAP of the means, no labels) to each speaker's utterances "
+                             "before the final classification")(func)
+
+
+def _adapt_settings(adapt, adapt_iterations, relevance) -> dict | None:
+    return {"iterations": adapt_iterations, "relevance": relevance} if adapt else None
+
+
 @main.command()
 @click.argument("models", type=click.Path(exists=True, dir_okay=False))
 @click.argument("feats", type=click.Path(exists=True, dir_okay=False))
@@ -169,15 +184,20 @@ def train(feats, label_key, components, slices, init, priors, reject_quantile, u
 @click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), help="write the metrics as JSON")
 @click.option("--confusion", type=click.Path(dir_okay=False), help="draw the confusion matrix to a PNG")
 @click.option("--show-confusion", is_flag=True, help="print the confusion matrix")
-def evaluate(models, feats, utts, metrics_path, confusion, show_confusion):
-    """Accuracy of a model set on a labelled feature archive."""
+@_adapt_options
+def evaluate(models, feats, utts, metrics_path, confusion, show_confusion, adapt, adapt_iterations, relevance):
+    """Accuracy of a model set on a labelled feature archive.
+
+    With --adapt the models are adapted, without labels, to each test speaker (the archive's
+    utt2spk) before the utterances are classified.
+    """
     from .archive import FeatureArchive
     from .classify import ModelSet, confusion_png, confusion_text, evaluate as run, write_metrics
 
     try:
         ms = ModelSet.load(models)
         with FeatureArchive(feats) as fa:
-            m = run(ms, fa, _subset(fa, _read_ids(utts)))
+            m = run(ms, fa, _subset(fa, _read_ids(utts)), adapt=_adapt_settings(adapt, adapt_iterations, relevance))
         if metrics_path:
             write_metrics(m, metrics_path)
         if confusion:
@@ -198,22 +218,30 @@ def evaluate(models, feats, utts, metrics_path, confusion, show_confusion):
 @click.option("--reject", is_flag=True,
               help="label <unknown> the inputs whose best class beats the runner-up by less than the calibrated margin")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
-def classify(models, inputs, top, as_json, reject, jobs):
+@_adapt_options
+def classify(models, inputs, top, as_json, reject, jobs, adapt, adapt_iterations, relevance):
     """Classify audio files (or every utterance of a feature archive) with a model set.
 
     Audio is turned into features with the configuration the models were trained on.
     Files that cannot be read are reported; the others are still classified, and the exit
-    status is then 1.
+    status is then 1.  With --adapt, the audio files are taken to be one speaker's (an
+    archive's utterances are grouped by its utt2spk) and the models are adapted to each
+    speaker first.
     """
     from .classify import UNKNOWN, ModelSet
 
     try:
         ms = ModelSet.load(models)
-        ids, feats, problems = _classify_inputs(ms, inputs, jobs)
+        ids, feats, speakers, problems = _classify_inputs(ms, inputs, jobs)
         if reject and ms.reject_threshold is None:
             _fail(f"{models}: has no reject threshold (train with --reject-quantile)")
-        if feats:
+        if feats and adapt:
+            from .adapt import score_by_speaker
+
+            scores = score_by_speaker(ms, feats, speakers, **_adapt_settings(adapt, adapt_iterations, relevance))
+        elif feats:
             scores = ms.score(feats)
+        if feats:
             labels = scores.predict()
             if reject:
                 labels = [UNKNOWN if r else lab for lab, r in zip(labels, ms.rejected(scores))]
@@ -234,12 +262,13 @@ def classify(models, inputs, top, as_json, reject, jobs):
 
 
 def _classify_inputs(ms, inputs, jobs):
-    """Features of the inputs: audio files (extracted with the models' config) or feature archives."""
+    """Features of the inputs, audio files (extracted with the models' config) or feature archives, and
+    their speakers (an archive's utt2spk; audio files are all one speaker, the empty name)."""
     from .archive import FeatureArchive, file_kind
     from .classify import check_compatible
     from .corpus import extract_files
 
-    ids, feats, problems, audio = [], [], [], []
+    ids, feats, speakers, problems, audio = [], [], [], [], []
     for path in inputs:
         p = Path(path)
         if p.suffix in (".h5", ".hdf5") and p.is_file() and file_kind(p) == "features":
@@ -247,6 +276,7 @@ def _classify_inputs(ms, inputs, jobs):
                 check_compatible(ms, fa)
                 ids += fa.ids
                 feats += [fa[u] for u in fa.ids]
+                speakers += [f"{p}:{fa.speakers.get(u) or u}" for u in fa.ids]
         else:
             audio.append(path)
     if audio:
@@ -259,7 +289,8 @@ def _classify_inputs(ms, inputs, jobs):
             else:
                 ids.append(path)
                 feats.append(frames)
-    return ids, feats, problems
+                speakers.append("")
+    return ids, feats, speakers, problems
 
 
 # --------------------------------------------------------------------------- verification

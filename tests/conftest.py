@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd" / "recordings"
+needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
 
 
 def draw_mixture(weights, means, variances, n, seed=0):
@@ -94,3 +95,26 @@ def make_corpus(tmp_path):
         return tmp_path / name, paths
 
     return make
+
+
+@pytest.fixture(scope="session")
+def fsdd(tmp_path_factory):
+    """FSDD takes 0-14 of every digit and speaker (900 files), MFCC + deltas without CMN: takes 0-4 test,
+    5-14 train.  Yields ``(folder, FeatureArchive, train ids, test ids)``."""
+    from acoustic_gmm.archive import FeatureArchive
+    from acoustic_gmm.corpus import extract_corpus
+    from acoustic_gmm.features import MfccConfig
+    from acoustic_gmm.manifest import write_data_dir
+
+    if not FSDD.is_dir():
+        pytest.skip("FSDD not available")
+    tmp = tmp_path_factory.mktemp("fsdd")
+    wavs = [w for w in sorted(FSDD.glob("*.wav")) if int(w.stem.split("_")[2]) < 15]
+    write_data_dir(tmp / "data", {w.stem: w for w in wavs}, utt2spk={w.stem: w.stem.split("_")[1] for w in wavs},
+                   utt2label={w.stem: w.stem.split("_")[0] for w in wavs})
+    extract_corpus(tmp / "data", tmp / "feats.h5", MfccConfig(cmvn="none"), progress=False)
+    fa = FeatureArchive(tmp / "feats.h5")
+    train = [u for u in fa.ids if int(u.split("_")[2]) >= 5]
+    test = [u for u in fa.ids if int(u.split("_")[2]) < 5]
+    yield tmp, fa, train, test
+    fa.close()

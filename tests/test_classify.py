@@ -18,26 +18,7 @@ from acoustic_gmm.corpus import extract_corpus
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.manifest import read_htk_lab, read_phn, write_data_dir
 
-from .conftest import FSDD, tone
-
-needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-
-
-@pytest.fixture(scope="session")
-def fsdd(tmp_path_factory):
-    """FSDD takes 0-14 of every digit and speaker (900 files): takes 0-4 test, 5-14 train."""
-    if not FSDD.is_dir():
-        pytest.skip("FSDD not available")
-    tmp = tmp_path_factory.mktemp("fsdd")
-    wavs = [w for w in sorted(FSDD.glob("*.wav")) if int(w.stem.split("_")[2]) < 15]
-    write_data_dir(tmp / "data", {w.stem: w for w in wavs}, utt2spk={w.stem: w.stem.split("_")[1] for w in wavs},
-                   utt2label={w.stem: w.stem.split("_")[0] for w in wavs})
-    extract_corpus(tmp / "data", tmp / "feats.h5", MfccConfig(cmvn="none"), progress=False)
-    fa = FeatureArchive(tmp / "feats.h5")
-    train = [u for u in fa.ids if int(u.split("_")[2]) >= 5]
-    test = [u for u in fa.ids if int(u.split("_")[2]) < 5]
-    yield tmp, fa, train, test
-    fa.close()
+from .conftest import needs_fsdd, tone
 
 
 @needs_fsdd

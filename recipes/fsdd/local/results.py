@@ -11,8 +11,8 @@ exp = Path(sys.argv[1] if len(sys.argv) > 1 else "exp/fsdd")
 exp.mkdir(parents=True, exist_ok=True)
 
 
-def load(name):
-    path = exp / name / "metrics.json"
+def load(name, file="metrics.json"):
+    path = exp / name / file
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -22,13 +22,14 @@ for task, name in (("digits, official split", "digits"), ("speaker id, official 
     if m:
         rows.append((task, f"{100 * m['accuracy']:.2f} %", f"{m['n'] - len(m['errors'])}/{m['n']}"))
         summary[name] = {"accuracy": m["accuracy"], "n": m["n"]}
-folds = sorted(p.parent.name for p in exp.glob("loso-*/metrics.json"))
-if folds:
-    accs = {f[5:]: load(f)["accuracy"] for f in folds}
-    mean = sum(accs.values()) / len(accs)
-    rows.append(("digits, leave-one-speaker-out (mean)", f"{100 * mean:.2f} %",
-                 " ".join(f"{s}:{100 * a:.1f}" for s, a in accs.items())))
-    summary["digits_loso"] = {"mean_accuracy": mean, "folds": accs}
+for file, task, key in (("metrics.json", "digits, leave-one-speaker-out (mean)", "digits_loso"),
+                        ("metrics.adapt.json", "  + adapted to the held-out speaker", "digits_loso_adapted")):
+    folds = sorted(p.parent.name for p in exp.glob(f"loso-*/{file}"))
+    if folds:
+        accs = {f[5:]: load(f, file)["accuracy"] for f in folds}
+        mean = sum(accs.values()) / len(accs)
+        rows.append((task, f"{100 * mean:.2f} %", " ".join(f"{s}:{100 * a:.1f}" for s, a in accs.items())))
+        summary[key] = {"mean_accuracy": mean, "folds": accs}
 (exp / "metrics.json").write_text(json.dumps(summary, indent=1))
 width = max(len(r[0]) for r in rows) if rows else 10
 print(f"\n{'FSDD task':<{width}}  {'accuracy':>9}  detail")
