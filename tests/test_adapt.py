@@ -12,9 +12,8 @@ from acoustic_gmm import DataError, ParameterError
 from acoustic_gmm.adapt import MllrStats, adapt_model_set, score_by_speaker, transform_means
 from acoustic_gmm.classify import ModelSet, evaluate, train_model_set
 from acoustic_gmm.cli import main
-from acoustic_gmm.gmm import DiagGMM
-
 from acoustic_gmm.corpus import extract_corpus
+from acoustic_gmm.gmm import DiagGMM
 
 from .conftest import draw_mixture, needs_fsdd, tone
 
