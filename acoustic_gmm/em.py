@@ -139,22 +139,34 @@ def _one_blas_thread():
 def _diag_chunk(model: DiagGMM, block):
     """E-step of one chunk: (log-likelihood, occupancies (K,), first and second-order sums (K, 2D)).
 
-    Works on the (K, n) layout so that every per-frame reduction runs along contiguous rows, folds the
-    constants into the product against ``[y, y^2, 1]``, and never normalises the (K, n) block: the
-    responsibilities' 1 / sum scales the (n, 2D) block instead, a third of the work at K = 256.
+    Folds the constants into the product against ``[y, y^2, 1]`` and never normalises the block of
+    responsibilities: their 1 / sum scales the (n, 2D) block instead, a third of the work at K = 256.  In
+    float32 (the fast path) the (n, K) layout makes the first product fastest, and everything between the two
+    products is one fused pass per frame (``kernels.py``).
     """
     D = block.shape[1]
     E = model.expand(block, ones=True)
-    L = model._proj1 @ E.T                        # (K, n): log w_k + log N(x | k)
-    top = L.max(0)
-    L -= top
-    np.exp(L, out=L)
-    total = L.sum(0)
+    if model.dtype == np.float32:
+        from .kernels import posteriors_and_scale
+
+        L = E @ model._proj1                      # (n, K): log w_k + log N(x | k)
+        top, total, occ = (np.empty(len(L), np.float32), np.empty(len(L), np.float32),
+                           np.zeros(L.shape[1], np.float32))
+        posteriors_and_scale(L, E, 2 * D, top, total, occ)
+        # (2D, K) rather than (K, 2D): OpenBLAS runs this orientation ~8 % faster here
+        S = (E[:, :2 * D].T @ L).T
+    else:  # numpy, in the (K, n) layout where its per-frame reductions run along contiguous rows
+        L = model._proj1.T @ E.T
+        top = L.max(0)
+        L -= top
+        np.exp(L, out=L)
+        total = L.sum(0)
+        inv = 1 / total
+        occ = L @ inv
+        E[:, :2 * D] *= inv[:, None]
+        S = L @ E[:, :2 * D]
     loglik = float((top.astype(np.float64) + np.log(total, dtype=np.float64)).sum())
-    inv = 1 / total
-    occ = L @ inv
-    E[:, :2 * D] *= inv[:, None]
-    return loglik, occ.astype(np.float64), L @ E[:, :2 * D]
+    return loglik, occ.astype(np.float64), S
 
 
 def accumulate(model, X, chunk: int | None = None, threads: int | None = None) -> Stats:

@@ -1,0 +1,35 @@
+"""The fused float32 E-step kernel against a float64 numpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from acoustic_gmm.kernels import posteriors_and_scale
+
+
+def test_fused_posteriors_match_float64():
+    rng = np.random.default_rng(0)
+    n, K, width = 500, 203, 79  # K not a multiple of any vector width
+    L = (rng.normal(size=(n, K)) * rng.uniform(1, 40, size=(n, 1)) - 60).astype(np.float32)
+    L[::7, 3] = 40.0            # positive log-densities
+    L[::11, 5] = -np.inf        # a component of weight 0
+    L[1, :] = -1e4              # a frame far from every component: all equal
+    L[2, 10] = L[2].max() + 30  # one component dominates
+    E = rng.normal(size=(n, width)).astype(np.float32)
+    L64, E64 = L.astype(np.float64), E.astype(np.float64)
+
+    top, total, occ = np.empty(n, np.float32), np.empty(n, np.float32), np.zeros(K, np.float32)
+    posteriors_and_scale(L, E, width - 1, top, total, occ)
+
+    ref_top = L64.max(1)
+    P = np.exp(L64 - ref_top[:, None])
+    np.testing.assert_array_equal(top, ref_top.astype(np.float32))
+    np.testing.assert_allclose(total, P.sum(1), rtol=1e-6)
+    # every term to 3e-7 of its row's largest (1); the large ones to 3e-7 relative
+    assert np.abs(L - P).max() < 3e-7
+    big = P > 1e-3
+    assert np.abs(L[big] / P[big] - 1).max() < 3e-7
+    np.testing.assert_allclose(occ, (P / P.sum(1, keepdims=True)).sum(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(E[:, :-1], E64[:, :-1] / P.sum(1, keepdims=True), rtol=1e-6)
+    np.testing.assert_array_equal(E[:, -1], E64[:, -1].astype(np.float32))  # columns past n_scaled untouched
+    assert np.all(np.isfinite(L)) and total[1] == K
