@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -184,21 +185,25 @@ def accumulate(model, X, chunk: int | None = None, threads: int | None = None) -
     if isinstance(model, DiagGMM):
         acc = Stats.zeros(K, model.offset, "diag")
         threads = max(1, threads or len(os.sched_getaffinity(0)))
-        blocks = chunks(X, chunk)
+
+        def add(job):
+            loglik, occ, S = job.result()
+            acc.loglik += loglik
+            acc.occ += occ
+            acc.sum_x += S[:, :D]
+            acc.sum_xx += S[:, D:]
+
         with _one_blas_thread(), ThreadPoolExecutor(threads) as pool:
-            while True:
-                # a bounded window of chunks in flight: streaming sources are never read ahead further
-                window = [b for _, b in zip(range(2 * threads), blocks)]
-                if not window:
-                    break
-                results = pool.map(lambda b: _diag_chunk(model, b), window) if threads > 1 else \
-                    map(lambda b: _diag_chunk(model, b), window)
-                for (loglik, occ, S), block in zip(results, window):
-                    acc.loglik += loglik
-                    acc.occ += occ
-                    acc.sum_x += S[:, :D]
-                    acc.sum_xx += S[:, D:]
-                    acc.n_frames += len(block)
+            # A sliding window of chunks in flight, added in order: no thread waits for the others at a
+            # barrier, and a streaming source is never read more than 2 chunks per thread ahead.
+            pending = deque()
+            for block in chunks(X, chunk):
+                pending.append(pool.submit(_diag_chunk, model, block))
+                acc.n_frames += len(block)
+                if len(pending) > 2 * threads:
+                    add(pending.popleft())
+            while pending:
+                add(pending.popleft())
         return acc
     acc = Stats.zeros(K, model.centre, "full")
     for block in chunks(X, chunk):
