@@ -219,13 +219,20 @@ def test_statistics_about_different_shifts_add_correctly(known_mixture):
         assert isinstance(total, Stats)
 
 
-def test_fit_does_not_depend_on_chunk_size(known_mixture):
-    X = known_mixture[0]
-    a = GMM(8, dtype="float64", chunk_size=257).fit(X)
-    b = GMM(8, dtype="float64", chunk_size=50_000).fit(X)
+# float32: one E-step's sums agree to 1e-6; a whole fit (about 40 iterations through the splits) lets the
+# chunk-order rounding grow to about 1e-4.
+@pytest.mark.parametrize("dtype, step_tol, fit_tol", [("float64", 1e-12, 1e-9), ("float32", 1e-6, 1e-3)])
+def test_fit_does_not_depend_on_chunk_size(known_mixture, dtype, step_tol, fit_tol):
+    X = known_mixture[0].astype(dtype)
+    a = GMM(8, dtype=dtype, chunk_size=257).fit(X)
+    b = GMM(8, dtype=dtype, chunk_size=50_000).fit(X)
     assert a.n_iter_ == b.n_iter_
-    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-9)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=fit_tol, atol=fit_tol)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=fit_tol)
+    small, large = accumulate(a.model_, X, chunk=257), accumulate(a.model_, X, chunk=50_000)
+    for u, v in ((small.occ, large.occ), (small.sum_x, large.sum_x), (small.sum_xx, large.sum_xx)):
+        np.testing.assert_allclose(u, v, rtol=step_tol, atol=step_tol * np.abs(v).max())
+    assert small.loglik == pytest.approx(large.loglik, rel=step_tol)
 
 
 def test_empty_component_is_replaced_by_a_split_with_a_warning():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from acoustic_gmm.kernels import posteriors_and_scale
 
@@ -33,3 +34,22 @@ def test_fused_posteriors_match_float64():
     np.testing.assert_allclose(E[:, :-1], E64[:, :-1] / P.sum(1, keepdims=True), rtol=1e-6)
     np.testing.assert_array_equal(E[:, -1], E64[:, -1].astype(np.float32))  # columns past n_scaled untouched
     assert np.all(np.isfinite(L)) and total[1] == K
+
+
+def test_float32_e_step_matches_float64_on_real_frames(fsdd_frames):
+    """The fused float32 path inside accumulate, against the numpy float64 one, same parameters."""
+    from acoustic_gmm.em import accumulate
+    from acoustic_gmm.gmm import DiagGMM
+
+    X = fsdd_frames
+    rng = np.random.default_rng(1)
+    K = 64
+    means = X[rng.choice(len(X), K, replace=False)].astype(np.float64)
+    variances = np.tile(X.var(0, dtype=np.float64), (K, 1)) * rng.uniform(0.05, 0.5, size=(K, 1))
+    args = (rng.dirichlet(np.ones(K)), means, variances)
+    s32 = accumulate(DiagGMM(*args, dtype="float32"), X)
+    s64 = accumulate(DiagGMM(*args, dtype="float64"), X.astype(np.float64))
+    assert s32.loglik == pytest.approx(s64.loglik, rel=1e-6)
+    np.testing.assert_allclose(s32.occ, s64.occ, rtol=1e-3, atol=1e-3 * len(X) / K)
+    np.testing.assert_allclose(s32.sum_x, s64.sum_x, atol=1e-3 * np.abs(s64.sum_x).max())
+    np.testing.assert_allclose(s32.sum_xx, s64.sum_xx, atol=1e-3 * np.abs(s64.sum_xx).max())
