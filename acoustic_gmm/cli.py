@@ -174,7 +174,9 @@ def _adapt_options(func):
 
 
 def _adapt_settings(adapt, adapt_iterations, relevance) -> dict | None:
-    return {"iterations": adapt_iterations, "relevance": relevance} if adapt else None
+    # an infinite relevance leaves the means where MLLR put them: skip the MAP pass
+    return {"iterations": adapt_iterations, "relevance": relevance if relevance < float("inf") else None} if adapt \
+        else None
 
 
 @main.command()
@@ -235,13 +237,13 @@ def classify(models, inputs, top, as_json, reject, jobs, adapt, adapt_iterations
         ids, feats, speakers, problems = _classify_inputs(ms, inputs, jobs)
         if reject and ms.reject_threshold is None:
             _fail(f"{models}: has no reject threshold (train with --reject-quantile)")
-        if feats and adapt:
-            from .adapt import score_by_speaker
-
-            scores = score_by_speaker(ms, feats, speakers, **_adapt_settings(adapt, adapt_iterations, relevance))
-        elif feats:
-            scores = ms.score(feats)
         if feats:
+            if adapt:
+                from .adapt import score_by_speaker
+
+                scores = score_by_speaker(ms, feats, speakers, **_adapt_settings(adapt, adapt_iterations, relevance))
+            else:
+                scores = ms.score(feats)
             labels = scores.predict()
             if reject:
                 labels = [UNKNOWN if r else lab for lab, r in zip(labels, ms.rejected(scores))]

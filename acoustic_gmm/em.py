@@ -145,18 +145,20 @@ def _diag_chunk(model: DiagGMM, block):
     float32 (the fast path) the (n, K) layout makes the first product fastest, and everything between the two
     products is one fused pass per frame (``kernels.py``).
     """
-    D = block.shape[1]
-    E = model.expand(block, ones=True)
+    n, D = block.shape
     if model.dtype == np.float32:
-        from .kernels import posteriors_and_scale
+        from . import kernels
 
+        E = np.empty((n, 2 * D + 1), np.float32)
+        kernels.expand(block, model.offset.astype(np.float32), E)
         L = E @ model._proj1                      # (n, K): log w_k + log N(x | k)
         top, total, occ = (np.empty(len(L), np.float32), np.empty(len(L), np.float32),
                            np.zeros(L.shape[1], np.float32))
-        posteriors_and_scale(L, E, 2 * D, top, total, occ)
+        kernels.posteriors_and_scale(L, E, 2 * D, top, total, occ)
         # (2D, K) rather than (K, 2D): OpenBLAS runs this orientation ~8 % faster here
         S = (E[:, :2 * D].T @ L).T
     else:  # numpy, in the (K, n) layout where its per-frame reductions run along contiguous rows
+        E = model.expand(block, ones=True)
         L = model._proj1.T @ E.T
         top = L.max(0)
         L -= top

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from acoustic_gmm.kernels import posteriors_and_scale
+from acoustic_gmm.kernels import expand, posteriors_and_scale
 
 
 def test_fused_posteriors_match_float64():
@@ -53,3 +53,15 @@ def test_float32_e_step_matches_float64_on_real_frames(fsdd_frames):
     np.testing.assert_allclose(s32.occ, s64.occ, rtol=1e-3, atol=1e-3 * len(X) / K)
     np.testing.assert_allclose(s32.sum_x, s64.sum_x, atol=1e-3 * np.abs(s64.sum_x).max())
     np.testing.assert_allclose(s32.sum_xx, s64.sum_xx, atol=1e-3 * np.abs(s64.sum_xx).max())
+
+
+def test_expand_kernel_equals_the_numpy_expand():
+    from acoustic_gmm.gmm import DiagGMM
+
+    rng = np.random.default_rng(2)
+    g = DiagGMM(np.full(3, 1 / 3), rng.normal(300, 50, size=(3, 13)), np.ones((3, 13)))
+    for X in (rng.normal(300, 50, size=(100, 13)).astype(np.float32), rng.normal(300, 50, size=(100, 13)),
+              np.asfortranarray(rng.normal(size=(100, 13)).astype(np.float32))):
+        E = np.empty((len(X), 27), np.float32)
+        expand(X, g.offset.astype(np.float32), E)
+        np.testing.assert_array_equal(E, g.expand(X, ones=True))
