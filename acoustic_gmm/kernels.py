@@ -2,12 +2,12 @@
 
 Between the E-step's two matrix products, numpy needs a pass over the chunk's whole
 (frames x components) block for every step (max, subtract, exp, sum, normalise, occupancy),
-each through memory.  Here each frame's row is done while it sits in L1 cache, in loops
-the compiler vectorises (AVX2 / AVX-512).  Both kernels release the GIL, so the E-step's
-threads run them side by side.  The exponential is Cephes' ``expf`` (Cody-Waite range reduction and a
-degree-5 polynomial, about 1 ulp: 2.5e-7 relative to the exact exponential of the same
-float32 argument, against numpy's 1e-7), written out so that it vectorises, which a call to
-the C library's ``expf`` would not.
+each through memory.  Here each frame's row is done while it sits in L1 cache, in loops the
+compiler vectorises (AVX2 / AVX-512).  Both kernels release the GIL, so the E-step's threads
+run them side by side.  The exponential is Cephes' ``expf`` (Cody-Waite range reduction and a
+degree-5 polynomial: 2.5e-7 relative to the exact exponential of the same float32 argument,
+against numpy's 1e-7), written out so that it vectorises, which a call to the C library's
+``expf`` would not.
 
 Compiled on first use and cached on disk beside this file (numba's ``cache=True``).
 """
@@ -102,9 +102,9 @@ def posteriors_and_scale(L, E, n_scaled, top, total, occ):
 def expand(X, offset, E):
     """``E = [X - offset, (X - offset)^2, 1]`` (n, 2D + 1) float32, in one pass and without the GIL.
 
-    What :meth:`~acoustic_gmm.gmm.DiagGMM.expand` computes with numpy; there, its three passes and their
-    moments holding the GIL cost the threaded E-step 0.08 s per million frames at K = 256, more than this
-    whole file's other kernel.
+    What :meth:`~acoustic_gmm.gmm.DiagGMM.expand` computes with numpy, whose three passes (and the GIL held
+    between them) cost the two-threaded E-step 0.08 s per million frames at K = 256, more than the kernel
+    above.
     """
     n, D = X.shape
     for j in range(n):
