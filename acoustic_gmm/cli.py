@@ -227,14 +227,14 @@ def classify(models, inputs, top, as_json, reject, jobs, adapt, adapt_iterations
     Audio is turned into features with the configuration the models were trained on.
     Files that cannot be read are reported; the others are still classified, and the exit
     status is then 1.  With --adapt, the audio files are taken to be one speaker's (an
-    archive's utterances are grouped by its utt2spk) and the models are adapted to each
-    speaker first.
+    archive's utterances are grouped by its utt2spk): they share that speaker's CMVN when the
+    models were trained with --cmvn speaker, and the models are adapted to each speaker first.
     """
     from .classify import UNKNOWN, ModelSet
 
     try:
         ms = ModelSet.load(models)
-        ids, feats, speakers, problems = _classify_inputs(ms, inputs, jobs)
+        ids, feats, speakers, problems = _classify_inputs(ms, inputs, jobs, one_speaker=adapt)
         if reject and ms.reject_threshold is None:
             _fail(f"{models}: has no reject threshold (train with --reject-quantile)")
         if feats:
@@ -263,12 +263,16 @@ def classify(models, inputs, top, as_json, reject, jobs, adapt, adapt_iterations
         sys.exit(1)
 
 
-def _classify_inputs(ms, inputs, jobs):
+def _classify_inputs(ms, inputs, jobs, one_speaker=False):
     """Features of the inputs, audio files (extracted with the models' config) or feature archives, and
-    their speakers (an archive's utt2spk; audio files are all one speaker, the empty name)."""
+    their speakers (an archive's utt2spk; audio files are all one speaker, the empty name).
+
+    With ``one_speaker`` and models trained on per-speaker CMVN, the audio files are normalised together, as
+    one speaker's utterances are in an archive; otherwise each file is its own speaker.
+    """
     from .archive import FeatureArchive, file_kind
     from .classify import check_compatible
-    from .corpus import extract_files
+    from .corpus import extract_files, speaker_cmvn
 
     ids, feats, speakers, problems, audio = [], [], [], [], []
     for path in inputs:
@@ -284,14 +288,19 @@ def _classify_inputs(ms, inputs, jobs):
     if audio:
         if ms.config is None:
             _fail("the model set does not record its feature configuration; classify a feature archive instead")
-        for path, (frames, reason) in zip(audio, extract_files(audio, ms.config, jobs=jobs,
-                                                               sample_rate=ms.sample_rate)):
+        together = one_speaker and ms.config.cmvn == "speaker"  # as extract_corpus does: raw frames, then CMVN
+        config = dataclasses.replace(ms.config, cmvn="none") if together else ms.config
+        first = len(feats)
+        for path, (frames, reason) in zip(audio, extract_files(audio, config, jobs=jobs, sample_rate=ms.sample_rate)):
             if frames is None:
                 problems.append((path, reason))
             else:
                 ids.append(path)
                 feats.append(frames)
                 speakers.append("")
+        if together and len(feats) > first:
+            mean, scale = speaker_cmvn(("", x) for x in feats[first:])[""]
+            feats[first:] = [((x - mean) * scale).astype(np.float32) for x in feats[first:]]
     return ids, feats, speakers, problems
 
 

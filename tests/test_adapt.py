@@ -13,6 +13,7 @@ from acoustic_gmm.adapt import MllrStats, adapt_model_set, score_by_speaker, tra
 from acoustic_gmm.classify import ModelSet, evaluate, train_model_set
 from acoustic_gmm.cli import main
 from acoustic_gmm.corpus import extract_corpus
+from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.gmm import DiagGMM
 
 from .conftest import draw_mixture, needs_fsdd, tone
@@ -150,3 +151,21 @@ def test_cli_classify_adapts_to_the_inputs(make_corpus, tmp_path):
                                        "--adapt-iterations", "1", "-r", "inf"])
     assert result.exit_code == 0, result.output
     assert [ln.split("\t")[1] for ln in result.output.splitlines()] == [u.split("_")[0] for u in sorted(signals)]
+
+
+def test_cli_classify_adapt_normalises_audio_files_as_one_speaker(make_corpus, tmp_path):
+    """With per-speaker CMVN models, --adapt gives audio files exactly the features an archive would."""
+    signals = {f"{c}_{i}": tone(0.5, freq=f * (1 + 0.01 * i), seed=i) for c, f in (("lo", 300), ("hi", 1500))
+               for i in range(5)}
+    data, paths = make_corpus(signals, speakers={u: "one" for u in signals})
+    extract_corpus(data, tmp_path / "f.h5", MfccConfig(cmvn="speaker"), progress=False, jobs=1)
+    train_model_set(tmp_path / "f.h5", "label", 2, progress=False, jobs=1).save(tmp_path / "m.h5")
+    runner = CliRunner()
+    from_audio = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), *[str(paths[u]) for u in sorted(signals)],
+                                      "--adapt", "--json"])
+    from_archive = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), str(tmp_path / "f.h5"), "--adapt", "--json"])
+    assert from_audio.exit_code == 0 and from_archive.exit_code == 0, from_audio.output + from_archive.output
+    a = [json.loads(ln) for ln in from_audio.stdout.splitlines()]
+    b = [json.loads(ln) for ln in from_archive.stdout.splitlines()]
+    assert [d["label"] for d in a] == [d["label"] for d in b] == [u.split("_")[0] for u in sorted(signals)]
+    np.testing.assert_allclose([d["score"] for d in a], [d["score"] for d in b], rtol=1e-5)
