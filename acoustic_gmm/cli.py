@@ -272,7 +272,7 @@ def _classify_inputs(ms, inputs, jobs, one_speaker=False):
     """
     from .archive import FeatureArchive, file_kind
     from .classify import check_compatible
-    from .corpus import extract_files, speaker_cmvn
+    from .corpus import extract_files
 
     ids, feats, speakers, problems, audio = [], [], [], [], []
     for path in inputs:
@@ -288,19 +288,14 @@ def _classify_inputs(ms, inputs, jobs, one_speaker=False):
     if audio:
         if ms.config is None:
             _fail("the model set does not record its feature configuration; classify a feature archive instead")
-        together = one_speaker and ms.config.cmvn == "speaker"  # as extract_corpus does: raw frames, then CMVN
-        config = dataclasses.replace(ms.config, cmvn="none") if together else ms.config
-        first = len(feats)
-        for path, (frames, reason) in zip(audio, extract_files(audio, config, jobs=jobs, sample_rate=ms.sample_rate)):
+        for path, (frames, reason) in zip(audio, extract_files(audio, ms.config, jobs=jobs, sample_rate=ms.sample_rate,
+                                                               one_speaker=one_speaker)):
             if frames is None:
                 problems.append((path, reason))
             else:
                 ids.append(path)
                 feats.append(frames)
                 speakers.append("")
-        if together and len(feats) > first:
-            mean, scale = speaker_cmvn(("", x) for x in feats[first:])[""]
-            feats[first:] = [((x - mean) * scale).astype(np.float32) for x in feats[first:]]
     return ids, feats, speakers, problems
 
 

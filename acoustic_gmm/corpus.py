@@ -186,11 +186,13 @@ def _extract_files_batch(task) -> list:
 
 
 def extract_files(paths, config: MfccConfig | None = None, *, jobs: int | None = None,
-                  sample_rate: int | None = None, batch_size: int = BATCH_SIZE) -> list:
+                  sample_rate: int | None = None, batch_size: int = BATCH_SIZE, one_speaker: bool = False) -> list:
     """Features of many audio files in parallel: ``[(frames or None, reason or None), ...]`` in order.
 
     A file that cannot be used gets ``None`` and the reason.  Without ``config.sample_rate``,
     every file must have the rate of the first readable one (or ``sample_rate`` if given).
+    With ``cmvn="speaker"`` each file is its own speaker, unless ``one_speaker`` says they are all
+    one speaker's: then they are normalised together, as :func:`extract_corpus` would.
 
     Examples
     --------
@@ -200,12 +202,18 @@ def extract_files(paths, config: MfccConfig | None = None, *, jobs: int | None =
         [None if x is None else x.shape for x, why in results]   # [(98, 39), None]
     """
     config = config or MfccConfig()
+    together = one_speaker and config.cmvn == "speaker"
+    worker_config = dataclasses.replace(config, cmvn="none") if together else config
     paths = [str(p) for p in paths]
     sample_rate = sample_rate or _first_rate(config, paths)
     frontend(config, sample_rate)
-    tasks = [(paths[i:i + batch_size], config.to_json(), sample_rate) for i in range(0, len(paths), batch_size)]
+    tasks = [(paths[i:i + batch_size], worker_config.to_json(), sample_rate) for i in range(0, len(paths), batch_size)]
     with parallel_map(_extract_files_batch, tasks, jobs) as results:
-        return [item for batch in results for item in batch]
+        out = [item for batch in results for item in batch]
+    if together and any(x is not None for x, _ in out):
+        mean, scale = speaker_cmvn(("", x) for x, _ in out if x is not None)[""]
+        out = [(x if x is None else ((x - mean) * scale).astype(np.float32), why) for x, why in out]
+    return out
 
 
 def _first_rate(config: MfccConfig, paths) -> int:
