@@ -8,23 +8,25 @@ classify again:
 
 * **MLLR** (Leggetter & Woodland, 1995): one affine transform ``mu' = W [1, mu - c]`` shared by
   every Gaussian of every class, estimated by maximum likelihood from the frames aligned to
-  each Gaussian.  Few parameters (D (D + 1)), so a dozen utterances suffice, and every class
-  moves, also those the speaker said rarely.  With less data the transform is diagonal
-  (a scale and an offset per feature).
+  each Gaussian.  Few parameters (D (D + 1)) for all classes together, so every class moves,
+  also those the speaker said rarely.  With little data the transform is diagonal (a scale
+  and an offset per feature).
 * **MAP** of the means (Gauvain & Lee, 1994), from the transformed models: each Gaussian moves
   further towards the speaker's frames in proportion to its occupancy ``n / (n + r)``.
 
 Both re-estimate from the original models each iteration, with the labels of the previous
-one, so a wrong first-pass label costs little once the models get it right.  On FSDD digits
-with one speaker held out (trained on the other five), three iterations take the mean accuracy
-from 92 % to 99 % (see README).
+one.  On FSDD digits with one speaker held out (trained on the other five), three iterations
+over all 500 of the speaker's utterances take the mean accuracy from 92 % to 99 %; with 20
+utterances there is no gain, with 100 about half of it (see README): with few utterances the
+adaptation mostly confirms the first pass.
 
 Examples
 --------
 ::
 
     ms = ModelSet.load("digits.h5")
-    adapted, labels = adapt_model_set(ms, [fa[u] for u in fa.ids_where(speaker="nicolas")])
+    adapted, scores = adapt_model_set(ms, [fa[u] for u in fa.ids_where(speaker="nicolas")])
+    scores.predict()
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ class MllrStats:
 
     For row ``i`` of ``W`` (feature ``i``): ``G[i] = sum_m n_m / var_mi  xi_m xi_m^T`` and
     ``k[i] = sum_m s_mi / var_mi  xi_m``, with ``xi_m = [1, mu_m - c]``, ``n_m`` the occupancy
-    and ``s_m`` the first-order sum of Gaussian ``m``.  Like :class:`~acoustic_gmm.em.Stats`,
-    they add up over models, utterances and speakers' chunks.
+    and ``s_m`` the first-order sum of Gaussian ``m``, accumulated by :meth:`add` over every
+    (model, frames) pair of the speaker.
     """
 
     def __init__(self, n_features: int, centre: np.ndarray):

@@ -174,9 +174,10 @@ def _adapt_options(func):
 
 
 def _adapt_settings(adapt, adapt_iterations, relevance) -> dict | None:
+    if not adapt:
+        return None
     # an infinite relevance leaves the means where MLLR put them: skip the MAP pass
-    return {"iterations": adapt_iterations, "relevance": relevance if relevance < float("inf") else None} if adapt \
-        else None
+    return {"iterations": adapt_iterations, "relevance": relevance if relevance < float("inf") else None}
 
 
 @main.command()
