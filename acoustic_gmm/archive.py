@@ -1,6 +1,11 @@
-"""HDF5 storage for feature archives and models, written atomically and read defensively.
+"""Every file acoustic_gmm writes or reads in HDF5: feature archives, model files, speaker files.
 
-Feature archive layout (``format_version`` 1)::
+All of them are self-describing (a ``content`` and a ``format_version`` attribute), opened and
+checked by one function (:func:`open_h5`), written to a temporary file beside the target and
+renamed into place (:func:`atomic_h5`), so a crash never leaves a half-written file where a good
+one was, and read defensively: every way a file can be wrong is an error naming the file.
+
+Feature archive layout (``content="features"``, ``format_version`` 1)::
 
     /                      attrs: format_version, content="features", config (MfccConfig JSON),
                                   sample_rate, skipped (JSON list of [utt, path, reason])
@@ -8,18 +13,26 @@ Feature archive layout (``format_version`` 1)::
     /index/ids, labels, speakers, n_frames    the same facts as arrays, for fast look-ups
     /manifest/<table>      the source data directory's tables as text; attr data_dir
 
-Model file layout (``format_version`` 1)::
+Model file layout (``content="models"``)::
 
     /                      attrs: format_version, content="models", metadata (JSON text)
     /models/<name>/        attrs: covariance_type, dtype
-        weights            (K,)       float64
-        means              (K, D)     float64
-        covariances        (K, D) diag or (K, D, D) full, float64
+        weights            (n_components,)       float64
+        means              (n_components, n_features)     float64
+        covariances        (n_components, n_features) diag or (n_components, n_features, n_features) full
+    /arrays/<key>          optional constants that travel with the models (a front end's filter bank)
+
+Speaker file layout (``content="speakers"``: MAP-adapted speakers, only what was adapted)::
+
+    /                      attrs: format_version, content="speakers", ubm_id, adapt, relevance, metadata
+    /speakers/<name>/      attrs: n_frames
+        means (n_components, n_features); weights (n_components,), variances, occupancy (optional)
+
+Extraction shards (``content="shard"``, in ``OUT.partial/``): one batch of utterances,
+``ids``, ``n_frames`` and the concatenated ``feats``, with the batch's problems.
 
 A file holds one model or a named set (one per class).  ``metadata`` is free-form JSON:
-the estimator's hyper-parameters, and later the feature configuration it was trained on.
-Writes go to a temporary file in the target's folder and are renamed into place, so a
-crash never leaves a half-written file where a good one was.
+the estimator's hyper-parameters, the feature configuration a model set was trained on.
 """
 
 from __future__ import annotations
@@ -28,12 +41,17 @@ import contextlib
 import json
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ArchiveError, ModelFileError, ParameterError
+from .errors import ArchiveError, DataError, ModelFileError, ParameterError
 from .gmm import make_model
+
+__all__ = ["FORMAT_VERSION", "atomic_h5", "write_text", "open_h5", "file_kind", "save_models", "load_models",
+           "load_arrays", "write_json", "opened", "save_speakers", "load_speakers", "write_shard", "read_shard", "write_features",
+           "FeatureArchive", "ArchiveSubset", "describe", "format_description"]
 
 FORMAT_VERSION = 1
 WEIGHT_SUM_TOL = 1e-6
@@ -58,7 +76,36 @@ def atomic_h5(path, tmp_dir=None):
         raise
 
 
-def save_models(path, models: dict, metadata: dict | None = None, arrays: dict | None = None) -> None:
+def write_text(path, text: str) -> None:
+    """Write a text file (scores, metrics, tables) atomically: a temporary file renamed into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, obj) -> None:
+    """Write ``obj`` as indented JSON, atomically (metrics, reports)."""
+    write_text(path, json.dumps(obj, indent=1))
+
+
+@contextlib.contextmanager
+def opened(archive):
+    """A :class:`FeatureArchive` from a path (opened here and closed after) or an open archive (left open)."""
+    if isinstance(archive, FeatureArchive):
+        yield archive
+        return
+    with FeatureArchive(archive) as fa:
+        yield fa
+
+
+def save_models(path, models: dict, *, metadata: dict | None = None, arrays: dict | None = None) -> None:
     """Write named models (``{name: DiagGMM | FullGMM}``) and JSON metadata to ``path``.
 
     Examples
@@ -66,7 +113,7 @@ def save_models(path, models: dict, metadata: dict | None = None, arrays: dict |
     >>> from acoustic_gmm.gmm import DiagGMM
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "m.h5")
-    >>> save_models(p, {"a": DiagGMM([1.0], [[0.0]], [[1.0]])}, {"note": "demo"})
+    >>> save_models(p, {"a": DiagGMM([1.0], [[0.0]], [[1.0]])}, metadata={"note": "demo"})
     >>> models, meta = load_models(p)
     >>> list(models), meta["note"]
     (['a'], 'demo')
@@ -98,10 +145,22 @@ def save_models(path, models: dict, metadata: dict | None = None, arrays: dict |
             g.create_dataset("covariances", data=m.covariances)
 
 
-def open_h5(path, what: str = "model file", error=ModelFileError):
-    """Open ``path`` read-only, turning every way it can fail into ``error`` naming the file."""
+KINDS = {"features": "feature archive", "models": "model file", "speakers": "speaker model file",
+         "shard": "extraction shard"}
+
+
+def open_h5(path, content: str | None = None):
+    """Open ``path`` read-only and check it is the acoustic_gmm file ``content`` says it is.
+
+    ``content`` is ``"features"``, ``"models"``, ``"speakers"``, ``"shard"`` or None (any HDF5
+    file).  Every way this can fail is an :class:`~acoustic_gmm.errors.ArchiveError` naming the
+    file (:class:`~acoustic_gmm.errors.ModelFileError` for model files): missing, a folder, not
+    HDF5, truncated, another kind of file, a ``format_version`` newer than this code.
+    """
     import h5py
 
+    error = ModelFileError if content == "models" else ArchiveError
+    what = KINDS.get(content, "file")
     path = Path(path)
     if not path.exists():
         raise error(f"{path}: no such file")
@@ -110,14 +169,28 @@ def open_h5(path, what: str = "model file", error=ModelFileError):
     if not h5py.is_hdf5(path):
         raise error(f"{path}: not an HDF5 file (wrong signature); expected an acoustic_gmm {what}")
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
         raise error(f"{path}: cannot be read as HDF5, the file is truncated or corrupt ({exc})") from None
+    if content is None:
+        return f
+    try:
+        found, version = f.attrs.get("content"), f.attrs.get("format_version")
+        if found != content or version is None:
+            holds = f" (it holds {found})" if found in KINDS else " (no format_version/content attributes)"
+            raise error(f"{path}: an HDF5 file but not an acoustic_gmm {what}{holds}")
+        if int(version) > FORMAT_VERSION:
+            raise error(f"{path}: format_version {int(version)} is newer than this acoustic_gmm understands "
+                        f"({FORMAT_VERSION}); upgrade acoustic_gmm")
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def file_kind(path) -> str:
     """``"features"``, ``"models"`` or ``"speakers"``: what an acoustic_gmm HDF5 file holds."""
-    with open_h5(path, "file", ArchiveError) as f:
+    with open_h5(path) as f:
         kind = f.attrs.get("content")
     if kind not in ("features", "models", "speakers"):
         raise ArchiveError(f"{path}: an HDF5 file but not one acoustic_gmm wrote (no 'content' attribute)")
@@ -126,7 +199,7 @@ def file_kind(path) -> str:
 
 def load_arrays(path) -> dict:
     """The extra arrays stored with :func:`save_models` (empty if there are none)."""
-    with open_h5(path) as f:
+    with open_h5(path, "models") as f:
         return {k: v[()] for k, v in f["arrays"].items()} if "arrays" in f else {}
 
 
@@ -137,15 +210,10 @@ def load_models(path) -> tuple[dict, dict]:
     values, positive variances (positive-definite covariances), weights summing to one.
     """
     path = Path(path)
-    with open_h5(path) as f:
+    with open_h5(path, "models") as f:
         try:
-            version = f.attrs.get("format_version")
-            if version is None or f.attrs.get("content") != "models" or "models" not in f:
-                raise ModelFileError(f"{path}: an HDF5 file but not an acoustic_gmm model file "
-                                     f"(no format_version/models group)")
-            if int(version) > FORMAT_VERSION:
-                raise ModelFileError(f"{path}: format_version {int(version)} is newer than this "
-                                     f"acoustic_gmm understands ({FORMAT_VERSION}); upgrade acoustic_gmm")
+            if "models" not in f:
+                raise ModelFileError(f"{path}: an HDF5 file but not an acoustic_gmm model file (no models group)")
             metadata = json.loads(f.attrs.get("metadata", "{}"))
             models = {name: _read_model(path, name, g) for name, g in f["models"].items()}
         except (OSError, KeyError, ValueError) as exc:
@@ -185,9 +253,99 @@ def _read_model(path, name, g):
         raise ModelFileError(f"{where}: a covariance matrix is not positive definite") from None
 
 
+# --------------------------------------------------------------------------- speaker files
+
+SPEAKER_ARRAYS = ("means", "weights", "variances", "occupancy")
+
+
+def save_speakers(path, speakers: dict, *, ubm_id: str, adapt: str, relevance: float,
+                  metadata: dict | None = None) -> None:
+    """Write speaker models: ``{name: {"means": (n_components, n_features), optional "weights", "variances", "occupancy",
+    "n_frames": int}}``, with the identifier of the UBM they were adapted from."""
+    with atomic_h5(path) as f:
+        f.attrs.update(format_version=FORMAT_VERSION, content="speakers", ubm_id=ubm_id, adapt=adapt,
+                       relevance=relevance, metadata=json.dumps(metadata or {}))
+        for name, arrays in speakers.items():
+            g = f.create_group(f"speakers/{name}")
+            g.attrs["n_frames"] = int(arrays.get("n_frames", 0))
+            for key in SPEAKER_ARRAYS:
+                if arrays.get(key) is not None:
+                    g.create_dataset(key, data=arrays[key])
+
+
+def load_speakers(path) -> tuple[dict, dict]:
+    """Read and check a speaker file: ``({name: {array name: array, "n_frames": int}}, attributes)``.
+
+    Checked like model files: agreeing shapes across speakers, finite values, positive variances,
+    weights summing to one.
+    """
+    path = Path(path)
+    with open_h5(path, "speakers") as f:
+        try:
+            info = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+            missing = [k for k in ("ubm_id", "adapt", "relevance", "metadata") if k not in info]
+            if missing or "speakers" not in f:
+                raise ArchiveError(f"{path}: damaged speaker model file (missing {missing or ['speakers']})")
+            speakers = {}
+            for name, g in f["speakers"].items():
+                arrays = {k: np.asarray(g[k][()], dtype=np.float64) for k in SPEAKER_ARRAYS if k in g}
+                arrays["n_frames"] = int(g.attrs.get("n_frames", 0))
+                speakers[name] = arrays
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            if isinstance(exc, ArchiveError):
+                raise
+            raise ArchiveError(f"{path}: damaged speaker model file ({type(exc).__name__}: {exc})") from None
+    if not speakers:
+        raise ArchiveError(f"{path}: holds no speakers")
+    shape = next(iter(speakers.values())).get("means", np.zeros(0)).shape
+    for name, a in speakers.items():
+        _check_speaker(path, name, a, shape)
+    return speakers, info
+
+
+def _check_speaker(path, name: str, a: dict, shape: tuple) -> None:
+    where = f"{path}: speaker {name!r}"
+    if "means" not in a:
+        raise ArchiveError(f"{where}: dataset 'means' is missing")
+    expected = {"means": shape, "variances": shape, "weights": shape[:1], "occupancy": shape[:1]}
+    for key, want in expected.items():
+        if key in a and (len(shape) != 2 or a[key].shape != want):
+            raise ArchiveError(f"{where}: {key} have shape {a[key].shape}, expected {want}")
+        if key in a and not np.isfinite(a[key]).all():
+            raise ArchiveError(f"{where}: {key} contain NaN or inf")
+    if "variances" in a and (a["variances"] <= 0).any():
+        raise ArchiveError(f"{where}: {int((a['variances'] <= 0).sum())} variance(s) are not positive")
+    if "weights" in a and ((a["weights"] < 0).any() or abs(a["weights"].sum() - 1.0) > WEIGHT_SUM_TOL):
+        raise ArchiveError(f"{where}: weights must be non-negative and sum to 1 (sum is {a['weights'].sum():.9g})")
+
+
+# --------------------------------------------------------------------------- extraction shards
+
+def write_shard(path, ids: list, feats: list, *, n_features: int, problems: list, audio_seconds: float) -> None:
+    """One extracted batch, atomically: its utterances' frames concatenated, and what went wrong."""
+    import h5py
+
+    with atomic_h5(path) as f:
+        f.attrs.update(format_version=FORMAT_VERSION, content="shard", problems=json.dumps(problems),
+                       audio_seconds=audio_seconds)
+        f.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset("n_frames", data=np.array([len(x) for x in feats], dtype=np.int64))
+        f.create_dataset("feats", data=np.concatenate(feats) if feats else np.zeros((0, n_features), np.float32))
+
+
+def read_shard(path) -> tuple[list, float, list]:
+    """``(problems, audio_seconds, [(utt, frames), ...])`` of a shard written by :func:`write_shard`."""
+    with open_h5(path, "shard") as f:
+        feats, pos, utterances = f["feats"][()], 0, []
+        for utt, n in zip(f["ids"][()], f["n_frames"][()]):
+            utterances.append((utt.decode(), feats[pos:pos + n]))
+            pos += n
+        return [tuple(p) for p in json.loads(f.attrs["problems"])], float(f.attrs["audio_seconds"]), utterances
+
+
 # --------------------------------------------------------------------------- feature archives
 
-def write_features(path, utterances, config, sample_rate: int, manifest: dict | None = None,
+def write_features(path, utterances, *, config, sample_rate: int, manifest: dict | None = None,
                    skipped=(), data_dir: str = "", tmp_dir=None) -> int:
     """Write a feature archive atomically from ``(utt, frames, label, speaker)`` tuples; returns the count.
 
@@ -249,15 +407,11 @@ class FeatureArchive:
         from .features import MfccConfig
 
         self.path = Path(path)
-        self._f = open_h5(self.path, "feature archive", ArchiveError)
+        self._f = open_h5(self.path, "features")
         try:
             f = self._f
-            if f.attrs.get("content") != "features" or "index" not in f or "utterances" not in f:
-                raise ArchiveError(f"{self.path}: not an acoustic_gmm feature archive"
-                                   + (" (it holds models)" if f.attrs.get("content") == "models" else ""))
-            if int(f.attrs["format_version"]) > FORMAT_VERSION:
-                raise ArchiveError(f"{self.path}: format_version {int(f.attrs['format_version'])} is newer than "
-                                   f"this acoustic_gmm understands ({FORMAT_VERSION})")
+            if "index" not in f or "utterances" not in f:
+                raise ArchiveError(f"{self.path}: damaged feature archive (no index or utterances group)")
             self.config = MfccConfig.from_json(f.attrs["config"])
             self.sample_rate = int(f.attrs["sample_rate"])
             self.skipped = json.loads(f.attrs.get("skipped", "[]"))
@@ -310,7 +464,7 @@ class FeatureArchive:
         return {u: self[u] for u in self.ids_where(speaker=speaker)}
 
     def frames(self, ids=None) -> np.ndarray:
-        """All frames of ``ids`` (default: every utterance) concatenated, float32 (N, D)."""
+        """All frames of ``ids`` (default: every utterance) concatenated, float32 (n_frames, n_features)."""
         ids = self.ids if ids is None else list(ids)
         out = np.empty((sum(self.n_frames[u] for u in ids), self.n_features), dtype=np.float32)
         pos = 0
@@ -324,16 +478,31 @@ class FeatureArchive:
     def n_frames_total(self) -> int:
         return sum(self.n_frames.values())
 
-    def rows(self, index) -> np.ndarray:
-        """Frames at sorted global positions ``index`` (in archive order), reading only the utterances hit."""
+    def check_ids(self, ids) -> list[str]:
+        """``ids`` as a list, or :class:`~acoustic_gmm.errors.DataError` naming those not in the archive."""
+        ids = list(ids)
+        unknown = [u for u in ids if u not in self.n_frames]
+        if unknown:
+            raise DataError(f"{len(unknown)} listed utterance(s) are not in {self.path}: {', '.join(unknown[:5])}"
+                            + (", ..." if len(unknown) > 5 else ""))
+        return ids
+
+    def subset(self, ids) -> "ArchiveSubset":
+        """The frames of utterances ``ids`` only, as a frame source (streamed, nothing loaded)."""
+        return ArchiveSubset(self, self.check_ids(ids))
+
+    def rows(self, index, ids=None) -> np.ndarray:
+        """Frames at sorted positions ``index`` among the frames of ``ids`` (default all, in archive order),
+        reading only the utterances hit."""
         index = np.asarray(index)
-        ends = np.cumsum([self.n_frames[u] for u in self.ids])
+        ids = self.ids if ids is None else ids
+        ends = np.cumsum([self.n_frames[u] for u in ids])
         owner = np.searchsorted(ends, index, side="right")
         out = np.empty((len(index), self.n_features), dtype=np.float32)
         for k in np.unique(owner):
             hit = owner == k
-            start = ends[k] - self.n_frames[self.ids[k]]
-            out[hit] = self[self.ids[k]][index[hit] - start]
+            start = ends[k] - self.n_frames[ids[k]]
+            out[hit] = self[ids[k]][index[hit] - start]
         return out
 
     def iter_chunks(self, chunk_frames: int = 65536, ids=None):
@@ -359,3 +528,83 @@ class FeatureArchive:
                     fill = 0
         if fill:
             yield buf[:fill].copy()
+
+
+class ArchiveSubset:
+    """Some utterances of an open :class:`FeatureArchive` as a frame source (see :mod:`acoustic_gmm.frames`)."""
+
+    def __init__(self, archive: FeatureArchive, ids: list[str]):
+        self.archive, self.ids = archive, ids
+        self.path = archive.path
+
+    @property
+    def n_frames_total(self) -> int:
+        return sum(self.archive.n_frames[u] for u in self.ids)
+
+    def iter_chunks(self, size: int):
+        return self.archive.iter_chunks(size, self.ids)
+
+    def rows(self, index) -> np.ndarray:
+        return self.archive.rows(index, self.ids)
+
+
+# --------------------------------------------------------------------------- describing a file
+
+def describe(path) -> dict:
+    """The facts of an acoustic_gmm HDF5 file (what ``acoustic-gmm info`` prints), JSON-ready.
+
+    Examples
+    --------
+    ::
+
+        describe("feats.h5")["utterances"]      # 3000
+        describe("ubm.h5")["models"]["ubm"]     # {'n_components': 256, 'n_features': 39, ...}
+    """
+    kind = file_kind(path)
+    if kind == "features":
+        with FeatureArchive(path) as fa:
+            return {"path": str(path), "content": "features", "utterances": len(fa),
+                    "frames": fa.n_frames_total, "n_features": fa.n_features, "sample_rate": fa.sample_rate,
+                    "config": fa.config.to_dict(), "labels": dict(Counter(v for v in fa.labels.values() if v)),
+                    "speakers": dict(Counter(v for v in fa.speakers.values() if v)),
+                    "skipped": fa.skipped, "data_dir": fa.data_dir}
+    if kind == "speakers":
+        speakers, attrs = load_speakers(path)
+        return {"path": str(path), "content": "speakers", "speakers": sorted(speakers), "ubm_id": attrs["ubm_id"],
+                "adapt": attrs["adapt"], "relevance": attrs["relevance"], "metadata": json.loads(attrs["metadata"])}
+    models, meta = load_models(path)
+    return {"path": str(path), "content": "models", "metadata": meta,
+            "models": {name: {"n_components": m.n_components, "n_features": m.n_features,
+                              "covariance_type": m.covariance_type} for name, m in models.items()}}
+
+
+def _counts(counts: dict, limit: int = 12) -> str:
+    shown = ", ".join(f"{k} ({n})" for k, n in sorted(counts.items())[:limit])
+    return f"{len(counts)}: {shown}" + (", ..." if len(counts) > limit else "")
+
+
+def format_description(facts: dict) -> str:
+    """:func:`describe`'s facts as the lines ``acoustic-gmm info`` prints."""
+    path = facts["path"]
+    if facts["content"] == "speakers":
+        return (f"{path}: speakers ({facts['adapt']}, r={facts['relevance']}), UBM {facts['ubm_id']}\n"
+                f"  {len(facts['speakers'])}: {', '.join(facts['speakers'][:20])}")
+    lines = [f"{path}: {facts['content']}"]
+    if facts["content"] == "features":
+        lines.append(f"  utterances  {facts['utterances']}  ({facts['frames']:,} frames x {facts['n_features']} "
+                     f"features, {facts['sample_rate']} Hz)")
+        if facts["labels"]:
+            lines.append(f"  labels      {_counts(facts['labels'])}")
+        if facts["speakers"]:
+            lines.append(f"  speakers    {_counts(facts['speakers'])}")
+        lines.append(f"  skipped     {len(facts['skipped'])}"
+                     + "".join(f"\n    {u}: {r}" for u, _, r in facts["skipped"][:5]))
+        lines.append(f"  source      {facts['data_dir']}")
+        lines.append("  config      " + " ".join(f"{k}={v}" for k, v in facts["config"].items()))
+        return "\n".join(lines)
+    for name, m in list(facts["models"].items())[:20]:
+        lines.append(f"  {name}: {m['n_components']} components x {m['n_features']} features ({m['covariance_type']})")
+    if len(facts["models"]) > 20:
+        lines.append(f"  ... {len(facts['models']) - 20} more models")
+    lines.append(f"  metadata    {json.dumps(facts['metadata'])}")
+    return "\n".join(lines)

@@ -8,7 +8,9 @@ its frames' log-likelihoods, each frame under its slice's model, plus the class'
 when priors are used.
 
 Scoring stacks every model's components into one matrix, so one matrix product per chunk
-of frames serves all classes at once.
+of frames serves all classes at once.  Evaluation on labelled archives, with or without
+speaker adaptation, is :mod:`acoustic_gmm.evaluation`, above this module and
+:mod:`acoustic_gmm.adapt`.
 
 Examples
 --------
@@ -17,20 +19,22 @@ Examples
     ms = train_model_set("train.h5", label_key="label", n_components=16, n_slices=3)
     ms.save("digits.h5")
     with FeatureArchive("test.h5") as fa:
-        print(evaluate(ms, fa)["accuracy"])
+        ms.score([fa[u] for u in fa.ids]).predict()
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from .archive import load_arrays, load_models, opened, save_models
 from .errors import DataError, ModelFileError, ParameterError, check_frames
-from .gmm import DiagGMM
+from .gmm import DiagGMM, logsumexp
+
+__all__ = ["ModelSet", "Scores", "train_model_set", "class_frames", "check_compatible", "slice_of_frames",
+           "split_slices", "LABEL_KEYS", "UNKNOWN"]
 
 LABEL_KEYS = ("label", "speaker")
 UNKNOWN = "<unknown>"
@@ -51,23 +55,21 @@ class Scores:
     """Scores of utterances (rows) against classes (columns)."""
 
     classes: list[str]
-    total: np.ndarray      # (U, C) summed frame log-likelihood (+ log prior when used)
-    n_frames: np.ndarray   # (U,)
+    total: np.ndarray      # (n_utterances, n_classes) summed frame log-likelihood (+ log prior when used)
+    n_frames: np.ndarray   # (n_utterances,)
     frame_best: np.ndarray | None = None  # (sum of n_frames,) each frame's own best class index
 
     @property
     def average(self) -> np.ndarray:
-        """Per-frame average log-likelihood (U, C)."""
+        """Per-frame average log-likelihood (n_utterances, n_classes)."""
         return self.total / self.n_frames[:, None]
 
     def predict(self) -> list[str]:
         return [self.classes[i] for i in self.total.argmax(1)]
 
     def proba(self) -> np.ndarray:
-        """Posterior over classes, from the summed scores (a softmax per row)."""
-        z = self.total - self.total.max(1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(1, keepdims=True)
+        """Posterior over classes (n_utterances, n_classes), from the summed scores (a softmax per row)."""
+        return np.exp(self.total - logsumexp(self.total)[:, None])
 
     def top(self, n: int = 5) -> list[list[tuple[str, float]]]:
         order = np.argsort(-self.total, axis=1)[:, :n]
@@ -109,6 +111,11 @@ class ModelSet:
     def n_features(self) -> int:
         return next(iter(self.models.values()))[0].n_features
 
+    @property
+    def centre(self) -> np.ndarray:
+        """The weighted mean of every model's means (n_features,): a reference point shared by all classes."""
+        return self._stacked()[0].centre
+
     # ------------------------------------------------------------------ scoring
     def _stacked(self):
         """All models' components in one DiagGMM, and where each model's components start."""
@@ -121,15 +128,11 @@ class ModelSet:
         return self._stack
 
     def frame_scores(self, X: np.ndarray, chunk: int = 8192) -> np.ndarray:
-        """Log-likelihood of every frame under every (class, slice) model: (n, C, S), float32."""
-        stack, starts, sizes = self._stacked()
+        """Log-likelihood of every frame under every (class, slice) model: (n_frames, n_classes, n_slices), float32."""
+        stack, starts, _ = self._stacked()
         out = np.empty((len(X), len(self.classes) * self.n_slices), dtype=np.float32)
         for a in range(0, len(X), chunk):
-            L = stack.log_joint(X[a:a + chunk])
-            top = np.maximum.reduceat(L, starts, axis=1)
-            L -= np.repeat(top, sizes, axis=1)
-            np.exp(L, out=L)
-            out[a:a + chunk] = top + np.log(np.add.reduceat(L, starts, axis=1))
+            out[a:a + chunk] = logsumexp(stack.log_joint(X[a:a + chunk]), starts=starts, overwrite=True)
         return out.reshape(len(X), len(self.classes), self.n_slices)
 
     def score(self, utterances) -> Scores:
@@ -179,8 +182,6 @@ class ModelSet:
     # ------------------------------------------------------------------ storage
     def save(self, path) -> None:
         """One HDF5 file: every model (named ``class/slice``), the feature config and the settings."""
-        from .archive import save_models
-
         from .features import frontend_arrays
 
         named = {f"{c}#{s}": m for c in self.classes for s, m in enumerate(self.models[c])}
@@ -189,11 +190,10 @@ class ModelSet:
                 "feature_config": None if self.config is None else self.config.to_dict(),
                 "sample_rate": self.sample_rate, **self.metadata}
         arrays = frontend_arrays(self.config, self.sample_rate) if self.config and self.sample_rate else None
-        save_models(path, named, meta, arrays)
+        save_models(path, named, metadata=meta, arrays=arrays)
 
     @classmethod
     def load(cls, path) -> "ModelSet":
-        from .archive import load_arrays, load_models
         from .features import MfccConfig, preload_frontend
 
         named, meta = load_models(path)
@@ -256,7 +256,7 @@ def _fit_class(task):
     return label, models, notes
 
 
-def train_model_set(archive, label_key: str = "label", n_components: int = 16, *, n_slices: int = 1,
+def train_model_set(archive, *, label_key: str = "label", n_components: int = 16, n_slices: int = 1,
                     ids=None, priors: bool = False, reject_quantile: float | None = 0.05, jobs: int | None = None,
                     progress: bool | None = None, **gmm_params) -> ModelSet:
     """Train one GMM per class (and slice) from a feature archive (a path or a FeatureArchive).
@@ -266,21 +266,15 @@ def train_model_set(archive, label_key: str = "label", n_components: int = 16, *
     :meth:`ModelSet.margins`), so about that share of utterances like the training ones is
     turned away.  Classes are trained in parallel over ``jobs`` processes.
     """
-    from .archive import FeatureArchive
     from .corpus import parallel_map
 
     if not isinstance(n_slices, int) or n_slices < 1:
         raise ParameterError(f"n_slices must be an integer >= 1, got {n_slices!r}")
-    own = not isinstance(archive, FeatureArchive)
-    fa = FeatureArchive(archive) if own else archive
-    try:
-        groups = class_frames(fa, label_key, ids)
+    with opened(archive) as fa:
+        groups = class_frames(fa, label_key, None if ids is None else fa.check_ids(ids))
         if not groups:
             raise DataError(f"{fa.path}: no utterances to train on")
         config, source, rate = fa.config, str(fa.path), fa.sample_rate
-    finally:
-        if own:
-            fa.close()
     tasks = [(c, groups[c], n_components, n_slices, gmm_params) for c in sorted(groups)]
     models = {}
     from tqdm import tqdm
@@ -304,87 +298,7 @@ def train_model_set(archive, label_key: str = "label", n_components: int = 16, *
     return ms
 
 
-# --------------------------------------------------------------------------- evaluation
-
-def evaluate(model_set: ModelSet, archive, ids=None, label_key: str | None = None, adapt: dict | None = None) -> dict:
-    """Accuracy, per-class accuracy and the confusion matrix on a labelled archive.
-
-    With ``adapt`` (a dict of :func:`~acoustic_gmm.adapt.adapt_model_set` options, ``{}`` for the
-    defaults) the models are first adapted, without labels, to each test speaker's utterances.
-    """
-    label_key = label_key or model_set.label_key
-    check_compatible(model_set, archive)
-    groups_ids = list(archive.ids if ids is None else ids)
-    if not groups_ids:
-        raise DataError(f"{archive.path}: no utterances to evaluate")
-    table = archive.labels if label_key == "label" else archive.speakers
-    truth = [table.get(u, "") for u in groups_ids]
-    utterances = [archive[u] for u in groups_ids]
-    if adapt is None:
-        scores = model_set.score(utterances)
-    else:
-        from .adapt import score_by_speaker
-
-        scores = score_by_speaker(model_set, utterances, [archive.speakers.get(u) or u for u in groups_ids], **adapt)
-    out = metrics(truth, scores.predict(), model_set.classes, ids=groups_ids)
-    # frame accuracy: each frame classified alone (under its slice's models), against its utterance's label
-    index = {c: i for i, c in enumerate(model_set.classes)}
-    frame_truth = np.repeat([index.get(t, -1) for t in truth], scores.n_frames)
-    out["frame_accuracy"] = float((scores.frame_best == frame_truth).mean())
-    return out
-
-
-def metrics(truth, predicted, classes, ids=None) -> dict:
-    """Accuracy, per-class accuracy, confusion counts and the misclassified utterances."""
-    truth, predicted = list(truth), list(predicted)
-    labels = sorted(set(classes) | set(truth) | set(predicted))
-    index = {c: i for i, c in enumerate(labels)}
-    confusion = np.zeros((len(labels), len(labels)), dtype=int)
-    for t, p in zip(truth, predicted):
-        confusion[index[t], index[p]] += 1
-    correct = np.array([t == p for t, p in zip(truth, predicted)])
-    out = {"n": len(truth), "accuracy": float(correct.mean()),
-           "per_class_accuracy": {c: float(confusion[i, i] / confusion[i].sum()) for c, i in index.items()
-                                  if confusion[i].sum()},
-           "classes": labels, "confusion": confusion.tolist()}
-    if ids is not None:
-        out["errors"] = [[u, t, p] for u, t, p, ok in zip(ids, truth, predicted, correct) if not ok]
-    return out
-
-
-def confusion_text(m: dict, limit: int = 40) -> str:
-    """The confusion matrix as aligned text (rows: truth, columns: predicted)."""
-    labels, C = m["classes"][:limit], np.array(m["confusion"])[:limit, :limit]
-    width = max(4, *(len(c) for c in labels)) + 1
-    lines = [" " * width + "".join(f"{c:>{width}}" for c in labels)]
-    lines += [f"{c:>{width}}" + "".join(f"{v:>{width}}" for v in row) for c, row in zip(labels, C)]
-    return "\n".join(lines)
-
-
-def confusion_png(m: dict, path) -> None:
-    """Draw the confusion matrix (row-normalised) to a PNG; needs matplotlib (the 'plot' extra)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ParameterError("drawing the confusion matrix needs matplotlib: pip install 'acoustic-gmm[plot]'") from None
-    C = np.array(m["confusion"], dtype=float)
-    C = C / np.maximum(C.sum(1, keepdims=True), 1)
-    n = len(m["classes"])
-    fig, ax = plt.subplots(figsize=(2 + 0.3 * n, 1.5 + 0.3 * n))
-    im = ax.imshow(C, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), m["classes"], rotation=90, fontsize=7)
-    ax.set_yticks(range(n), m["classes"], fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"accuracy {100 * m['accuracy']:.2f} % ({m['n']} utterances)")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
+# --------------------------------------------------------------------------- compatibility
 
 def check_compatible(model_set: ModelSet, archive) -> None:
     """Features and models must agree on dimension and front-end configuration."""
@@ -395,7 +309,3 @@ def check_compatible(model_set: ModelSet, archive) -> None:
         ours, theirs = model_set.config.to_dict(), archive.config.to_dict()
         diff = ", ".join(f"{k}: models {ours[k]!r} vs features {theirs[k]!r}" for k in ours if ours[k] != theirs[k])
         raise DataError(f"{archive.path} was extracted with another feature configuration than the models ({diff})")
-
-
-def write_metrics(m: dict, path) -> None:
-    Path(path).write_text(json.dumps(m, indent=1))

@@ -29,10 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .archive import atomic_h5, write_features
+from .archive import read_shard, write_features, write_shard
+from .em import Stats
 from .errors import ArchiveError, DataError
 from .features import MfccConfig, extract, extract_segments, frontend, read_audio
 from .manifest import DataDir, read_data_dir
+
+__all__ = ["ExtractionReport", "extract_corpus", "extract_files", "extract_recording", "parallel_map",
+           "speaker_cmvn", "plan_batches", "BATCH_SIZE"]
 
 BATCH_SIZE = 256  # recordings per shard: a crash loses little, and per-shard costs (~6 ms) stay small
 JOB_FILE = "job.json"
@@ -95,8 +99,8 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
             raise DataError(f"{rec_path}: sample rate {sr} Hz differs from the archive's {sample_rate} Hz "
                             f"(set sample_rate / --sample-rate to resample)")
         if len(utts) == 1 and utts[0][1] is None:
-            return [(utts[0][0], extract(y, sr, config, rec_path), None)], duration
-        feats = extract_segments(y, sr, [(s, e) for _, s, e in utts], config, rec_path)
+            return [(utts[0][0], extract(y, sr, config=config, where=rec_path), None)], duration
+        feats = extract_segments(y, sr, [(s, e) for _, s, e in utts], config=config, where=rec_path)
     except DataError as exc:
         return [(utt, None, _reason(exc, rec_path)) for utt, _, _ in utts], duration
     out = []
@@ -126,15 +130,7 @@ def _run_batch(task) -> dict:
                 ids.append(utt)
                 feats.append(frames)
         seconds += duration
-    import h5py
-
-    with atomic_h5(shard) as f:
-        f.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
-        f.create_dataset("n_frames", data=np.array([len(x) for x in feats], dtype=np.int64))
-        f.create_dataset("feats", data=np.concatenate(feats) if feats
-                         else np.zeros((0, config.n_features), np.float32))
-        f.attrs["problems"] = json.dumps(problems)
-        f.attrs["audio_seconds"] = seconds
+    write_shard(shard, ids, feats, n_features=config.n_features, problems=problems, audio_seconds=seconds)
     return {"index": index, "n": sum(len(u) for _, _, u in batch)}
 
 
@@ -274,8 +270,9 @@ def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int
     strict : stop at the first bad utterance instead of reporting and skipping it.
     overwrite : replace an existing ``out`` (only once the new archive is complete).
     progress : progress bar; None shows it only on a terminal.
-    client : a ``dask.distributed.Client``: batches run as tasks on its workers, which must see the
-        audio and ``out``'s folder at the same paths (a shared file system); the merge runs here.
+    client : a ``dask.distributed.Client`` or a scheduler address: batches run as tasks on its workers,
+        which must see the audio and ``out``'s folder at the same paths (a shared file system); the
+        merge runs here.
 
     Examples
     --------
@@ -311,6 +308,10 @@ def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int
     frontend(config, sample_rate)  # filters and imports built once, here, and inherited by forked workers
     sizes = [sum(len(u) for _, _, u in b) for b in batches]
     with contextlib.ExitStack() as stack:
+        if client is not None:
+            from .distributed import connect
+
+            client = stack.enter_context(connect(client))
         bar = stack.enter_context(_progress_bar(sum(sizes), progress))
         bar.update(sum(sizes) - sum(sizes[i] for i in pending))
         results = stack.enter_context(parallel_map(_run_batch, tasks, jobs, client))
@@ -330,53 +331,47 @@ def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int
 
 
 def speaker_cmvn(pairs) -> dict:
-    """``{speaker: (mean, 1 / std)}`` over all frames of each speaker's utterances, from ``(speaker, frames)``."""
+    """``{speaker: (mean, 1 / std)}`` over all frames of each speaker's utterances, from ``(speaker, frames)``.
+
+    One-component :class:`~acoustic_gmm.em.Stats` per speaker, added utterance by utterance.  The
+    sums are about 0 (not about the mean, as EM's are): these are the numbers every archive with
+    per-speaker CMVN was made with, and float32 features lose nothing to it.
+    """
     sums: dict = {}
     for spk, x in pairs:
-        n, s1, s2 = sums.get(spk, (0, 0.0, 0.0))
-        x = np.asarray(x, dtype=np.float64)
-        sums[spk] = (n + len(x), s1 + x.sum(0), s2 + (x * x).sum(0))
+        part = Stats.from_posteriors(x, shift=np.zeros(np.shape(x)[1]))
+        sums[spk] = sums[spk] + part if spk in sums else part
     out = {}
-    for spk, (n, s1, s2) in sums.items():
-        mean = s1 / max(n, 1)
-        sd = np.sqrt(np.maximum(s2 / max(n, 1) - mean * mean, 0))
+    for spk, st in sums.items():
+        n = max(st.occ[0], 1)
+        mean = st.sum_x[0] / n
+        sd = np.sqrt(np.maximum(st.sum_xx[0] / n - mean * mean, 0))
         out[spk] = (mean, 1.0 / np.where(sd > 0, sd, 1))
     return out
 
 
 def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int, tmp_dir: Path) -> ExtractionReport:
     """Copy the shards, in order, into the archive ``out`` (its temporary file lives in ``tmp_dir``)."""
-    import h5py
-
     problems, totals = [], {"frames": 0, "audio": 0.0}
-
-    def shard_utterances(shard_list):
-        for shard in shard_list:
-            with h5py.File(shard, "r") as f:
-                feats, pos = f["feats"][()], 0
-                for utt, n in zip(f["ids"][()], f["n_frames"][()]):
-                    yield shard, f, utt.decode(), feats[pos:pos + n]
-                    pos += n
-
     norm = None
     if config.cmvn == "speaker":
         shards = list(shards)  # every shard first: a speaker's statistics span them all
-        norm = speaker_cmvn((dd.utt2spk.get(u, u), x) for _, _, u, x in shard_utterances(shards))
+        norm = speaker_cmvn((dd.utt2spk.get(u, u), x) for shard in shards for u, x in read_shard(shard)[2])
 
     def items():
-        seen = None
-        for shard, f, utt, frames in shard_utterances(shards):
-            if shard is not seen:
-                problems.extend(tuple(p) for p in json.loads(f.attrs["problems"]))
-                totals["audio"] += float(f.attrs["audio_seconds"])
-                seen = shard
-            totals["frames"] += len(frames)
-            if norm is not None:
-                mean, scale = norm[dd.utt2spk.get(utt, utt)]
-                frames = ((frames - mean) * scale).astype(np.float32)
-            yield utt, frames, dd.utt2label.get(utt), dd.utt2spk.get(utt)
+        # a shard's problems count even when none of its utterances could be extracted
+        for shard_problems, seconds, utterances in map(read_shard, shards):
+            problems.extend(shard_problems)
+            totals["audio"] += seconds
+            for utt, frames in utterances:
+                totals["frames"] += len(frames)
+                if norm is not None:
+                    mean, scale = norm[dd.utt2spk.get(utt, utt)]
+                    frames = ((frames - mean) * scale).astype(np.float32)
+                yield utt, frames, dd.utt2label.get(utt), dd.utt2spk.get(utt)
 
-    n = write_features(out, items(), config, sample_rate, dd.tables(), problems, str(dd.path.resolve()), tmp_dir)
+    n = write_features(out, items(), config=config, sample_rate=sample_rate, manifest=dd.tables(), skipped=problems,
+                       data_dir=str(dd.path.resolve()), tmp_dir=tmp_dir)
     if n == 0:
         out.unlink()
         raise DataError(f"{dd.path}: no utterance could be extracted; first problems: "

@@ -20,28 +20,36 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from pathlib import Path
 
 import numpy as np
 
+from .archive import FeatureArchive
+from .em import accumulate
 from .errors import ParameterError
+
+__all__ = ["DaskFrames", "connect"]
+
+
+@contextlib.contextmanager
+def connect(client):
+    """A ``dask.distributed.Client``: the one given, or one connected to a scheduler address (and closed after)."""
+    if not isinstance(client, str):
+        yield client
+        return
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise ParameterError("a Dask scheduler needs Dask: pip install 'acoustic-gmm[distributed]'") from None
+    with Client(client) as c:
+        yield c
 
 
 def _shard_stats(path: str, ids: list, model, chunk: int):
-    from .archive import FeatureArchive
-    from .em import accumulate
-
     with FeatureArchive(path) as fa:
-        return accumulate(model, _Subset(fa, ids), chunk, threads=1)
-
-
-class _Subset:
-    def __init__(self, archive, ids):
-        self.archive, self.ids = archive, ids
-
-    def iter_chunks(self, size):
-        return self.archive.iter_chunks(size, self.ids)
+        return accumulate(model, fa.subset(ids), chunk=chunk, threads=1)
 
 
 class DaskFrames:
@@ -52,8 +60,6 @@ class DaskFrames:
     """
 
     def __init__(self, path, client=None, n_shards: int | None = None, ids=None):
-        from .archive import FeatureArchive
-
         if client is None:
             try:
                 from dask.distributed import default_client
@@ -76,10 +82,7 @@ class DaskFrames:
         return self.archive.iter_chunks(size, self.ids)
 
     def rows(self, index):
-        if len(self.ids) != len(self.archive.ids):
-            raise ParameterError("k-means and random initialisation sample the whole archive; use init='split' "
-                                 "with a subset of utterances")
-        return self.archive.rows(index)
+        return self.archive.rows(index, self.ids)
 
     def accumulate(self, model, chunk: int):
         """The E-step of ``model`` over every shard, on the cluster; statistics summed as a tree."""

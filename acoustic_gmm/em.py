@@ -1,17 +1,24 @@
-"""Training Gaussian mixtures: sufficient statistics, EM, splitting and initialisation.
+"""Training Gaussian mixtures: sufficient statistics, EM, MAP, splitting and initialisation.
 
-The pieces, each usable on its own:
+The pieces, each usable on its own (Kaldi's ``AccumDiagGmm``, ``MleDiagGmmUpdate`` and
+``MapDiagGmmUpdate``):
 
 * :class:`Stats` -- zeroth, first and second-order sums of a pass over frames, in float64.
   Statistics add (``a + b``), so chunks, files, processes and machines all merge the same
-  way; the M-step only ever sees a :class:`Stats`.
-* :func:`accumulate` -- the E-step: one pass over frames under a model, giving a Stats.
-* :func:`m_step` -- new parameters from a Stats, with a variance floor.
+  way; every update only ever sees a :class:`Stats`.  :meth:`Stats.from_posteriors` builds
+  them from frames and given responsibilities (hard labels, a single component);
+  :func:`accumulate` from a model's own responsibilities (the E-step).
+* :func:`m_step` -- maximum-likelihood parameters from a Stats, with a variance floor.
+* :func:`map_update` -- maximum a posteriori parameters from a Stats and a prior model
+  (Reynolds' relevance-factor MAP: speaker enrolment and speaker adaptation both use it).
 * :func:`split_heaviest` -- HTK-style mix-up: grow a model by splitting its heaviest
   components, means moved +-0.2 standard deviations, weight halved.
 * :func:`kmeans_init`, :func:`random_init` -- the other starting points.
 * :func:`train` -- the whole schedule: grow 1 -> 2 -> 4 ... -> K with a few EM iterations
   after each growth step, then EM to convergence.
+
+Frames come as an array or any :class:`~acoustic_gmm.frames.FrameSource` (a feature archive
+streamed from disk, a Dask cluster); nothing here reads files.
 """
 
 from __future__ import annotations
@@ -25,27 +32,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ComponentWarning, DataError, ParameterError
+from .frames import RemoteEStep, as_frames
 from .gmm import DiagGMM, FullGMM, default_chunk, log_normalize, make_model
+
+__all__ = ["Stats", "accumulate", "global_stats", "m_step", "map_update", "em_step", "variance_floor",
+           "split_heaviest", "growth_schedule", "kmeans_init", "random_init", "History", "run_em", "train",
+           "MAP_UPDATES"]
 
 ABS_VAR_FLOOR = 1e-10  # below any real feature's variance; only guards against exact zeros
 MAX_OCCUPANCY_FLOOR = 10.0  # Kaldi's min-gaussian-occupancy for a diagonal Gaussian
-
-
-def chunks(X, size: int):
-    """Consecutive blocks of at most ``size`` frames: views of an array, or read from a frame source.
-
-    A frame source is anything with ``iter_chunks(size)`` (a :class:`~acoustic_gmm.archive.FeatureArchive`):
-    EM then streams it from disk and never holds more than a few chunks.
-    """
-    if hasattr(X, "iter_chunks"):
-        yield from X.iter_chunks(size)
-        return
-    for start in range(0, len(X), size):
-        yield X[start:start + size]
-
-
-def n_frames_of(X) -> int:
-    return X.n_frames_total if hasattr(X, "iter_chunks") else len(X)
+MAP_UPDATES = ("m", "mw", "mwv")  # what MAP moves: means, and weights, and variances
 
 
 # --------------------------------------------------------------------------- statistics
@@ -55,8 +51,8 @@ class Stats:
     """Sufficient statistics of a mixture, about a reference point ``shift``.
 
     ``occ[k] = sum_t g_tk``, ``sum_x[k] = sum_t g_tk (x_t - shift)``, and ``sum_xx[k]`` is
-    ``sum_t g_tk (x_t - shift)^2`` (diagonal, shape (K, D)) or the outer-product sum
-    (full, shape (K, D, D)).  Sums about a shift near the data keep the second-order
+    ``sum_t g_tk (x_t - shift)^2`` (diagonal, (n_components, n_features)) or the outer-product
+    sum (full, (n_components, n_features, n_features)).  Sums about a shift near the data keep the second-order
     terms free of cancellation.  ``loglik`` is the total log-likelihood of the pass.
 
     Examples
@@ -83,6 +79,38 @@ class Stats:
         second = (K, D) if covariance_type == "diag" else (K, D, D)
         return cls(np.asarray(shift, dtype=np.float64).copy(), np.zeros(K), np.zeros((K, D)),
                    np.zeros(second), 0.0, 0, covariance_type)
+
+    @classmethod
+    def from_posteriors(cls, X: np.ndarray, resp: np.ndarray | None = None, *, shift: np.ndarray | None = None,
+                        covariance_type: str = "diag") -> "Stats":
+        """Statistics of frames ``X`` (n_frames, n_features) with responsibilities ``resp`` (n_frames, K).
+
+        ``resp=None`` gives every frame to one component (global statistics).  ``shift`` is the
+        reference point of the sums (default: the frames' mean).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.array([[0.0], [2.0], [10.0]])
+        >>> s = Stats.from_posteriors(X, np.array([[1.0, 0], [1, 0], [0, 1]]))
+        >>> s.occ.tolist(), (s.sum_x / s.occ[:, None] + s.shift).ravel().tolist()
+        ([2.0, 1.0], [1.0, 10.0])
+        """
+        Y = np.asarray(X, dtype=np.float64)
+        shift = Y.mean(0) if shift is None else np.asarray(shift, dtype=np.float64)
+        Y = Y - shift
+        if resp is None:
+            occ, sum_x = np.array([float(len(Y))]), Y.sum(0)[None]
+            sum_xx = ((Y * Y).sum(0) if covariance_type == "diag" else Y.T @ Y)[None]
+        else:
+            occ, sum_x = resp.sum(0), resp.T @ Y
+            sum_xx = resp.T @ (Y * Y) if covariance_type == "diag" else np.einsum("nk,ni,nj->kij", resp, Y, Y)
+        return cls(shift.copy(), occ, sum_x, sum_xx, 0.0, len(Y), covariance_type)
+
+    @property
+    def means(self) -> np.ndarray:
+        """Each component's mean of the frames, (n_components, n_features); a component without frames gets ``shift``."""
+        return self.sum_x / np.maximum(self.occ, 1e-10)[:, None] + self.shift
 
     def reshifted(self, shift: np.ndarray) -> "Stats":
         """The same statistics expressed about another reference point."""
@@ -111,16 +139,13 @@ class Stats:
         return self.loglik / max(self.n_frames, 1)
 
 
-def global_stats(X, covariance_type: str = "diag", chunk: int = 65536) -> Stats:
-    """One-component statistics of all frames (every frame with responsibility 1)."""
-    shift = np.asarray(next(chunks(X, 4096)), dtype=np.float64).mean(0)
+def global_stats(X, covariance_type: str = "diag", *, chunk: int = 65536) -> Stats:
+    """One-component statistics of all frames (every frame with responsibility 1), streamed in blocks."""
+    source = as_frames(X)
+    shift = np.asarray(next(source.iter_chunks(4096)), dtype=np.float64).mean(0)
     acc = Stats.zeros(1, shift, covariance_type)
-    for block in chunks(X, chunk):
-        Y = np.asarray(block, dtype=np.float64) - shift
-        acc.occ[0] += len(Y)
-        acc.sum_x[0] += Y.sum(0)
-        acc.sum_xx[0] += (Y * Y).sum(0) if covariance_type == "diag" else Y.T @ Y
-        acc.n_frames += len(Y)
+    for block in source.iter_chunks(chunk):
+        acc = acc + Stats.from_posteriors(block, shift=shift, covariance_type=covariance_type)
     return acc
 
 
@@ -172,7 +197,7 @@ def _diag_chunk(model: DiagGMM, block):
     return loglik, occ.astype(np.float64), S
 
 
-def accumulate(model, X, chunk: int | None = None, threads: int | None = None) -> Stats:
+def accumulate(model, X, *, chunk: int | None = None, threads: int | None = None) -> Stats:
     """E-step over ``X`` (any sliceable 2-D array of frames): statistics and log-likelihood.
 
     Diagonal models use the expanded block ``E = [x - c, (x - c)^2, 1]`` twice: one product
@@ -182,8 +207,9 @@ def accumulate(model, X, chunk: int | None = None, threads: int | None = None) -
     """
     chunk = chunk or default_chunk(model.n_components)
     K, D = model.n_components, model.n_features
-    if hasattr(X, "accumulate"):  # a source that runs its own E-step, e.g. on a Dask cluster
+    if isinstance(X, RemoteEStep):  # a source that runs its own E-step, e.g. on a Dask cluster
         return X.accumulate(model, chunk)
+    source = as_frames(X)
     if isinstance(model, DiagGMM):
         acc = Stats.zeros(K, model.offset, "diag")
         threads = max(1, threads or len(os.sched_getaffinity(0)))
@@ -199,7 +225,7 @@ def accumulate(model, X, chunk: int | None = None, threads: int | None = None) -
             # A sliding window of chunks in flight, added in order: no thread waits for the others at a
             # barrier, and a streaming source is never read more than 2 chunks per thread ahead.
             pending = deque()
-            for block in chunks(X, chunk):
+            for block in source.iter_chunks(chunk):
                 pending.append(pool.submit(_diag_chunk, model, block))
                 acc.n_frames += len(block)
                 if len(pending) > 2 * threads:
@@ -208,7 +234,7 @@ def accumulate(model, X, chunk: int | None = None, threads: int | None = None) -
                 add(pending.popleft())
         return acc
     acc = Stats.zeros(K, model.centre, "full")
-    for block in chunks(X, chunk):
+    for block in source.iter_chunks(chunk):
         L = model.log_joint(block)
         acc.loglik += float(log_normalize(L).sum())
         G = L.astype(np.float64)
@@ -228,7 +254,7 @@ def variance_floor(global_var: np.ndarray, var_floor: float) -> np.ndarray:
     return np.maximum(var_floor * np.asarray(global_var, dtype=np.float64), ABS_VAR_FLOOR)
 
 
-def m_step(stats: Stats, floor: np.ndarray, dtype="float32", keep: np.ndarray | None = None):
+def m_step(stats: Stats, *, floor: np.ndarray, dtype="float32", keep: np.ndarray | None = None):
     """Maximum-likelihood parameters from statistics; ``keep`` selects surviving components.
 
     Diagonal variances are clipped at ``floor``; full covariances have the eigenvalues of
@@ -244,10 +270,53 @@ def m_step(stats: Stats, floor: np.ndarray, dtype="float32", keep: np.ndarray | 
         var = sum_xx / occ[:, None] - mean_c * mean_c
         return DiagGMM(weights, means, np.maximum(var, floor), dtype=dtype)
     cov = sum_xx / occ[:, None, None] - np.einsum("ki,kj->kij", mean_c, mean_c)
-    return FullGMM(weights, means, floor_covariances(cov, floor), dtype=dtype)
+    return FullGMM(weights, means, _floor_covariances(cov, floor), dtype=dtype)
 
 
-def floor_covariances(cov: np.ndarray, floor: np.ndarray) -> np.ndarray:
+def map_update(stats: Stats, prior: DiagGMM, *, relevance: float = 16.0, update: str = "m") -> DiagGMM:
+    """Maximum a posteriori parameters from statistics and a prior model (Reynolds et al., 2000).
+
+    Each component moves from the prior towards its statistics by ``alpha = n / (n + relevance)``,
+    ``n`` its occupancy: means always, weights with ``update`` ``"mw"``, variances with ``"mwv"``
+    (through the second moment, floored at 1 % of the prior's smallest variance per feature).
+    ``relevance = inf`` returns the prior; ``relevance = 0`` the maximum-likelihood estimate under
+    the prior's responsibilities.
+
+    Parameters
+    ----------
+    stats : Stats
+        Diagonal statistics, (n_components, n_features), of the adaptation frames under ``prior``.
+    prior : DiagGMM
+        The model adapted (a UBM, or a class model).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prior = DiagGMM([1.0], [[0.0]], [[1.0]], dtype="float64")
+    >>> s = accumulate(prior, np.full((16, 1), 2.0))          # 16 frames at 2.0
+    >>> map_update(s, prior, relevance=16.0).means.tolist()   # halfway: n = r
+    [[1.0]]
+    """
+    if update not in MAP_UPDATES:
+        raise ParameterError(f"adapt must be one of {list(MAP_UPDATES)}, got {update!r}")
+    if not relevance >= 0:
+        raise ParameterError(f"relevance must be >= 0, got {relevance!r}")
+    n = stats.occ
+    safe = np.maximum(n, 1e-10)[:, None]
+    alpha = (n / (n + relevance))[:, None] if np.isfinite(relevance) else np.zeros((len(n), 1))
+    means = alpha * (stats.sum_x / safe + stats.shift) + (1 - alpha) * prior.means
+    weights, variances = prior.weights, prior.variances
+    if "w" in update:
+        w = alpha[:, 0] * n / stats.n_frames + (1 - alpha[:, 0]) * prior.weights
+        weights = w / w.sum()
+    if "v" in update:
+        ex2 = stats.sum_xx / safe + 2 * stats.shift * (stats.sum_x / safe) + stats.shift ** 2  # E[x^2]
+        var = alpha * ex2 + (1 - alpha) * (prior.variances + prior.means ** 2) - means ** 2
+        variances = np.maximum(var, prior.variances.min(0) * 1e-2)
+    return DiagGMM(weights, means, variances, dtype=prior.dtype)
+
+
+def _floor_covariances(cov: np.ndarray, floor: np.ndarray) -> np.ndarray:
     """Clip eigenvalues of ``S^-1/2 C S^-1/2`` at 1, with ``S = diag(floor)``."""
     scale = np.sqrt(floor)
     C = cov / np.multiply.outer(scale, scale)
@@ -257,19 +326,19 @@ def floor_covariances(cov: np.ndarray, floor: np.ndarray) -> np.ndarray:
     return C * np.multiply.outer(scale, scale)
 
 
-def em_step(model, X, floor: np.ndarray | None = None, chunk: int | None = None):
+def em_step(model, X, *, floor: np.ndarray | None = None, chunk: int | None = None):
     """One EM iteration from ``model`` on frames ``X``; returns ``(new_model, stats)``.
 
     With ``floor=None`` no variance floor beyond 1e-10 is applied (the textbook update).
     """
-    stats = accumulate(model, X, chunk)
+    stats = accumulate(model, X, chunk=chunk)
     floor = np.full(model.n_features, ABS_VAR_FLOOR) if floor is None else floor
-    return m_step(stats, floor, model.dtype), stats
+    return m_step(stats, floor=floor, dtype=model.dtype), stats
 
 
 # --------------------------------------------------------------------------- growing
 
-def split_heaviest(model, n_components: int, perturb: float = 0.2):
+def split_heaviest(model, n_components: int, *, perturb: float = 0.2):
     """Grow ``model`` to ``n_components`` by repeatedly splitting the heaviest component.
 
     HTK's mix-up: the chosen component's weight is halved between two copies whose means
@@ -293,7 +362,7 @@ def split_heaviest(model, n_components: int, perturb: float = 0.2):
     return type(model)(np.array(w), np.array(mu), np.array(cov), dtype=model.dtype)
 
 
-def growth_schedule(n_components: int, schedule=None) -> list[int]:
+def growth_schedule(n_components: int, *, schedule=None) -> list[int]:
     """Sizes to grow through, ending at ``n_components``: 1, 2, 4, ... doubling by default."""
     if schedule is None:
         sizes, k = [], 1
@@ -312,11 +381,10 @@ def growth_schedule(n_components: int, schedule=None) -> list[int]:
 # --------------------------------------------------------------------------- initialisation
 
 def _sample_rows(X, n: int, rng) -> np.ndarray:
-    total = n_frames_of(X)
+    source = as_frames(X)
+    total = source.n_frames_total
     idx = np.arange(total) if total <= n else np.sort(rng.choice(total, size=n, replace=False))
-    if hasattr(X, "rows"):
-        return np.asarray(X.rows(idx), dtype=np.float64)
-    return np.asarray(X[idx], dtype=np.float64)
+    return np.asarray(source.rows(idx), dtype=np.float64)
 
 
 def _sq_dist(Y: np.ndarray, C: np.ndarray) -> np.ndarray:
@@ -324,7 +392,7 @@ def _sq_dist(Y: np.ndarray, C: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0.0)
 
 
-def kmeans_init(X, n_components: int, floor: np.ndarray, covariance_type="diag", dtype="float32",
+def kmeans_init(X, n_components: int, *, floor: np.ndarray, covariance_type="diag", dtype="float32",
                 rng=None, n_iter: int = 20, max_sample: int = 200_000):
     """k-means++ seeding, then Lloyd iterations; weights from cluster sizes.
 
@@ -365,19 +433,12 @@ def kmeans_init(X, n_components: int, floor: np.ndarray, covariance_type="diag",
 def _model_from_labels(Y, labels, K, floor, covariance_type, dtype):
     resp = np.zeros((len(Y), K))
     resp[np.arange(len(Y)), labels] = 1.0
-    stats = Stats.zeros(K, Y.mean(0), covariance_type)
-    Yc = Y - stats.shift
-    stats.occ = resp.sum(0) + 1e-10
-    stats.sum_x = resp.T @ Yc
-    if covariance_type == "diag":
-        stats.sum_xx = resp.T @ (Yc * Yc)
-    else:
-        stats.sum_xx = np.einsum("nk,ni,nj->kij", resp, Yc, Yc)
-    stats.n_frames = len(Y)
-    return m_step(stats, floor, dtype)
+    stats = Stats.from_posteriors(Y, resp, covariance_type=covariance_type)
+    stats.occ += 1e-10  # an empty cluster gets the shift as its mean rather than 0 / 0
+    return m_step(stats, floor=floor, dtype=dtype)
 
 
-def random_init(X, n_components: int, glob_model, dtype="float32", rng=None):
+def random_init(X, n_components: int, *, glob_model, dtype="float32", rng=None):
     """Means at ``n_components`` distinct random frames, the global covariance, equal weights."""
     rng = np.random.default_rng(rng)
     means = _sample_rows(X, n_components, rng)
@@ -400,7 +461,7 @@ def min_occupancy(n_frames: int, n_components: int) -> float:
     return min(MAX_OCCUPANCY_FLOOR, 0.1 * n_frames / n_components)
 
 
-def run_em(model, X, floor, n_iter: int, tol: float, history: History, chunk=None,
+def run_em(model, X, *, floor, n_iter: int, tol: float, history: History, chunk=None,
            stats: Stats | None = None, progress=None, min_iter: int = 0):
     """Up to ``n_iter`` EM iterations; after ``min_iter``, stop once the per-frame gain is below ``tol``.
 
@@ -409,16 +470,16 @@ def run_em(model, X, floor, n_iter: int, tol: float, history: History, chunk=Non
     parameters it produced) is appended to ``history``.
     """
     if stats is None:
-        stats = accumulate(model, X, chunk)
+        stats = accumulate(model, X, chunk=chunk)
     K = model.n_components
     converged = False
     for it in range(n_iter):
         keep = stats.occ >= min_occupancy(stats.n_frames, K)
         if keep.all():
-            new = m_step(stats, floor, model.dtype)
+            new = m_step(stats, floor=floor, dtype=model.dtype)
         else:
             new = _replace_empty(stats, floor, model, keep)
-        new_stats = accumulate(new, X, chunk)
+        new_stats = accumulate(new, X, chunk=chunk)
         gain = new_stats.avg_loglik - stats.avg_loglik
         model, stats = new, new_stats
         history.loglik.append(stats.avg_loglik)
@@ -435,7 +496,7 @@ def _replace_empty(stats: Stats, floor, model, keep: np.ndarray):
     dead = np.flatnonzero(~keep)
     if keep.sum() == 0:
         raise DataError("every component lost its frames; the data cannot support this model")
-    survivor = m_step(stats, floor, model.dtype, keep=keep)
+    survivor = m_step(stats, floor=floor, dtype=model.dtype, keep=keep)
     grown = split_heaviest(survivor, model.n_components)
     total = stats.occ.sum()
     details = ", ".join(f"{k} (occupancy {stats.occ[k]:.3g} frames, weight {stats.occ[k] / total:.2e})"
@@ -458,6 +519,7 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
     for at most ``max_iter`` iterations until the per-frame gain drops below ``tol``.
     ``n_iter`` counts the iterations at full size.
     """
+    X = as_frames(X)
     glob = global_stats(X, covariance_type)
     n, mean_c = glob.occ[0], glob.sum_x[0] / glob.occ[0]
     second = glob.sum_xx[0] if covariance_type == "diag" else np.diag(glob.sum_xx[0])
@@ -469,8 +531,8 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
     floor = variance_floor(gvar, var_floor)
     history = History()
     if init == "split":
-        sizes = growth_schedule(n_components, schedule)
-        model = m_step(glob, floor, dtype)
+        sizes = growth_schedule(n_components, schedule=schedule)
+        model = m_step(glob, floor=floor, dtype=dtype)
         stats = None
         for size in sizes:
             if size != model.n_components:
@@ -482,16 +544,21 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
             # and say nothing about convergence: like HTK's re-estimation after each mix-up, every
             # intermediate stage runs exactly split_iter iterations, and the final one at least that.
             if final:
-                model, stats, converged = run_em(model, X, floor, max_iter, tol, history, chunk, stats,
-                                                 progress, min_iter=min(split_iter, max_iter))
+                model, stats, converged = run_em(model, X, floor=floor, n_iter=max_iter, tol=tol, history=history,
+                                                 chunk=chunk, stats=stats, progress=progress,
+                                                 min_iter=min(split_iter, max_iter))
             elif size > 1:  # one Gaussian needs no EM: the global mean and variance are its ML fit
-                model, stats, _ = run_em(model, X, floor, split_iter, -1.0, history, chunk, stats, progress)
+                model, stats, _ = run_em(model, X, floor=floor, n_iter=split_iter, tol=-1.0, history=history,
+                                         chunk=chunk, stats=stats, progress=progress)
         return model, history, converged, len(history.loglik) - before
     if init == "kmeans":
-        model = kmeans_init(X, n_components, floor, covariance_type, dtype, random_state)
+        model = kmeans_init(X, n_components, floor=floor, covariance_type=covariance_type, dtype=dtype,
+                            rng=random_state)
     elif init == "random":
-        model = random_init(X, n_components, m_step(glob, floor, dtype), dtype, random_state)
+        model = random_init(X, n_components, glob_model=m_step(glob, floor=floor, dtype=dtype), dtype=dtype,
+                            rng=random_state)
     else:
         raise ParameterError(f"init must be 'split', 'kmeans' or 'random', got {init!r}")
-    model, _, converged = run_em(model, X, floor, max_iter, tol, history, chunk, None, progress)
+    model, _, converged = run_em(model, X, floor=floor, n_iter=max_iter, tol=tol, history=history, chunk=chunk,
+                                 progress=progress)
     return model, history, converged, len(history.loglik)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["AcousticGMMError", "ParameterError", "DataError", "ArchiveError", "ModelFileError", "ManifestError",
+           "NotFittedError", "ConvergenceWarning", "ComponentWarning", "check_frames"]
+
 
 class AcousticGMMError(Exception):
     """Base class of every error acoustic_gmm raises on purpose."""

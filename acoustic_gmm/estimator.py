@@ -16,7 +16,10 @@ import numpy as np
 
 from . import em
 from .errors import ConvergenceWarning, DataError, NotFittedError, ParameterError, check_frames
+from .frames import FrameSource
 from .gmm import resolve_dtype
+
+__all__ = ["GMM"]
 
 
 class GMM:
@@ -52,7 +55,8 @@ class GMM:
     Attributes
     ----------
     weights_, means_, covariances_ : ndarray
-        (K,), (K, D), and (K, D) for diag or (K, D, D) for full.
+        (n_components,), (n_components, n_features), and (n_components, n_features) for diag or
+        (n_components, n_features, n_features) for full.
     converged_ : bool
     n_iter_ : int
         EM iterations run at full size.
@@ -128,7 +132,7 @@ class GMM:
         resolve_dtype(self.dtype)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, progress=None) -> "GMM":
+    def fit(self, X, y=None, *, progress=None) -> "GMM":
         """Estimate the mixture from frames ``X`` (n_frames, n_features).
 
         ``X`` may also be a feature archive (a :class:`~acoustic_gmm.archive.FeatureArchive` or
@@ -141,8 +145,8 @@ class GMM:
             from .archive import FeatureArchive
 
             with FeatureArchive(X) as archive:
-                return self.fit(archive, y, progress)
-        if hasattr(X, "iter_chunks"):  # a frame source: its frames were checked when it was written
+                return self.fit(archive, y, progress=progress)
+        if isinstance(X, FrameSource):  # its frames were checked when it was written
             if X.n_frames_total < max(2, self.n_components):
                 raise DataError(f"{getattr(X, 'path', 'frame source')}: {X.n_frames_total} frame(s), at least "
                                 f"{max(2, self.n_components)} needed")
@@ -239,17 +243,17 @@ class GMM:
         return X, labels
 
     # ------------------------------------------------------------------ storage
-    def save(self, path, name: str = "gmm", metadata: dict | None = None) -> None:
+    def save(self, path, *, name: str = "gmm", metadata: dict | None = None) -> None:
         """Write the fitted model to an HDF5 file (atomically), with its hyper-parameters."""
         from .archive import save_models
 
         params = {k: (list(v) if k == "schedule" and v is not None else v)
                   for k, v in self.get_params().items() if k != "random_state"}
         meta = {"estimator": params, **(metadata or {})}
-        save_models(path, {name: self._model()}, meta)
+        save_models(path, {name: self._model()}, metadata=meta)
 
     @classmethod
-    def load(cls, path, name: str | None = None) -> "GMM":
+    def load(cls, path, *, name: str | None = None) -> "GMM":
         """Read a model written by :meth:`save` (or one named model of a set)."""
         from .archive import load_models
         from .errors import ModelFileError

@@ -12,7 +12,7 @@ Examples
 >>> import numpy as np
 >>> cfg = MfccConfig(deltas=0, cmvn="none")
 >>> t = np.arange(8000) / 8000
->>> extract(np.sin(2 * np.pi * 440 * t), 8000, cfg).shape   # 1 s at 8 kHz: 1 + (8000 - 200) // 80
+>>> extract(np.sin(2 * np.pi * 440 * t), 8000, config=cfg).shape   # 1 s at 8 kHz: 1 + (8000 - 200) // 80
 (98, 13)
 """
 
@@ -21,10 +21,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError, ParameterError
+
+__all__ = ["MfccConfig", "read_audio", "extract", "extract_segments", "mfcc_frames", "add_deltas", "vad_mask",
+           "normalise", "n_frames", "frontend", "frontend_arrays", "preload_frontend", "check_signal"]
 
 LOG_FLOOR = 1e-10  # floor on mel and frame energies: log(0) never reaches an archive
 
@@ -119,6 +123,26 @@ class MfccConfig:
         if not isinstance(d, dict):
             raise ParameterError("MfccConfig: JSON must be an object of option: value")
         return cls.from_dict(d)
+
+    @classmethod
+    def from_options(cls, path=None, **options) -> "MfccConfig":
+        """The configuration in the JSON file ``path`` (or the defaults), with ``options`` replacing fields.
+
+        Options given as None are left as they are; a choice given as text (``deltas="2"``, as a command
+        line gives it) takes the field's type.  Errors name the file.
+        """
+        values = {}
+        if path is not None:
+            try:
+                values = cls.from_json(Path(path).read_text()).to_dict()
+            except (ParameterError, OSError, UnicodeDecodeError) as exc:
+                raise ParameterError(f"{path}: {exc}") from None
+        defaults = cls()
+        for name, value in options.items():
+            if value is not None:
+                default = getattr(defaults, name, None)
+                values[name] = type(default)(value) if isinstance(default, int) and isinstance(value, str) else value
+        return cls.from_dict(values)
 
 
 # --------------------------------------------------------------------------- audio
@@ -329,7 +353,7 @@ def _analyse(signal, sample_rate: int, cfg: MfccConfig, where: str):
     return add_deltas(ceps, cfg.deltas, cfg.delta_width), log_energy, sr, fe
 
 
-def extract(signal, sample_rate: int, config: MfccConfig | None = None, where: str = "signal") -> np.ndarray:
+def extract(signal, sample_rate: int, *, config: MfccConfig | None = None, where: str = "signal") -> np.ndarray:
     """MFCC (+ deltas, VAD, CMVN) frames of one utterance: float32 (n_frames, config.n_features).
 
     The signal is resampled to ``config.sample_rate`` when that is set and differs.
@@ -343,7 +367,7 @@ def extract(signal, sample_rate: int, config: MfccConfig | None = None, where: s
     return normalise(feats, cfg.cmvn)
 
 
-def extract_segments(signal, sample_rate: int, spans, config: MfccConfig | None = None,
+def extract_segments(signal, sample_rate: int, spans, *, config: MfccConfig | None = None,
                      where: str = "recording") -> list[np.ndarray]:
     """Frames of several segments ``[(start_s, end_s), ...]`` of one recording.
 

@@ -16,6 +16,11 @@ product.  With ``c`` the model's centre, ``y = x - c``, ``m_k = mu_k - c`` and
 so ``[y, y^2] @ A + b`` with ``A = [m p ; -p / 2]`` of shape (2D, K).  Centring on the
 weighted mean of the means keeps the terms small, which is what makes float32 honest on
 features with large offsets (c0 of an MFCC is in the hundreds).
+
+Parameters are read-only: the cached constants are computed once from them, so an array
+written in place (``g.means[:] = 0``) raises, and a new model is built instead
+(``DiagGMM(g.weights, new_means, g.variances)``): a cache can never go stale (Kaldi guards the
+same cache with ``valid_gconsts_``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ParameterError
+
+__all__ = ["DiagGMM", "FullGMM", "make_model", "logsumexp", "log_normalize", "resolve_dtype", "default_chunk",
+           "LOG_2PI"]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -45,17 +53,65 @@ def default_chunk(n_components: int) -> int:
     return int(min(8192, max(2048, (1 << 20) // max(1, n_components))))
 
 
-def log_normalize(L: np.ndarray) -> np.ndarray:
-    """Turn joint log-densities ``L`` (n, K) into responsibilities in place.
+def logsumexp(a: np.ndarray, *, axis: int = 1, starts: np.ndarray | None = None,
+              overwrite: bool = False) -> np.ndarray:
+    """``log sum exp`` along ``axis``, or over groups of columns: the one log-sum-exp of the package.
 
-    Returns the per-frame log-likelihood (n,) in float64; ``L`` then holds the posteriors.
+    Parameters
+    ----------
+    a : ndarray
+        Log-values, e.g. joint log-densities (n_frames, n_components).
+    axis : int
+        The axis summed over (without ``starts``).
+    starts : ndarray of int, optional
+        Column groups of a 2-D ``a``: group ``g`` is ``a[:, starts[g]:starts[g + 1]]``; the result is
+        (n_frames, n_groups) (a stack of several models' components, scored model by model).
+    overwrite : bool
+        ``a`` may be used as scratch space (saves a copy of the biggest array).
+
+    Returns
+    -------
+    ndarray
+        ``a``'s dtype, the summed axis removed (or one column per group).
+
+    Examples
+    --------
+    >>> round(float(logsumexp(np.log([[1.0, 3.0]]))[0]), 6)
+    1.386294
     """
-    m = L.max(axis=1, keepdims=True)
-    L -= m
-    np.exp(L, out=L)
-    s = L.sum(axis=1, keepdims=True)
-    L /= s
-    return (m[:, 0].astype(np.float64) + np.log(s[:, 0], dtype=np.float64))
+    work = a if overwrite else a.copy()
+    if starts is None:
+        top, total = _shifted_exp(work, axis)
+        return np.squeeze(top + np.log(total), axis)
+    top = np.maximum.reduceat(work, starts, axis=1)
+    work -= np.repeat(top, np.diff(np.r_[starts, work.shape[1]]), axis=1)
+    np.exp(work, out=work)
+    return top + np.log(np.add.reduceat(work, starts, axis=1))
+
+
+def log_normalize(L: np.ndarray) -> np.ndarray:
+    """Turn joint log-densities ``L`` (n_frames, n_components) into responsibilities in place.
+
+    Returns the per-frame log-likelihood (n_frames,) in float64; ``L`` then holds the posteriors.
+    """
+    top, total = _shifted_exp(L, 1)
+    L /= total
+    return top[:, 0].astype(np.float64) + np.log(total[:, 0], dtype=np.float64)
+
+
+def _shifted_exp(work: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``work <- exp(work - max)`` in place; returns the max and the sum along ``axis`` (kept as size 1)."""
+    top = work.max(axis=axis, keepdims=True)
+    work -= top
+    np.exp(work, out=work)
+    return top, work.sum(axis=axis, keepdims=True)
+
+
+def _frozen(values) -> np.ndarray:
+    """A float64 copy that cannot be written: the cached constants were computed from it."""
+    out = np.array(values, dtype=np.float64)
+    out.flags.writeable = False
+    return out
 
 
 class _Mixture:
@@ -64,9 +120,24 @@ class _Mixture:
     covariance_type: str
 
     def __init__(self, weights, means, dtype):
-        self.weights = np.asarray(weights, dtype=np.float64).copy()
-        self.means = np.asarray(means, dtype=np.float64).copy()
-        self.dtype = resolve_dtype(dtype)
+        self._weights = _frozen(weights)
+        self._means = _frozen(means)
+        self._dtype = resolve_dtype(dtype)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """(n_components,), read-only."""
+        return self._weights
+
+    @property
+    def means(self) -> np.ndarray:
+        """(n_components, n_features), read-only."""
+        return self._means
+
+    @property
+    def dtype(self) -> type:
+        """numpy scalar type of the arithmetic on frames (float32 or float64)."""
+        return self._dtype
 
     @property
     def n_components(self) -> int:
@@ -94,7 +165,7 @@ class _Mixture:
         return out
 
     def posteriors(self, X: np.ndarray, chunk: int | None = None) -> np.ndarray:
-        """Responsibilities (n, K) in the model's dtype; each row sums to 1."""
+        """Responsibilities (n_frames, n_components) in the model's dtype; each row sums to 1."""
         chunk = chunk or default_chunk(self.n_components)
         out = np.empty((len(X), self.n_components), dtype=self.dtype)
         for start in range(0, len(X), chunk):
@@ -112,7 +183,7 @@ class _Mixture:
 
 
 class DiagGMM(_Mixture):
-    """Diagonal-covariance Gaussian mixture: weights (K,), means (K, D), variances (K, D).
+    """Diagonal-covariance Gaussian mixture: weights (n_components,), means and variances (n_components, n_features).
 
     Examples
     --------
@@ -126,12 +197,17 @@ class DiagGMM(_Mixture):
 
     def __init__(self, weights, means, variances, dtype="float32"):
         super().__init__(weights, means, dtype)
-        self.variances = np.asarray(variances, dtype=np.float64).copy()
+        self._variances = _frozen(variances)
         self._cache()
 
     @property
+    def variances(self) -> np.ndarray:
+        """(n_components, n_features), read-only."""
+        return self._variances
+
+    @property
     def covariances(self) -> np.ndarray:
-        return self.variances
+        return self._variances
 
     def projection(self, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(A, b)``, float64: ``[x - offset, (x - offset)^2] @ A + b`` is ``log w_k + log N(x | k)``.
@@ -147,12 +223,15 @@ class DiagGMM(_Mixture):
         return np.vstack([(m * prec).T, -0.5 * prec.T]), const
 
     def _cache(self) -> None:
-        self.offset = self.centre
-        self.proj, self.const = self.projection(self.offset)
+        self.offset = _frozen(self.centre)
+        proj, const = self.projection(self.offset)
+        self.proj, self.const = _frozen(proj), _frozen(const)
         self._const = self.const.astype(self.dtype)
         self._proj = np.ascontiguousarray(self.proj, dtype=self.dtype)
         # The E-step's (2D + 1, K) form: constants folded in, against [y, y^2, 1] (see em.accumulate).
         self._proj1 = np.ascontiguousarray(np.vstack([self.proj, self.const[None, :]]), dtype=self.dtype)
+        for a in (self._const, self._proj, self._proj1):
+            a.flags.writeable = False
 
     def expand(self, X: np.ndarray, ones: bool = False) -> np.ndarray:
         """``[x - c, (x - c)^2]`` (n, 2D), or with a last column of ones (n, 2D + 1), in the model's dtype."""
@@ -165,7 +244,7 @@ class DiagGMM(_Mixture):
         return E
 
     def log_joint(self, X: np.ndarray, E: np.ndarray | None = None) -> np.ndarray:
-        """``log w_k + log N(x | k)`` for every frame and component, shape (n, K)."""
+        """``log w_k + log N(x | k)`` for every frame and component, (n_frames, n_components)."""
         if E is None:
             E = self.expand(X)
         L = E @ self._proj
@@ -178,7 +257,8 @@ class DiagGMM(_Mixture):
 
 
 class FullGMM(_Mixture):
-    """Full-covariance Gaussian mixture: weights (K,), means (K, D), covariances (K, D, D).
+    """Full-covariance Gaussian mixture: weights (n_components,), means (n_components, n_features),
+    covariances (n_components, n_features, n_features).
 
     Slower than :class:`DiagGMM` (one triangular solve per component), but models rotated,
     elongated clusters.
@@ -188,8 +268,13 @@ class FullGMM(_Mixture):
 
     def __init__(self, weights, means, covariances, dtype="float64"):
         super().__init__(weights, means, dtype)
-        self.covariances = np.asarray(covariances, dtype=np.float64).copy()
+        self._covariances = _frozen(covariances)
         self._cache()
+
+    @property
+    def covariances(self) -> np.ndarray:
+        """(n_components, n_features, n_features), read-only."""
+        return self._covariances
 
     def _cache(self) -> None:
         K, D = self.means.shape
@@ -197,11 +282,11 @@ class FullGMM(_Mixture):
         # Precision Cholesky factor P with P P^T = inv(cov): then |(x - mu) P|^2 is the
         # Mahalanobis distance and log det(P) = -0.5 log det(cov).
         eye = np.eye(D)
-        self.prec_chol = np.stack([np.linalg.solve(chol[k], eye).T for k in range(K)])
+        self.prec_chol = _frozen(np.stack([np.linalg.solve(chol[k], eye).T for k in range(K)]))
         with np.errstate(divide="ignore"):
             log_w = np.log(self.weights)
         log_det = np.log(np.diagonal(self.prec_chol, axis1=1, axis2=2)).sum(1)
-        self.const = log_w + log_det - 0.5 * D * LOG_2PI
+        self.const = _frozen(log_w + log_det - 0.5 * D * LOG_2PI)
         self._prec_chol = self.prec_chol.astype(self.dtype)
 
     def log_joint(self, X: np.ndarray) -> np.ndarray:

@@ -18,6 +18,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+__all__ = ["posteriors_and_scale", "expand"]
+
 # Fast-math licences that keep the range reduction's order (no "reassoc") and let -inf through (no "ninf":
 # a component of weight 0 has log-density -inf).
 _FLAGS = {"nnan", "nsz", "arcp", "contract", "afn"}

@@ -24,12 +24,12 @@ Examples
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ManifestError
+
+__all__ = ["DataDir", "read_data_dir", "write_data_dir", "read_ids", "read_spk2utt", "read_phn", "read_htk_lab"]
 
 
 @dataclass
@@ -155,16 +155,11 @@ def _format(table: dict) -> str:
     return "".join(f"{k} {table[k]}\n" for k in sorted(table))
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_data_dir(path, wav: dict, utt2spk: dict | None = None, utt2label: dict | None = None,
                    segments: dict | None = None) -> None:
     """Write a data directory (each table sorted, each file written atomically) and check it reads back."""
+    from .archive import write_text as _write_text
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for key in list(wav) + list(segments or {}):
@@ -181,6 +176,38 @@ def write_data_dir(path, wav: dict, utt2spk: dict | None = None, utt2label: dict
     elif (path / "segments").exists():
         (path / "segments").unlink()
     read_data_dir(path)
+
+
+# --------------------------------------------------------------------------- id lists
+
+def _lines(path) -> list[tuple[int, list[str]]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot be read ({exc.strerror})") from None
+    return [(n, line.split()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def read_ids(path) -> list[str]:
+    """Utterance ids: the first field of every non-empty line (an id list, or any table such as utt2spk)."""
+    ids = [parts[0] for _, parts in _lines(path)]
+    if not ids:
+        raise ManifestError(f"{path}: lists no utterance ids")
+    return ids
+
+
+def read_spk2utt(path) -> dict[str, list[str]]:
+    """Kaldi's spk2utt, ``model utt1 [utt2 ...]`` per line, as ``{model: [utt, ...]}``."""
+    groups: dict[str, list[str]] = {}
+    for lineno, parts in _lines(path):
+        if len(parts) < 2:
+            raise ManifestError(f"{path}:{lineno}: expected 'model utt1 [utt2 ...]'")
+        groups[parts[0]] = parts[1:]
+    if not groups:
+        raise ManifestError(f"{path}: lists no models")
+    return groups
 
 
 # --------------------------------------------------------------------------- label files

@@ -162,7 +162,7 @@ def run_ours(X, weights, means, variances, dtype_name: str, n_iter: int) -> dict
             meter.start()
         t0 = time.perf_counter()
         stats = accumulate(model, X)
-        model = m_step(stats, floor, dtype_name)
+        model = m_step(stats, floor=floor, dtype=dtype_name)
         times.append(time.perf_counter() - t0)
         logliks.append(stats.avg_loglik)
     timed = times[1:]

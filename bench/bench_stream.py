@@ -40,7 +40,7 @@ def write_archive(path: Path, n: int) -> None:
             z = r.integers(32, size=UTT)
             yield f"u{i:06d}", (means[z] + r.standard_normal((UTT, D)) * sds[z]).astype(np.float32), None, None
 
-    write_features(path, utterances(), MfccConfig(n_mfcc=13, deltas=2), 8000)
+    write_features(path, utterances(), config=MfccConfig(n_mfcc=13, deltas=2), sample_rate=8000)
 
 
 def worker(path: str, k: int, iters: int, dask: bool = False) -> None:
@@ -64,7 +64,7 @@ def worker(path: str, k: int, iters: int, dask: bool = False) -> None:
         for _ in range(iters):
             t0 = time.perf_counter()
             stats = accumulate(model, source)
-            model = m_step(stats, floor, "float32")
+            model = m_step(stats, floor=floor, dtype="float32")
             times.append(time.perf_counter() - t0)
     print(json.dumps({"s_per_iter": float(np.mean(times)), "first": times[0], "n": stats.n_frames,
                       "avg_loglik": stats.avg_loglik,

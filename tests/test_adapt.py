@@ -9,8 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.adapt import MllrStats, adapt_model_set, score_by_speaker, transform_means
-from acoustic_gmm.classify import ModelSet, evaluate, train_model_set
+from acoustic_gmm.adapt import MllrStats, adapt_model_set, transform_means
+from acoustic_gmm.classify import ModelSet, train_model_set
+from acoustic_gmm.evaluation import evaluate, score_by_speaker
 from acoustic_gmm.cli import main
 from acoustic_gmm.corpus import extract_corpus
 from acoustic_gmm.features import MfccConfig
@@ -50,7 +51,7 @@ def test_mllr_recovers_a_known_affine_transform():
             acc.add(ms.models[c][0], X, None if est is None else transform_means(ms.models[c][0], est, centre))
         est = acc.transform()
         gaps.append(np.abs(est - W).max())
-    assert gaps[-1] < 0.02 and gaps[-1] < gaps[0]
+    assert gaps[-1] < 0.007 and gaps[-1] < gaps[0]  # measured: 0.049 after one pass, 0.0058 after six
     assert np.abs(est - np.hstack([np.zeros((D, 1)), np.eye(D)])).max() > 0.2  # it did move away from identity
 
 
@@ -64,7 +65,7 @@ def test_mllr_goes_diagonal_with_little_data_and_stops_with_none():
     acc.add(ms.models["c0"][0], X)
     est = acc.transform()
     off_diagonal = est[:, 1:] - np.diag(np.diag(est[:, 1:]))
-    assert np.all(off_diagonal == 0) and np.all(np.abs(np.diag(est[:, 1:]) - 1.1) < 0.3)
+    assert np.all(off_diagonal == 0) and np.all(np.abs(np.diag(est[:, 1:]) - 1.1) < 0.08)  # measured: 0.066 at most
     few = MllrStats(D, centre)
     few.add(ms.models["c0"][0], X[:49])
     assert few.transform() is None
@@ -82,7 +83,7 @@ def test_adaptation_fixes_a_shifted_speaker_and_keeps_order():
     before = np.mean(np.array(ms.predict(utts)) == truth)
     adapted, scores = adapt_model_set(ms, utts)
     after = np.mean(np.array(scores.predict()) == truth)
-    assert before < 0.75 and after == 1.0  # measured: 65.6 % -> 100 %
+    assert 0.64 < before < 0.67 and after == 1.0  # measured: 65.6 % (118/180) -> 100 %
     # the log-likelihood of the speaker's frames under its own classes' models went up
     own = lambda s: sum(s.models[c][0].score_samples(u).sum() for c, u in zip(truth, utts))  # noqa: E731
     assert own(adapted) > own(ms)
@@ -117,14 +118,14 @@ def test_adaptation_rescues_a_held_out_speaker_on_real_speech(fsdd, tmp_path):
     """Digits of five speakers, tested on the sixth (nicolas, Belgian accent), features without CMN."""
     _, fa, _, _ = fsdd
     held_out = [u for u in fa.ids if fa.speakers[u] == "nicolas"]
-    ms = train_model_set(fa, "label", 8, ids=[u for u in fa.ids if fa.speakers[u] != "nicolas"], progress=False)
+    ms = train_model_set(fa, label_key="label", n_components=8, ids=[u for u in fa.ids if fa.speakers[u] != "nicolas"], progress=False)
     before = evaluate(ms, fa, held_out)
     after = evaluate(ms, fa, held_out, adapt={})
-    # measured: 76.7 % -> 98.7 % (150 utterances)
-    assert before["accuracy"] < 0.85 and after["accuracy"] >= 0.95
-    assert after["frame_accuracy"] > before["frame_accuracy"] + 0.1
+    # measured: 76.7 % (115/150) -> 98.7 % (148/150); frames 38.2 % -> 68.3 %
+    assert before["n"] == 150 and 0.75 <= before["accuracy"] <= 0.785 and after["accuracy"] >= 0.975
+    assert after["frame_accuracy"] > before["frame_accuracy"] + 0.28
     mllr_only = evaluate(ms, fa, held_out, adapt={"relevance": None})
-    assert mllr_only["accuracy"] > before["accuracy"] + 0.1
+    assert mllr_only["accuracy"] >= 0.93  # measured: 94.0 % (141/150), MLLR without MAP
     # the CLI gives the same figure
     ms.save(tmp_path / "m.h5")
     (tmp_path / "utts").write_text("\n".join(held_out) + "\n")
@@ -138,7 +139,7 @@ def test_cli_classify_adapts_to_the_inputs(make_corpus, tmp_path):
     signals = {f"{c}_{i}": tone(0.6, freq=f, seed=i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(6)}
     data, paths = make_corpus(signals)
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
-    train_model_set(tmp_path / "f.h5", "label", 2, progress=False, jobs=1).save(tmp_path / "m.h5")
+    train_model_set(tmp_path / "f.h5", label_key="label", n_components=2, progress=False, jobs=1).save(tmp_path / "m.h5")
     # a "new speaker": the same tones, a little higher
     new = {f"{c}_new{i}": tone(0.6, freq=f * 1.06, seed=10 + i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(6)}
     _, new_paths = make_corpus(new, name="new")
@@ -159,7 +160,7 @@ def test_cli_classify_adapt_normalises_audio_files_as_one_speaker(make_corpus, t
                for i in range(5)}
     data, paths = make_corpus(signals, speakers={u: "one" for u in signals})
     extract_corpus(data, tmp_path / "f.h5", MfccConfig(cmvn="speaker"), progress=False, jobs=1)
-    train_model_set(tmp_path / "f.h5", "label", 2, progress=False, jobs=1).save(tmp_path / "m.h5")
+    train_model_set(tmp_path / "f.h5", label_key="label", n_components=2, progress=False, jobs=1).save(tmp_path / "m.h5")
     runner = CliRunner()
     from_audio = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), *[str(paths[u]) for u in sorted(signals)],
                                       "--adapt", "--json"])

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from acoustic_gmm import DataError, ManifestError, ParameterError
 from acoustic_gmm.archive import FeatureArchive
-from acoustic_gmm.classify import ModelSet, evaluate, slice_of_frames, train_model_set
+from acoustic_gmm.classify import ModelSet, slice_of_frames, train_model_set
+from acoustic_gmm.evaluation import evaluate
 from acoustic_gmm.cli import main
 from acoustic_gmm.corpus import extract_corpus
 from acoustic_gmm.features import MfccConfig
@@ -24,18 +25,18 @@ from .conftest import needs_fsdd, tone
 @needs_fsdd
 def test_digits_on_real_speech(fsdd):
     _, fa, train, test = fsdd
-    ms = train_model_set(fa, "label", 8, ids=train, progress=False)
+    ms = train_model_set(fa, label_key="label", n_components=8, ids=train, progress=False)
     m = evaluate(ms, fa, test)
-    assert m["n"] == 300 and m["accuracy"] >= 0.97
+    assert m["n"] == 300 and m["accuracy"] >= 0.97  # measured: 97.3 % (8 errors in 300)
     assert set(m["per_class_accuracy"]) == set("0123456789")
     assert np.array(m["confusion"]).sum() == 300 and np.trace(m["confusion"]) == round(300 * m["accuracy"])
-    assert 0.3 < m["frame_accuracy"] < m["accuracy"]
+    assert 0.60 < m["frame_accuracy"] < m["accuracy"]  # measured: 62.1 % of frames
 
 
 @needs_fsdd
 def test_stacked_scores_equal_each_model_scored_alone(fsdd):
     _, fa, train, test = fsdd
-    ms = train_model_set(fa, "speaker", 4, n_slices=3, ids=train, progress=False, reject_quantile=None)
+    ms = train_model_set(fa, label_key="speaker", n_components=4, n_slices=3, ids=train, progress=False, reject_quantile=None)
     utts = [fa[u] for u in test[:20]]
     scores = ms.score(utts)
     for i, u in enumerate(utts):
@@ -52,19 +53,19 @@ def test_stacked_scores_equal_each_model_scored_alone(fsdd):
 def test_reject_rule_turns_away_an_unseen_speaker(fsdd):
     _, fa, train, test = fsdd
     unseen = "nicolas"
-    ms = train_model_set(fa, "speaker", 16, ids=[u for u in train if unseen not in u], reject_quantile=0.05,
+    ms = train_model_set(fa, label_key="speaker", n_components=16, ids=[u for u in train if unseen not in u], reject_quantile=0.05,
                          progress=False)
     known = ms.rejected(ms.score([fa[u] for u in test if unseen not in u])).mean()
     stranger = ms.rejected(ms.score([fa[u] for u in fa.ids if unseen in u])).mean()
-    assert known <= 0.15 and stranger >= 0.8
+    assert known <= 0.10 and stranger >= 0.96  # measured: 8.4 % (21/250) and 98.0 % (147/150) rejected
     labels = ms.predict([fa[u] for u in fa.ids if unseen in u][:10], reject=True)
-    assert labels.count("<unknown>") >= 8
+    assert labels.count("<unknown>") == 10  # measured: all 10
 
 
 @needs_fsdd
 def test_model_set_save_load_keeps_everything(fsdd, tmp_path):
     _, fa, train, test = fsdd
-    ms = train_model_set(fa, "label", 4, n_slices=2, ids=train, priors=True, progress=False)
+    ms = train_model_set(fa, label_key="label", n_components=4, n_slices=2, ids=train, priors=True, progress=False)
     ms.save(tmp_path / "m.h5")
     back = ModelSet.load(tmp_path / "m.h5")
     assert back.classes == ms.classes and back.n_slices == 2 and back.config == fa.config
@@ -78,7 +79,7 @@ def test_too_few_frames_for_k_reduces_it_with_a_warning(make_corpus, tmp_path):
     data, _ = make_corpus({"a_1": tone(1.0), "a_2": tone(1.0, seed=2), "b_1": tone(0.3, freq=900)})
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
     with pytest.warns(UserWarning, match=r"class 'b' slice 0: 28 frames, too few for 16 components; using 2"):
-        ms = train_model_set(tmp_path / "f.h5", "label", 16, jobs=1, progress=False)
+        ms = train_model_set(tmp_path / "f.h5", label_key="label", n_components=16, jobs=1, progress=False)
     assert ms.models["b"][0].n_components == 2 and ms.models["a"][0].n_components == 16
 
 
@@ -87,9 +88,9 @@ def test_label_key_the_archive_lacks(make_corpus, tmp_path):
     write_data_dir(data, paths, utt2label={"a_1": "a", "b_1": "b"})  # no utt2spk
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1, overwrite=True)
     with pytest.raises(DataError, match=r"2 utterance\(s\) have no speaker .*needs utt2spk"):
-        train_model_set(tmp_path / "f.h5", "speaker", 2, progress=False)
+        train_model_set(tmp_path / "f.h5", label_key="speaker", n_components=2, progress=False)
     with pytest.raises(ParameterError, match=r"label_key must be one of \['label', 'speaker'\], got 'word'"):
-        train_model_set(tmp_path / "f.h5", "word", 2, progress=False)
+        train_model_set(tmp_path / "f.h5", label_key="word", n_components=2, progress=False)
 
 
 def test_mismatched_features_and_empty_test_sets(make_corpus, tmp_path):
@@ -97,7 +98,7 @@ def test_mismatched_features_and_empty_test_sets(make_corpus, tmp_path):
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
     extract_corpus(data, tmp_path / "g.h5", MfccConfig(deltas=1), progress=False, jobs=1)
     extract_corpus(data, tmp_path / "h.h5", MfccConfig(vad=True), progress=False, jobs=1)
-    ms = train_model_set(tmp_path / "f.h5", "label", 2, progress=False, jobs=1)
+    ms = train_model_set(tmp_path / "f.h5", label_key="label", n_components=2, progress=False, jobs=1)
     with FeatureArchive(tmp_path / "g.h5") as g:
         with pytest.raises(DataError, match="g.h5 has 26-dimensional features but the models expect 39"):
             evaluate(ms, g)
@@ -156,7 +157,7 @@ def test_cli_train_evaluate_classify(make_corpus, tmp_path):
 def test_classify_cold_start_does_not_import_librosa(make_corpus, tmp_path):
     data, paths = make_corpus({"a_1": tone(0.5), "b_1": tone(0.5, freq=1200)})
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
-    train_model_set(tmp_path / "f.h5", "label", 1, progress=False, jobs=1).save(tmp_path / "m.h5")
+    train_model_set(tmp_path / "f.h5", label_key="label", n_components=1, progress=False, jobs=1).save(tmp_path / "m.h5")
     code = ("import sys; from acoustic_gmm.cli import main\n"
             f"sys.argv = ['acoustic-gmm', 'classify', {str(tmp_path / 'm.h5')!r}, {str(paths['b_1'])!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"

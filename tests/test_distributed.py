@@ -31,7 +31,7 @@ def test_fit_on_a_local_cluster_equals_the_single_process_fit(client, tmp_path):
     X = X.astype(np.float32)
     pieces = np.array_split(X, 57)  # 57 utterances, spread over 8 shards
     write_features(tmp_path / "f.h5", [(f"u{i:03d}", p, None, None) for i, p in enumerate(pieces)],
-                   MfccConfig(n_mfcc=5, deltas=0), 8000)
+                   config=MfccConfig(n_mfcc=5, deltas=0), sample_rate=8000)
     local = GMM(12, dtype="float64").fit(X)
     frames = DaskFrames(tmp_path / "f.h5", client)
     try:
@@ -52,7 +52,8 @@ def test_cli_ubm_on_a_scheduler(client, tmp_path):
 
     X, _ = draw_mixture([0.5, 0.5], [[0.0, 0, 0], [4.0, 4, 4]], np.ones((2, 3)), 4000, seed=2)
     write_features(tmp_path / "f.h5", [(f"u{i}", p.astype(np.float32), None, None) for i, p in
-                                       enumerate(np.array_split(X, 9))], MfccConfig(n_mfcc=3, deltas=0), 8000)
+                                       enumerate(np.array_split(X, 9))], config=MfccConfig(n_mfcc=3, deltas=0),
+                   sample_rate=8000)
     runner = CliRunner()
     r = runner.invoke(main, ["ubm", str(tmp_path / "f.h5"), "-k", "4", "--scheduler", client.scheduler.address,
                              "-o", str(tmp_path / "remote.h5")])

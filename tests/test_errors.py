@@ -184,7 +184,7 @@ def test_bad_model_names_and_metadata(tmp_path):
     with pytest.raises(ParameterError, match="model name 'a/b' cannot be stored"):
         save_models(tmp_path / "m.h5", {"a/b": g})
     with pytest.raises(ParameterError, match="metadata must be JSON-serialisable"):
-        save_models(tmp_path / "m.h5", {"a": g}, {"x": object()})
+        save_models(tmp_path / "m.h5", {"a": g}, metadata={"x": object()})
     assert not list(tmp_path.iterdir())
 
 
@@ -199,7 +199,6 @@ def test_failed_save_leaves_the_existing_file_intact(tmp_path, fitted, frames):
             raise RuntimeError("disk full (simulated)")
 
     bad = Exploding([1.0], [[0.0, 0, 0, 0]], [[1.0, 1, 1, 1]])
-    bad.variances = np.ones((1, 4))
     with pytest.raises(RuntimeError, match="simulated"):
         save_models(path, {"gmm": bad})
     assert path.read_bytes() == before

@@ -27,8 +27,8 @@ def test_frame_counts_for_known_durations(sr, samples, expected):
     y = tone(samples / sr, sr)[:samples]
     assert len(y) == samples
     assert n_frames(samples, PLAIN, sr) == expected
-    assert extract(y, sr, PLAIN).shape == (expected, 13)
-    assert extract(y, sr, MfccConfig()).shape == (expected, 39)
+    assert extract(y, sr, config=PLAIN).shape == (expected, 13)
+    assert extract(y, sr, config=MfccConfig()).shape == (expected, 39)
 
 
 def test_matches_librosa_mfcc_with_the_same_settings():
@@ -37,7 +37,7 @@ def test_matches_librosa_mfcc_with_the_same_settings():
     cfg = MfccConfig(deltas=0, cmvn="none", dither=0.0, preemphasis=0.0, lifter=0, window="hann",
                      win_ms=32, hop_ms=10, n_fft=256, n_mels=40, fmin=0.0)
     y = tone(1.0, 8000, noise=0.1)
-    ours = extract(y, 8000, cfg)
+    ours = extract(y, 8000, config=cfg)
     ref = librosa.feature.mfcc(y=y, sr=8000, n_mfcc=13, n_fft=256, hop_length=80, win_length=256, window="hann",
                                center=False, n_mels=40, fmin=0.0, lifter=0).T
     assert ours.shape == ref.shape
@@ -47,8 +47,8 @@ def test_matches_librosa_mfcc_with_the_same_settings():
 
 def test_lifter_is_htks():
     y = tone(0.5)
-    base = extract(y, 8000, dataclasses.replace(PLAIN, lifter=0))
-    lift = extract(y, 8000, dataclasses.replace(PLAIN, lifter=22))
+    base = extract(y, 8000, config=dataclasses.replace(PLAIN, lifter=0))
+    lift = extract(y, 8000, config=dataclasses.replace(PLAIN, lifter=22))
     n = np.arange(13)
     np.testing.assert_allclose(lift / base, np.broadcast_to(1 + 11 * np.sin(np.pi * n / 22), base.shape), rtol=1e-4)
 
@@ -70,7 +70,7 @@ def test_deltas_are_htk_regression_with_repeated_edges():
 @pytest.mark.parametrize("cmvn", ["mean", "meanvar"])
 def test_cmvn_normalises_each_utterance(cmvn):
     y = tone(1.0, freq=300) + tone(1.0, freq=1200, amp=0.1, seed=1)
-    feats = extract(y, 8000, MfccConfig(cmvn=cmvn))
+    feats = extract(y, 8000, config=MfccConfig(cmvn=cmvn))
     np.testing.assert_allclose(feats.mean(0), 0, atol=1e-4)
     if cmvn == "meanvar":
         np.testing.assert_allclose(feats.std(0), 1, atol=1e-4)
@@ -80,8 +80,8 @@ def test_cmvn_normalises_each_utterance(cmvn):
 
 def test_vad_drops_the_silent_half():
     y = np.concatenate([tone(1.0, noise=0.0), np.zeros(8000, np.float32)])
-    all_frames = extract(y, 8000, MfccConfig(cmvn="none"))
-    voiced = extract(y, 8000, MfccConfig(cmvn="none", vad=True))
+    all_frames = extract(y, 8000, config=MfccConfig(cmvn="none"))
+    voiced = extract(y, 8000, config=MfccConfig(cmvn="none", vad=True))
     assert len(all_frames) == 198
     # The tone's 98 frames and the few whose windows straddle its end; none of the silence.
     assert 98 <= len(voiced) <= 101
@@ -91,13 +91,13 @@ def test_vad_drops_the_silent_half():
 def test_no_non_finite_frame_from_digital_silence_inside_speech():
     y = np.concatenate([tone(0.5), np.zeros(4000, np.float32), tone(0.5)])
     for cfg in (MfccConfig(dither=0.0), MfccConfig(dither=0.0, energy="log-energy"), MfccConfig()):
-        assert np.isfinite(extract(y, 8000, cfg)).all()
+        assert np.isfinite(extract(y, 8000, config=cfg)).all()
 
 
 def test_log_energy_replaces_c0():
     y = tone(0.5)
-    a = extract(y, 8000, dataclasses.replace(PLAIN, energy="log-energy"))
-    b = extract(y, 8000, PLAIN)
+    a = extract(y, 8000, config=dataclasses.replace(PLAIN, energy="log-energy"))
+    b = extract(y, 8000, config=PLAIN)
     np.testing.assert_array_equal(a[:, 1:], b[:, 1:])
     assert not np.allclose(a[:, 0], b[:, 0])
 
@@ -110,13 +110,13 @@ def test_extraction_is_deterministic_with_dither():
 def test_resampling_to_the_configured_rate():
     y16 = tone(1.0, 16000)
     cfg = MfccConfig(sample_rate=8000)
-    assert extract(y16, 16000, cfg).shape == extract(tone(1.0, 8000), 8000, cfg).shape == (98, 39)
+    assert extract(y16, 16000, config=cfg).shape == extract(tone(1.0, 8000), 8000, config=cfg).shape == (98, 39)
 
 
 def test_segments_take_the_frames_inside_them():
     y = np.concatenate([tone(0.5, freq=300), tone(0.5, freq=1500, seed=2)])
-    segs = extract_segments(y, 8000, [(0.0, 0.5), (0.5, 1.0), (0.2, 0.205)], MfccConfig(cmvn="none"))
-    whole = extract(y, 8000, MfccConfig(cmvn="none"))
+    segs = extract_segments(y, 8000, [(0.0, 0.5), (0.5, 1.0), (0.2, 0.205)], config=MfccConfig(cmvn="none"))
+    whole = extract(y, 8000, config=MfccConfig(cmvn="none"))
     assert [len(s) for s in segs] == [49, 49, 1]  # frame centres at 12.5, 22.5 ... 982.5 ms
     np.testing.assert_array_equal(np.vstack(segs[:2]), whole)
 
@@ -133,7 +133,7 @@ def test_config_json_round_trip_and_errors():
     with pytest.raises(ParameterError, match="not valid JSON"):
         MfccConfig.from_json("{n_mfcc: 13")
     with pytest.raises(ParameterError, match="fmax=5000.0 Hz is above the Nyquist frequency of 8000 Hz"):
-        extract(tone(0.1), 8000, MfccConfig(fmax=5000.0))
+        extract(tone(0.1), 8000, config=MfccConfig(fmax=5000.0))
 
 
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT"])

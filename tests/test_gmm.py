@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from acoustic_gmm import GMM, ConvergenceWarning, DiagGMM
-from acoustic_gmm.em import Stats, accumulate, em_step, growth_schedule, run_em, History, split_heaviest
+from acoustic_gmm import GMM, ConvergenceWarning, DiagGMM, FullGMM
+from acoustic_gmm.em import (History, Stats, accumulate, em_step, global_stats, growth_schedule, map_update, run_em,
+                             split_heaviest)
 from acoustic_gmm.errors import ComponentWarning
 
 from .conftest import draw_mixture
@@ -144,6 +145,67 @@ def test_score_samples_matches_direct_density():
     np.testing.assert_allclose(DiagGMM(w, mu, var, dtype="float64").score_samples(X), np.log(dens), rtol=1e-12)
 
 
+@pytest.mark.parametrize("make", [lambda: DiagGMM([0.5, 0.5], [[0.0, 1.0], [4.0, 2.0]], [[1.0, 2.0], [0.5, 1.0]]),
+                                  lambda: FullGMM([0.5, 0.5], [[0.0, 1.0], [4.0, 2.0]], [np.eye(2), 2 * np.eye(2)])])
+def test_a_model_cache_cannot_go_stale(make):
+    g = make()
+    X = np.array([[0.0, 1.0], [4.0, 2.0], [1.0, 1.0]])
+    before = g.score_samples(X)
+    names = ("weights", "means", "covariances") + (("variances",) if g.covariance_type == "diag" else ())
+    for name in names:
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(g, name)[...] = 3.0              # in place: the cached constants would not follow
+        with pytest.raises(AttributeError):
+            setattr(g, name, np.ones_like(getattr(g, name)))
+    for cached in ("const", "offset", "proj", "prec_chol"):
+        if hasattr(g, cached):
+            with pytest.raises(ValueError, match="read-only"):
+                getattr(g, cached)[...] = 0.0
+    np.testing.assert_array_equal(g.score_samples(X), before)
+    # the caller's arrays are copied: changing them afterwards does not reach the model
+    means = np.array([[0.0, 1.0], [4.0, 2.0]])
+    h = type(g)(g.weights, means, g.covariances)
+    means[:] = 9.0
+    np.testing.assert_allclose(h.score_samples(X), before, rtol=1e-6)
+    # a changed model is a new model, and it scores differently
+    moved = type(g)(g.weights, g.means + 1.0, g.covariances)
+    assert np.abs(moved.score_samples(X) - before).max() > 0.4
+
+
+def test_statistics_from_posteriors_and_global_statistics():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(300, 3)) * [1.0, 2.0, 3.0] + [10.0, -5.0, 0.0]
+    labels = (X[:, 0] > 10.0).astype(int)
+    s = Stats.from_posteriors(X, np.eye(2)[labels])
+    for k in range(2):
+        mine = X[labels == k]
+        assert s.occ[k] == len(mine)
+        np.testing.assert_allclose(s.means[k], mine.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(s.sum_xx[k] / s.occ[k] - (s.means[k] - s.shift) ** 2, mine.var(0), rtol=1e-10)
+    g = global_stats(X[:, :], chunk=7)                       # streamed in blocks of 7 frames
+    np.testing.assert_allclose(g.means[0], X.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(g.sum_xx[0] / g.occ[0] - (g.means[0] - g.shift) ** 2, X.var(0), rtol=1e-10)
+    assert g.n_frames == 300 and (s + s).n_frames == 600
+
+
+def test_map_update_interpolates_prior_and_statistics():
+    prior = DiagGMM([0.25, 0.75], [[0.0], [100.0]], [[1.0], [4.0]], dtype="float64")
+    X = np.concatenate([np.full((30, 1), 1.0), np.full((10, 1), 102.0)])
+    stats = accumulate(prior, X)
+    n = stats.occ                                              # 30 and 10 frames
+    for r in (0.0, 10.0, np.inf):
+        m = map_update(stats, prior, relevance=r, update="mwv")
+        alpha = n / (n + r) if np.isfinite(r) else np.zeros(2)
+        np.testing.assert_allclose(m.means[:, 0], alpha * stats.means[:, 0] + (1 - alpha) * prior.means[:, 0])
+        np.testing.assert_allclose(m.weights, (w := alpha * n / 40 + (1 - alpha) * prior.weights) / w.sum())
+    ml = map_update(stats, prior, relevance=0.0, update="mwv")
+    np.testing.assert_allclose(ml.means[:, 0], [1.0, 102.0])             # r = 0: the frames' own means
+    np.testing.assert_allclose(ml.variances[:, 0], [0.01, 0.01])        # zero spread, floored at 1 % of 1.0
+    assert map_update(stats, prior, relevance=1e9).means[1, 0] == pytest.approx(100.0, abs=1e-6)
+    with pytest.raises(Exception, match=r"adapt must be one of \['m', 'mw', 'mwv'\], got 'w'"):
+        map_update(stats, prior, update="w")
+
+
 def test_save_load_round_trip_gives_identical_scores(tmp_path, known_mixture):
     X = known_mixture[0]
     for ctype in ("diag", "full"):
@@ -210,13 +272,16 @@ def test_statistics_about_different_shifts_add_correctly(known_mixture):
         model = GMM(3, covariance_type=ctype, dtype="float64").fit(X).model_
         a = accumulate(model, X[:1500])
         b = accumulate(model, X[1500:])
-        b.shift = b.shift + 0.0  # same shift
+        np.testing.assert_array_equal(a.shift, b.shift)  # same shift: both accumulated about the model's centre
         moved = b.reshifted(b.shift + np.array([5.0, -2.0, 1.0]))
+        assert not np.allclose(moved.shift, a.shift)  # ... so the sum below really adds different shifts
         total = a + moved
         ref = accumulate(model, X)
+        assert isinstance(total, Stats)
+        np.testing.assert_array_equal(total.shift, a.shift)  # the sum is about the left operand's shift
+        np.testing.assert_allclose(total.occ, ref.occ, rtol=1e-12)
         np.testing.assert_allclose(total.sum_x, ref.sum_x, rtol=1e-9, atol=1e-6)
         np.testing.assert_allclose(total.sum_xx, ref.sum_xx, rtol=1e-9, atol=1e-6)
-        assert isinstance(total, Stats)
 
 
 # float32: one E-step's sums agree to 1e-6; a whole fit (about 40 iterations through the splits) lets the
@@ -240,7 +305,7 @@ def test_empty_component_is_replaced_by_a_split_with_a_warning():
     # Component 2 sits far from every frame: it will collect (almost) nothing.
     start = DiagGMM([0.45, 0.45, 0.1], [[0.0, 0.0], [6.0, 6.0], [500.0, 500.0]], np.ones((3, 2)), dtype="float64")
     with pytest.warns(ComponentWarning, match=r"1 of 3 components fell below .*: 2 \(occupancy 0 frames"):
-        model, stats, _ = run_em(start, X, np.full(2, 1e-3), 3, 0.0, History())
+        model, stats, _ = run_em(start, X, floor=np.full(2, 1e-3), n_iter=3, tol=0.0, history=History())
     assert model.n_components == 3
     assert np.all(stats.occ > 100)
 
@@ -284,7 +349,7 @@ def test_fit_streamed_from_an_archive_equals_fit_in_memory(tmp_path, overlapping
     X = overlapping_mixture[0].astype(np.float32)
     pieces = np.split(X, np.cumsum([137, 2000, 5, 4000, 911]))  # utterances of uneven length
     write_features(tmp_path / "f.h5", [(f"u{i:02d}", p, None, None) for i, p in enumerate(pieces)],
-                   MfccConfig(n_mfcc=3, deltas=0), 8000)
+                   config=MfccConfig(n_mfcc=3, deltas=0), sample_rate=8000)
     in_memory = GMM(5, init=init, random_state=0, chunk_size=1000).fit(X)
     with FeatureArchive(tmp_path / "f.h5") as fa:
         streamed = GMM(5, init=init, random_state=0, chunk_size=1000).fit(fa)

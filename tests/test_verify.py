@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from acoustic_gmm import GMM, ArchiveError, DataError, ParameterError
 from acoustic_gmm.cli import main
 from acoustic_gmm.verify import (Scorer, Trials, eer, load_speakers, map_adapt, min_dcf, normalise_trials,
-                                 read_scores, save_speakers, snorm, tnorm, verification_metrics, znorm)
+                                 read_scores, save_speakers, verification_metrics)
 
 from .conftest import FSDD, draw_mixture
 
@@ -61,7 +61,8 @@ def test_map_interpolates_by_occupancy(ubm_and_data):
 
 def test_scores_are_llrs_and_top_c_approaches_exact(ubm_and_data):
     ubm, spk = ubm_and_data
-    models = {"a": map_adapt(ubm, spk, 4.0, "mwv"), "b": map_adapt(ubm, spk[:50] - 1.0, 4.0)}
+    models = {"a": map_adapt(ubm, spk, relevance=4.0, adapt="mwv"),
+              "b": map_adapt(ubm, spk[:50] - 1.0, relevance=4.0)}
     sc = Scorer(ubm, models)
     test = spk[:120]
     exact = sc.score(test, top_c=None)
@@ -70,7 +71,10 @@ def test_scores_are_llrs_and_top_c_approaches_exact(ubm_and_data):
         assert exact[sc.index[name]] == pytest.approx(direct, rel=1e-4, abs=1e-4)
     np.testing.assert_allclose(sc.score(test, top_c=8), exact, rtol=1e-5)   # C = K: every component
     np.testing.assert_allclose(sc.score(test, top_c=3), exact, atol=0.05)
-    assert exact[sc.index["a"]] > 0 > exact[sc.index["b"]] - 1  # the right speaker scores higher
+    # the right speaker scores higher: a (enrolled on these frames) beats the UBM, b (shifted frames) loses to it.
+    # measured: a 0.314, b -0.382 per frame
+    assert exact[sc.index["a"]] > 0 > exact[sc.index["b"]]
+    assert exact[sc.index["a"]] - exact[sc.index["b"]] > 0.65  # measured: 0.696
     many = sc.score_many([test[:40], test[40:]], top_c=None)
     np.testing.assert_allclose(many[0], sc.score(test[:40], top_c=None), rtol=1e-6)
 
@@ -97,9 +101,14 @@ def test_score_normalisations_match_their_definitions():
     S, imp, coh = rng.normal(size=(3, 5)), rng.normal(1, 2, size=(3, 40)), rng.normal(-1, 3, size=(20, 5))
     z = (S - imp.mean(1)[:, None]) / imp.std(1)[:, None]
     t = (S - coh.mean(0)[None]) / coh.std(0)[None]
-    np.testing.assert_allclose(znorm(S, imp), z)
-    np.testing.assert_allclose(tnorm(S, coh), t)
-    np.testing.assert_allclose(snorm(S, imp, coh), (z + t) / 2)
+    # every model against every utterance, normalised trial by trial from the cohort statistics
+    trials = Trials([f"m{i}" for i in range(3) for _ in range(5)], [f"u{j}" for _ in range(3) for j in range(5)],
+                    [None] * 15)
+    z_stats = {f"m{i}": (imp[i].mean(), imp[i].std()) for i in range(3)}
+    t_stats = {f"u{j}": (coh[:, j].mean(), coh[:, j].std()) for j in range(5)}
+    for norm, want in (("z", z), ("t", t), ("s", (z + t) / 2)):
+        got = normalise_trials(trials, S.ravel(), norm, z_stats, t_stats)
+        np.testing.assert_allclose(got, want.ravel(), rtol=1e-12)
     trials = Trials(["m0", "m1"], ["u0", "u1"], [True, False])
     got = normalise_trials(trials, np.array([1.0, 2.0]), "s", {"m0": (0.0, 2.0), "m1": (1.0, 1.0)},
                            {"u0": (1.0, 1.0), "u1": (0.0, 4.0)})
@@ -108,7 +117,7 @@ def test_score_normalisations_match_their_definitions():
 
 def test_speaker_files_name_their_ubm(tmp_path, ubm_and_data):
     ubm, spk = ubm_and_data
-    save_speakers(tmp_path / "s.h5", {"ann": map_adapt(ubm, spk)}, ubm, "m", 16.0)
+    save_speakers(tmp_path / "s.h5", {"ann": map_adapt(ubm, spk)}, ubm, adapt="m", relevance=16.0)
     speakers, info = load_speakers(tmp_path / "s.h5", ubm)
     np.testing.assert_array_equal(speakers["ann"].means, map_adapt(ubm, spk).means)
     assert speakers["ann"].weights is None and info["adapt"] == "m"  # only the means are stored
@@ -129,63 +138,116 @@ def test_malformed_inputs(tmp_path):
         Trials.read(tmp_path / "trials")
 
 
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_cli_verification_end_to_end(make_corpus, tmp_path):
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """Three FSDD speakers through the CLI once: features, a 16-component UBM, enrolment, and scores.
+
+    Takes 5-14 enrol (every digit), takes 0-3 test, every other enrolment take trains the UBM.
+    """
+    from types import SimpleNamespace
+
     from acoustic_gmm.manifest import write_data_dir
 
-    # Three FSDD speakers: takes 5-14 enrol (every digit), takes 0-3 test, all of digit 0-9's first take train the UBM.
+    if not FSDD.is_dir():
+        pytest.skip("FSDD not available")
+    tmp_path = tmp_path_factory.mktemp("verify_cli")
     spk = ["george", "jackson", "theo"]
     wav = {w.stem: w for w in sorted(FSDD.glob("*.wav")) if w.stem.split("_")[1] in spk and int(w.stem.split("_")[2]) < 15}
     write_data_dir(tmp_path / "data", wav, utt2spk={u: u.split("_")[1] for u in wav})
-    data = tmp_path / "data"
     runner = CliRunner()
     feats = str(tmp_path / "f.h5")
-    assert runner.invoke(main, ["features", str(data), "-o", feats, "--n-mfcc", "20", "--deltas", "1"]).exit_code == 0
+    r = runner.invoke(main, ["features", str(tmp_path / "data"), "-o", feats, "--n-mfcc", "20", "--deltas", "1"])
+    assert r.exit_code == 0, r.output
     enrol = {s: [u for u in wav if u.split("_")[1] == s and int(u.split("_")[2]) >= 5] for s in spk}
     test = [u for u in wav if int(u.split("_")[2]) < 4]
     (tmp_path / "ubm_utts").write_text("".join(f"{u}\n" for s in spk for u in enrol[s][::2]))
-    r = runner.invoke(main, ["ubm", feats, "-k", "16", "--utts", str(tmp_path / "ubm_utts"), "-o", str(tmp_path / "ubm.h5")])
-    assert r.exit_code == 0, r.output
+    ubm = runner.invoke(main, ["ubm", feats, "-k", "16", "--utts", str(tmp_path / "ubm_utts"),
+                               "-o", str(tmp_path / "ubm.h5")])
     (tmp_path / "enroll").write_text("".join(f"{s} {' '.join(enrol[s])}\n" for s in spk))
-    r = runner.invoke(main, ["enroll", str(tmp_path / "ubm.h5"), feats, "--enroll", str(tmp_path / "enroll"),
-                             "-o", str(tmp_path / "spk.h5")])
-    assert r.exit_code == 0 and "3 speaker model(s), MAP m, r=16" in r.output, r.output
+    enroll = runner.invoke(main, ["enroll", str(tmp_path / "ubm.h5"), feats, "--enroll", str(tmp_path / "enroll"),
+                                  "-o", str(tmp_path / "spk.h5")])
     (tmp_path / "trials").write_text("".join(f"{m} {u} {'target' if u.split('_')[1] == m else 'nontarget'}\n"
                                              for u in test for m in spk))
-    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), feats,
-                             "--scores", str(tmp_path / "scores")])
+    verify = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), feats,
+                                  "--scores", str(tmp_path / "scores")])
+    return SimpleNamespace(dir=tmp_path, feats=feats, test=test, ubm=ubm, enroll=enroll, verify=verify)
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_ubm_and_enroll(cli_run):
+    assert cli_run.ubm.exit_code == 0, cli_run.ubm.output
+    assert "UBM of 16 components on 6,308 frames" in cli_run.ubm.output  # every other enrolment take: 150
+    r = cli_run.enroll
+    assert r.exit_code == 0 and "3 speaker model(s), MAP m, r=16" in r.output, r.output
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_verify_scores_every_trial_far_from_chance(cli_run):
+    r = cli_run.verify
     assert r.exit_code == 0 and "360 trials scored" in r.output, r.output
-    m = verification_metrics(read_scores(tmp_path / "scores")[1], Trials.read(tmp_path / "trials").targets)
-    assert m["eer"] < 0.15 and m["n_target"] == 120  # 3 speakers, a 16-component UBM: far from chance (0.5)
-    r = runner.invoke(main, ["eer", str(tmp_path / "scores"), str(tmp_path / "trials"), "--det",
-                             str(tmp_path / "det.png"), "--metrics", str(tmp_path / "m.json")])
-    assert r.exit_code == 0 and "(120 target, 240 non-target trials)" in r.output
+    m = verification_metrics(read_scores(cli_run.dir / "scores")[1], Trials.read(cli_run.dir / "trials").targets)
+    # 3 speakers, a 16-component UBM: far from chance (0.5); measured: EER 8.33 %
+    assert m["eer"] < 0.095 and m["n_target"] == 120
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_eer_writes_det_plot_and_metrics(cli_run):
+    tmp_path = cli_run.dir
+    r = CliRunner().invoke(main, ["eer", str(tmp_path / "scores"), str(tmp_path / "trials"), "--det",
+                                  str(tmp_path / "det.png"), "--metrics", str(tmp_path / "m.json")])
+    assert r.exit_code == 0 and "(120 target, 240 non-target trials)" in r.output, r.output
     assert (tmp_path / "det.png").read_bytes()[:4] == b"\x89PNG"
+    m = verification_metrics(read_scores(tmp_path / "scores")[1], Trials.read(tmp_path / "trials").targets)
     assert json.loads((tmp_path / "m.json").read_text())["eer"] == pytest.approx(m["eer"])
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_score_normalisation(cli_run):
+    tmp_path, runner = cli_run.dir, CliRunner()
     # s-norm: z statistics from impostor utterances, t statistics from cohort models (here the same three).
-    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), feats, "--norm", "s",
-                             "--cohort-utts", str(tmp_path / "ubm_utts"), "--cohort-models", str(tmp_path / "spk.h5"),
-                             "--scores", str(tmp_path / "snorm")])
+    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), cli_run.feats,
+                             "--norm", "s", "--cohort-utts", str(tmp_path / "ubm_utts"),
+                             "--cohort-models", str(tmp_path / "spk.h5"), "--scores", str(tmp_path / "snorm")])
     assert r.exit_code == 0 and "s-norm" in r.output, r.output
     raw, normed = read_scores(tmp_path / "scores")[1], read_scores(tmp_path / "snorm")[1]
-    assert not np.allclose(raw, normed) and abs(normed.mean()) < abs(raw.mean()) + 1
-    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), feats, "--norm", "z",
-                             "--scores", str(tmp_path / "z")])
+    assert not np.allclose(raw, normed)
+    assert abs(normed.mean()) < 0.1 < abs(raw.mean())  # measured: mean score -0.423 raw, 0.041 s-normed
+    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), cli_run.feats,
+                             "--norm", "z", "--scores", str(tmp_path / "z")])
     assert r.exit_code == 1 and "--norm z needs --cohort-utts" in r.output
-    r = runner.invoke(main, ["info", str(tmp_path / "spk.h5")])
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_info_on_a_speaker_file(cli_run):
+    r = CliRunner().invoke(main, ["info", str(cli_run.dir / "spk.h5")])
     assert r.exit_code == 0 and "speakers (m, r=16.0)" in r.output and "3: george, jackson, theo" in r.output
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_verify_refuses_bad_trials(cli_run):
+    tmp_path, runner = cli_run.dir, CliRunner()
     (tmp_path / "bad_trials").write_text("spk9 0_theo_1 target\ntheo nope nontarget\n")
-    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "bad_trials"), feats,
+    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "bad_trials"), cli_run.feats,
                              "--scores", str(tmp_path / "s2")])
     assert r.exit_code == 1 and "1 trial model(s) are not enrolled: spk9" in r.output
     (tmp_path / "bad_trials").write_text("theo nope nontarget\n")
-    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "bad_trials"), feats,
+    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "bad_trials"), cli_run.feats,
                              "--scores", str(tmp_path / "s2")])
     assert r.exit_code == 1 and "1 trial utterance(s) are not in" in r.output and "nope" in r.output
-    # Enrolment with fewer frames than components still works, and says so.
-    (tmp_path / "one").write_text(f"theo {test[0]}\n")
-    r = runner.invoke(main, ["ubm", feats, "-k", "64", "-o", str(tmp_path / "big.h5")])
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(main, ["enroll", str(tmp_path / "big.h5"), feats, "--enroll", str(tmp_path / "one"),
-                             "-o", str(tmp_path / "few.h5")])
-    assert r.exit_code == 0 and "fewer than the UBM's 64 components; MAP still works" in r.output, r.output
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_enrolment_with_fewer_frames_than_components_says_so(cli_run):
+    from acoustic_gmm.archive import FeatureArchive, write_features
+
+    # The shortest FSDD take here has 17 frames, more than the UBM's 16 components: enrol on the first 10.
+    tmp_path = cli_run.dir
+    with FeatureArchive(cli_run.feats) as fa:
+        short = fa[next(u for u in cli_run.test if u.split("_")[1] == "theo")][:10]
+        write_features(tmp_path / "short.h5", [("short", short, None, "theo")], config=fa.config,
+                       sample_rate=fa.sample_rate)
+    (tmp_path / "one").write_text("theo short\n")
+    r = CliRunner().invoke(main, ["enroll", str(tmp_path / "ubm.h5"), str(tmp_path / "short.h5"), "--enroll",
+                                  str(tmp_path / "one"), "-o", str(tmp_path / "few.h5")])
+    assert r.exit_code == 0 and "fewer than the UBM's 16 components; MAP still works" in r.output, r.output
+    assert "theo: 10 enrolment frames" in r.output
