@@ -150,7 +150,7 @@ class ModelSet:
             total += np.array([self.log_priors[c] for c in self.classes])
         return Scores(self.classes, total, lengths, per_frame.argmax(1))
 
-    def predict(self, utterances, reject: bool = False) -> list[str]:
+    def predict(self, utterances, *, reject: bool = False) -> list[str]:
         scores = self.score(utterances)
         labels = scores.predict()
         if reject:

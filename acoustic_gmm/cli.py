@@ -94,7 +94,7 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, scheduler, **o
 
     config = MfccConfig.from_options(config_file, **options)
     try:
-        report = extract_corpus(data_dir, out, config, jobs=jobs, strict=strict, overwrite=overwrite,
+        report = extract_corpus(data_dir, out, config=config, jobs=jobs, strict=strict, overwrite=overwrite,
                                 client=scheduler)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished batches are kept in {out}.partial/; run the same command "

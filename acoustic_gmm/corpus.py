@@ -181,7 +181,7 @@ def _extract_files_batch(task) -> list:
     return [extract_recording(p, [(p, None, None)], config, sample_rate)[0][0][1:] for p in paths]
 
 
-def extract_files(paths, config: MfccConfig | None = None, *, jobs: int | None = None,
+def extract_files(paths, *, config: MfccConfig | None = None, jobs: int | None = None,
                   sample_rate: int | None = None, batch_size: int = BATCH_SIZE, one_speaker: bool = False) -> list:
     """Features of many audio files in parallel: ``[(frames or None, reason or None), ...]`` in order.
 
@@ -194,7 +194,7 @@ def extract_files(paths, config: MfccConfig | None = None, *, jobs: int | None =
     --------
     ::
 
-        results = extract_files(["a.wav", "b.wav"], MfccConfig())
+        results = extract_files(["a.wav", "b.wav"], config=MfccConfig())
         [None if x is None else x.shape for x, why in results]   # [(98, 39), None]
     """
     config = config or MfccConfig()
@@ -259,7 +259,7 @@ def _progress_bar(total: int, enabled: bool | None):
                 file=sys.stderr, leave=False)
 
 
-def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int | None = None,
+def extract_corpus(data_dir, out, *, config: MfccConfig | None = None, jobs: int | None = None,
                    strict: bool = False, overwrite: bool = False, batch_size: int = BATCH_SIZE,
                    progress: bool | None = None, client=None) -> ExtractionReport:
     """Extract features for every utterance of ``data_dir`` into the archive ``out``.
@@ -278,7 +278,7 @@ def extract_corpus(data_dir, out, config: MfccConfig | None = None, *, jobs: int
     --------
     ::
 
-        report = extract_corpus("data/train", "feats.h5", MfccConfig(vad=True))
+        report = extract_corpus("data/train", "feats.h5", config=MfccConfig(vad=True))
         print(report.summary())
     """
     t0 = time.perf_counter()

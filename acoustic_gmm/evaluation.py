@@ -189,7 +189,7 @@ def load_inputs(model_set: ModelSet, inputs, *, jobs: int | None = 1, one_speake
         if model_set.config is None:
             raise DataError("the model set does not record its feature configuration; classify a feature archive "
                             "instead")
-        results = extract_files(audio, model_set.config, jobs=jobs, sample_rate=model_set.sample_rate,
+        results = extract_files(audio, config=model_set.config, jobs=jobs, sample_rate=model_set.sample_rate,
                                 one_speaker=one_speaker)
         for path, (frames, reason) in zip(audio, results):
             if frames is None:

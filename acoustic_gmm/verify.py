@@ -255,7 +255,7 @@ class Scorer:
         self.A = np.ascontiguousarray(np.stack(A).transpose(0, 2, 1), dtype=np.float32)   # (N, K, 2D)
         self.b = np.stack(b).astype(np.float32)                                           # (N, K)
 
-    def score_many(self, utterances, top_c: int | None = 5, chunk: int = 4096) -> np.ndarray:
+    def score_many(self, utterances, *, top_c: int | None = 5, chunk: int = 4096) -> np.ndarray:
         """Average per-frame LLR of each utterance against every model: (n_utterances, n_models)."""
         utts = [check_frames(u, n_features=self.ubm.n_features, what=f"test utterance {i}")
                 for i, u in enumerate(utterances)]
@@ -292,9 +292,9 @@ class Scorer:
             totals[who[starts]] += np.add.reduceat(llr, starts, axis=0)
         return totals / lengths[:, None]
 
-    def score(self, frames, models=None, top_c: int | None = 5) -> np.ndarray:
+    def score(self, frames, models=None, *, top_c: int | None = 5) -> np.ndarray:
         """Average per-frame LLR of one utterance against ``models`` (names; default all)."""
-        scores = self.score_many([frames], top_c)[0]
+        scores = self.score_many([frames], top_c=top_c)[0]
         return scores if models is None else scores[[self.index[m] for m in models]]
 
 
@@ -362,7 +362,7 @@ def score_trials(scorer: Scorer, trials: Trials, archive, *, top_c: int | None =
     if missing:
         raise DataError(f"{len(missing)} trial utterance(s) are not in {archive.path}: {', '.join(missing[:5])}"
                         + (", ..." if len(missing) > 5 else ""))
-    S = scorer.score_many([archive[u] for u in utts], top_c)
+    S = scorer.score_many([archive[u] for u in utts], top_c=top_c)
     row = {u: i for i, u in enumerate(utts)}
     return np.array([S[row[u], scorer.index[m]] for m, u in zip(trials.models, trials.utterances)])
 
@@ -422,12 +422,12 @@ def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str 
         seconds = time.perf_counter() - t0
         z_stats = t_stats = None
         if norm in ("z", "s"):
-            imp = scorer.score_many([fa[u] for u in fa.check_ids(cohort_utts)], c)              # (I, N)
+            imp = scorer.score_many([fa[u] for u in fa.check_ids(cohort_utts)], top_c=c)            # (I, N)
             z_stats = {m: (imp[:, i].mean(), imp[:, i].std()) for m, i in scorer.index.items()}
         if norm in ("t", "s"):
             cohort = Scorer(ubm, load_speakers(cohort_models, ubm)[0])
             utts = list(dict.fromkeys(trials.utterances))
-            coh = cohort.score_many([fa[u] for u in utts], c)                                      # (U, Nc)
+            coh = cohort.score_many([fa[u] for u in utts], top_c=c)                                    # (U, Nc)
             t_stats = {u: (coh[i].mean(), coh[i].std()) for i, u in enumerate(utts)}
     if norm != "none":
         raw = normalise_trials(trials, raw, norm, z_stats, t_stats)

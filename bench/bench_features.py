@@ -78,7 +78,7 @@ def main() -> None:
     print(f"{len(paths)} files, {audio / 60:.1f} min of audio; {os.cpu_count()} cores; "
           f"MFCC 13 + d + dd = {config.n_features} dims, per-utterance CMN; best / median of {args.repeat}")
     plain(paths[:3], n_fft=256)  # warm-up: librosa's lazy imports and caches
-    extract_files(paths[:3], config, jobs=1)
+    extract_files(paths[:3], config=config, jobs=1)
 
     rows = []
     # The plain loop with our frame settings (25 ms window, 10 ms hop: the same frames as ours) is
@@ -91,7 +91,7 @@ def main() -> None:
         best, med, _ = timed(lambda: plain(paths), args.repeat)
     rows.append(("plain, librosa defaults", best, med))
     for jobs in (1, args.jobs):
-        best, med, ours = timed(lambda: extract_files(paths, config, jobs=jobs), args.repeat)
+        best, med, ours = timed(lambda: extract_files(paths, config=config, jobs=jobs), args.repeat)
         assert all(x is not None for x, _ in ours) and len(ours) == len(ref)
         rows.append((f"ours jobs={jobs}", best, med))
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +102,7 @@ def main() -> None:
             out = Path(tmp) / "feats.h5"
             if out.exists():
                 out.unlink()
-            extract_corpus(data, out, config, jobs=args.jobs, progress=False)
+            extract_corpus(data, out, config=config, jobs=args.jobs, progress=False)
 
         best, med, _ = timed(archive, args.repeat)
         rows.append((f"archive jobs={args.jobs}", best, med))

@@ -112,7 +112,7 @@ def fsdd(tmp_path_factory):
     wavs = [w for w in sorted(FSDD.glob("*.wav")) if int(w.stem.split("_")[2]) < 15]
     write_data_dir(tmp / "data", {w.stem: w for w in wavs}, utt2spk={w.stem: w.stem.split("_")[1] for w in wavs},
                    utt2label={w.stem: w.stem.split("_")[0] for w in wavs})
-    extract_corpus(tmp / "data", tmp / "feats.h5", MfccConfig(cmvn="none"), progress=False)
+    extract_corpus(tmp / "data", tmp / "feats.h5", config=MfccConfig(cmvn="none"), progress=False)
     fa = FeatureArchive(tmp / "feats.h5")
     train = [u for u in fa.ids if int(u.split("_")[2]) >= 5]
     test = [u for u in fa.ids if int(u.split("_")[2]) < 5]

@@ -159,7 +159,7 @@ def test_cli_classify_adapt_normalises_audio_files_as_one_speaker(make_corpus, t
     signals = {f"{c}_{i}": tone(0.5, freq=f * (1 + 0.01 * i), seed=i) for c, f in (("lo", 300), ("hi", 1500))
                for i in range(5)}
     data, paths = make_corpus(signals, speakers={u: "one" for u in signals})
-    extract_corpus(data, tmp_path / "f.h5", MfccConfig(cmvn="speaker"), progress=False, jobs=1)
+    extract_corpus(data, tmp_path / "f.h5", config=MfccConfig(cmvn="speaker"), progress=False, jobs=1)
     train_model_set(tmp_path / "f.h5", label_key="label", n_components=2, progress=False, jobs=1).save(tmp_path / "m.h5")
     runner = CliRunner()
     from_audio = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), *[str(paths[u]) for u in sorted(signals)],

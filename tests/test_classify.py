@@ -96,8 +96,8 @@ def test_label_key_the_archive_lacks(make_corpus, tmp_path):
 def test_mismatched_features_and_empty_test_sets(make_corpus, tmp_path):
     data, _ = make_corpus({"a_1": tone(1.0), "b_1": tone(1.0, freq=900)})
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
-    extract_corpus(data, tmp_path / "g.h5", MfccConfig(deltas=1), progress=False, jobs=1)
-    extract_corpus(data, tmp_path / "h.h5", MfccConfig(vad=True), progress=False, jobs=1)
+    extract_corpus(data, tmp_path / "g.h5", config=MfccConfig(deltas=1), progress=False, jobs=1)
+    extract_corpus(data, tmp_path / "h.h5", config=MfccConfig(vad=True), progress=False, jobs=1)
     ms = train_model_set(tmp_path / "f.h5", label_key="label", n_components=2, progress=False, jobs=1)
     with FeatureArchive(tmp_path / "g.h5") as g:
         with pytest.raises(DataError, match="g.h5 has 26-dimensional features but the models expect 39"):

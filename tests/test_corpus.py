@@ -34,7 +34,7 @@ def archive_contents(path):
 
 def test_archive_round_trip(make_corpus, tmp_path):
     data, paths = make_corpus(good_signals())
-    report = extract_corpus(data, tmp_path / "f.h5", MfccConfig(cmvn="meanvar"), jobs=1)
+    report = extract_corpus(data, tmp_path / "f.h5", config=MfccConfig(cmvn="meanvar"), jobs=1)
     assert report.n_utterances == 12 and not report.skipped
     with FeatureArchive(tmp_path / "f.h5") as fa:
         assert fa.ids == sorted(paths) and fa.n_features == 39 and fa.sample_rate == 8000
@@ -93,7 +93,7 @@ def test_every_bad_input_is_reported_and_skipped(make_corpus, tmp_path):
 
 def test_resampling_takes_in_other_rates(make_corpus, tmp_path):
     data, _ = make_corpus({"a_1": tone(0.5), "a_2": (tone(0.5, 16000), 16000)})
-    report = extract_corpus(data, tmp_path / "f.h5", MfccConfig(sample_rate=8000), jobs=1)
+    report = extract_corpus(data, tmp_path / "f.h5", config=MfccConfig(sample_rate=8000), jobs=1)
     assert report.n_utterances == 2 and not report.skipped
 
 
@@ -174,7 +174,7 @@ def test_resuming_with_other_settings_is_refused(make_corpus, tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         extract_corpus(data, tmp_path / "f.h5", jobs=1)
     with pytest.raises(ArchiveError, match=r"f.h5.partial: an unfinished extraction with other settings \(config"):
-        extract_corpus(data, tmp_path / "f.h5", MfccConfig(vad=True), jobs=1)
+        extract_corpus(data, tmp_path / "f.h5", config=MfccConfig(vad=True), jobs=1)
 
 
 def test_parallel_workers_give_the_identical_archive(make_corpus, tmp_path):
@@ -197,9 +197,9 @@ def test_an_existing_archive_is_never_damaged(make_corpus, tmp_path):
         extract_corpus(bad, out, jobs=1, overwrite=True, strict=True)
     assert out.read_bytes() == before
     with pytest.raises(ArchiveError, match="an unfinished extraction with other settings"):
-        extract_corpus(data, out, MfccConfig(deltas=0), jobs=1, overwrite=True)
+        extract_corpus(data, out, config=MfccConfig(deltas=0), jobs=1, overwrite=True)
     shutil.rmtree(tmp_path / "f.h5.partial")
-    extract_corpus(data, out, MfccConfig(deltas=0), jobs=1, overwrite=True)
+    extract_corpus(data, out, config=MfccConfig(deltas=0), jobs=1, overwrite=True)
     with FeatureArchive(out) as fa:
         assert fa.n_features == 13
 
@@ -263,8 +263,8 @@ def test_speaker_cmvn_normalises_each_speakers_frames(make_corpus, tmp_path):
     speakers = {u: "loud" if i < 4 else "soft" for i, u in enumerate(signals)}
     data, _ = make_corpus(signals, speakers=speakers)
     cfg = MfccConfig(cmvn="speaker")
-    extract_corpus(data, tmp_path / "one.h5", cfg, jobs=1, batch_size=3)
-    extract_corpus(data, tmp_path / "two.h5", cfg, jobs=2, batch_size=3)
+    extract_corpus(data, tmp_path / "one.h5", config=cfg, jobs=1, batch_size=3)
+    extract_corpus(data, tmp_path / "two.h5", config=cfg, jobs=2, batch_size=3)
     with FeatureArchive(tmp_path / "one.h5") as fa, FeatureArchive(tmp_path / "two.h5") as fb:
         assert fa.config.cmvn == "speaker"
         for spk in ("loud", "soft"):
