@@ -50,7 +50,8 @@ from .errors import ArchiveError, DataError, ModelFileError, ParameterError
 from .gmm import make_model
 
 __all__ = ["FORMAT_VERSION", "atomic_h5", "write_text", "open_h5", "file_kind", "save_models", "load_models",
-           "load_arrays", "write_json", "opened", "save_speakers", "load_speakers", "write_shard", "read_shard", "write_features",
+           "load_arrays", "write_json", "opened", "save_speakers", "load_speakers", "write_shard", "read_shard",
+           "write_features",
            "FeatureArchive", "ArchiveSubset", "describe", "format_description"]
 
 FORMAT_VERSION = 1
@@ -260,8 +261,11 @@ SPEAKER_ARRAYS = ("means", "weights", "variances", "occupancy")
 
 def save_speakers(path, speakers: dict, *, ubm_id: str, adapt: str, relevance: float,
                   metadata: dict | None = None) -> None:
-    """Write speaker models: ``{name: {"means": (n_components, n_features), optional "weights", "variances", "occupancy",
-    "n_frames": int}}``, with the identifier of the UBM they were adapted from."""
+    """Write speaker models, with the identifier of the UBM they were adapted from.
+
+    ``speakers`` is ``{name: {"means": (n_components, n_features), and optionally "weights",
+    "variances", "occupancy", "n_frames"}}``.
+    """
     with atomic_h5(path) as f:
         f.attrs.update(format_version=FORMAT_VERSION, content="speakers", ubm_id=ubm_id, adapt=adapt,
                        relevance=relevance, metadata=json.dumps(metadata or {}))

@@ -109,7 +109,7 @@ class Stats:
 
     @property
     def means(self) -> np.ndarray:
-        """Each component's mean of the frames, (n_components, n_features); a component without frames gets ``shift``."""
+        """Each component's mean of the frames, (n_components, n_features); an empty one gets ``shift``."""
         return self.sum_x / np.maximum(self.occ, 1e-10)[:, None] + self.shift
 
     def reshifted(self, shift: np.ndarray) -> "Stats":

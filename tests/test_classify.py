@@ -36,7 +36,8 @@ def test_digits_on_real_speech(fsdd):
 @needs_fsdd
 def test_stacked_scores_equal_each_model_scored_alone(fsdd):
     _, fa, train, test = fsdd
-    ms = train_model_set(fa, label_key="speaker", n_components=4, n_slices=3, ids=train, progress=False, reject_quantile=None)
+    ms = train_model_set(fa, label_key="speaker", n_components=4, n_slices=3, ids=train, progress=False,
+                         reject_quantile=None)
     utts = [fa[u] for u in test[:20]]
     scores = ms.score(utts)
     for i, u in enumerate(utts):
@@ -53,7 +54,8 @@ def test_stacked_scores_equal_each_model_scored_alone(fsdd):
 def test_reject_rule_turns_away_an_unseen_speaker(fsdd):
     _, fa, train, test = fsdd
     unseen = "nicolas"
-    ms = train_model_set(fa, label_key="speaker", n_components=16, ids=[u for u in train if unseen not in u], reject_quantile=0.05,
+    ms = train_model_set(fa, label_key="speaker", n_components=16, ids=[u for u in train if unseen not in u],
+                         reject_quantile=0.05,
                          progress=False)
     known = ms.rejected(ms.score([fa[u] for u in test if unseen not in u])).mean()
     stranger = ms.rejected(ms.score([fa[u] for u in fa.ids if unseen in u])).mean()
@@ -157,7 +159,8 @@ def test_cli_train_evaluate_classify(make_corpus, tmp_path):
 def test_classify_cold_start_does_not_import_librosa(make_corpus, tmp_path):
     data, paths = make_corpus({"a_1": tone(0.5), "b_1": tone(0.5, freq=1200)})
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
-    train_model_set(tmp_path / "f.h5", label_key="label", n_components=1, progress=False, jobs=1).save(tmp_path / "m.h5")
+    ms = train_model_set(tmp_path / "f.h5", label_key="label", n_components=1, progress=False, jobs=1)
+    ms.save(tmp_path / "m.h5")
     code = ("import sys; from acoustic_gmm.cli import main\n"
             f"sys.argv = ['acoustic-gmm', 'classify', {str(tmp_path / 'm.h5')!r}, {str(paths['b_1'])!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"

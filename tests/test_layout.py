@@ -50,7 +50,8 @@ def test_no_import_cycle_inside_the_package():
 def test_the_cli_only_parses_calls_and_prints():
     tree = ast.parse((PACKAGE / "cli.py").read_text())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
+    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom) and not n.level}
     assert "numpy" not in imported
     commands = [f for f in tree.body if isinstance(f, ast.FunctionDef)
                 and any("command" in ast.unparse(d) for d in f.decorator_list)]
