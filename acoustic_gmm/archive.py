@@ -44,9 +44,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
 import tempfile
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,7 @@ FEATURES_VERSION = 2   # feature archives: 2 stores frames contiguously; 1 (one 
 VERSIONS = {"features": FEATURES_VERSION}
 CHUNK_ROWS = 2048      # HDF5 chunk of /frames: ~0.5 MB at 60 features, so an utterance's read touches one or two
 WRITE_ROWS = 1 << 16   # frames buffered before an append to /frames
+MAPPED_BYTES = 256 << 20  # streaming: frames kept mapped (clean page cache, counted in RSS) before unmapping
 GAP_ROWS = 4096        # ranges closer than this are fetched by one read (reading the gap costs less than a call)
 SPAN_ROWS = 1 << 18    # ... but no single read spans more: bounded read buffers
 DIRECT_ROWS = 1 << 14  # reads this large go straight into their destination
@@ -459,6 +461,8 @@ class FeatureArchive:
                 ...
     """
 
+    reuses_buffers = True  # iter_chunks(..., reuse=N) is supported (em.accumulate asks for it)
+
     def __init__(self, path):
         from .features import MfccConfig
 
@@ -495,6 +499,11 @@ class FeatureArchive:
                 offsets = np.cumsum(counts) - counts
                 self._data, self._v1_starts = f["utterances"], offsets
             self._offset = dict(zip(self.ids, offsets.tolist()))
+            self._rings = {}
+            # stored in archive order with no gaps (what write_features makes): the archive's frames are
+            # one range of stored rows, starting at _base
+            self._base = int(offsets[0]) if len(offsets) else 0
+            self._in_order = bool(np.array_equal(offsets - self._base, np.cumsum(counts) - counts))
             self._chunks = self._map_chunks() if self.format_version >= 2 else None
         except (KeyError, ValueError, OSError) as exc:
             self._f.close()
@@ -514,8 +523,39 @@ class FeatureArchive:
     def close(self) -> None:
         if getattr(self, "_chunks", None) is not None:
             os.close(self._chunks[2])
+            if self._chunks[4] is not None:
+                try:
+                    self._chunks[4].close()
+                except BufferError:  # blocks still viewing it keep the mapping alive until they go
+                    pass
             self._chunks = None
         self._f.close()
+
+    def _view(self, start: int, stop: int):
+        """Stored rows ``[start, stop)`` as a view of the mapped file, or None if they are not one span of bytes."""
+        if self._chunks is None or self._chunks[4] is None or stop <= start:
+            return None
+        rows, offsets, _, run, mapped = self._chunks
+        c0, c1 = start // rows, (stop - 1) // rows
+        if run[c0] != run[c1]:
+            return None
+        D = self.n_features
+        first = offsets[c0] + (start - c0 * rows) * 4 * D
+        return np.frombuffer(mapped, np.float32, count=(stop - start) * D, offset=first).reshape(stop - start, D)
+
+    def _release(self, block: np.ndarray) -> None:
+        """Drop the mapped pages under ``block`` (a view from :meth:`_view`) from this process: reading
+        them again maps them again from the page cache, so the resident size stays a few blocks."""
+        mapped = self._chunks[4] if self._chunks is not None else None
+        if mapped is None or not hasattr(mapped, "madvise"):
+            return
+        base = np.frombuffer(mapped, np.uint8, count=1).ctypes.data
+        lo = block.ctypes.data - base
+        hi = lo + block.nbytes
+        lo = -(-lo // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages inside the block only
+        hi = hi // mmap.PAGESIZE * mmap.PAGESIZE
+        if hi > lo:
+            mapped.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -545,7 +585,14 @@ class FeatureArchive:
             if max(c.byte_offset for c in info) + size > os.fstat(fd).st_size:
                 os.close(fd)
                 return None
-            return rows, [c.byte_offset for c in info], fd
+            offsets = np.array([c.byte_offset for c in info], np.int64)
+            # chunks stored back to back form runs: rows within one run are one contiguous span of bytes
+            run = np.maximum.accumulate(np.where(np.r_[True, np.diff(offsets) != size], np.arange(len(info)), 0))
+            try:  # private (copy-on-write) mapping: writable arrays for the kernels, the file never touched
+                mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+            except (OSError, ValueError):
+                mapped = None
+            return rows, offsets.tolist(), fd, run, mapped
         except (AttributeError, OSError, ValueError, RuntimeError):  # an h5py without chunk queries ...
             return None
 
@@ -566,7 +613,7 @@ class FeatureArchive:
         if stop <= start:
             return
         if self._chunks is not None and out.flags.c_contiguous:
-            rows, offsets, fd = self._chunks
+            rows, offsets, fd = self._chunks[:3]
             row_bytes = 4 * self.n_features
             for c in range(start // rows, (stop - 1) // rows + 1):
                 lo, hi = max(start, c * rows), min(stop, (c + 1) * rows)
@@ -673,25 +720,65 @@ class FeatureArchive:
         self._copy(stored, np.ones(len(index), np.int64), out)
         return out
 
-    def iter_chunks(self, chunk_frames: int = 65536, ids=None):
+    def iter_chunks(self, chunk_frames: int = 65536, ids=None, *, reuse: int = 0):
         """Frames in blocks of ``chunk_frames`` (the last may be shorter), in the order of ``ids`` (default:
-        the archive's).  Blocks cross utterance boundaries; each is a new array, filled by a few large reads."""
+        the archive's).  Blocks cross utterance boundaries; each is filled by a few large reads.
+
+        Each block is a new array, unless ``reuse`` > 0: then a block is valid only until ``reuse`` more
+        blocks have been taken, and the caller must be done with it by then.  A streaming EM pass does that,
+        and gets blocks without a copy: views of the memory-mapped file (at most ``MAPPED_BYTES`` of it
+        stay mapped), or where the layout does not allow it, reads into a ring of ``reuse`` buffers
+        (fresh memory would cost a page fault per 4 KiB, as much again as the read).
+        """
         if chunk_frames < 1:
             raise ParameterError(f"chunk_frames must be >= 1, got {chunk_frames}")
-        starts, lengths = self._ranges(self.ids if ids is None else ids)
-        ends = np.cumsum(lengths)
-        total = int(ends[-1]) if len(ends) else 0
-        for b0 in range(0, total, chunk_frames):
-            b1 = min(b0 + chunk_frames, total)
-            i0, i1 = np.searchsorted(ends, [b0, b1 - 1], side="right")
-            s, n = starts[i0:i1 + 1].copy(), lengths[i0:i1 + 1].copy()
-            first = b0 - (ends[i0] - lengths[i0])  # the block starts inside segment i0 ...
-            s[0] += first
-            n[0] -= first
-            n[-1] -= ends[i1] - b1                 # ... and ends inside segment i1
-            block = np.empty((b1 - b0, self.n_features), np.float32)
-            self._copy(s, n, block)
-            yield block
+        in_order = ids is None and self._in_order  # then the blocks are ranges of stored rows
+        if in_order:
+            total = self.n_frames_total
+        else:
+            starts, lengths = self._ranges(self.ids if ids is None else ids)
+            ends = np.cumsum(lengths)
+            total = int(ends[-1]) if len(ends) else 0
+        # The ring's buffers outlive the call, so the next pass finds their pages already mapped; the ring is
+        # taken out of the archive while in use, so two passes at once never share one.
+        ring = self._rings.pop((chunk_frames, reuse), None) or [None] * reuse
+        views, mapped = deque(), 0  # blocks handed out as views, oldest first, and their bytes
+        try:
+            for i, b0 in enumerate(range(0, total, chunk_frames)):
+                b1 = min(b0 + chunk_frames, total)
+                slot = i % reuse if reuse else 0
+                if reuse and in_order:  # no copy at all: the block is the mapped file itself
+                    view = self._view(self._base + b0, self._base + b1)
+                    if view is not None:
+                        # Pages stay mapped up to MAPPED_BYTES, so an archive that fits is read without a
+                        # fault after the first pass; beyond, the oldest blocks (once done with) are unmapped.
+                        views.append(view)
+                        mapped += view.nbytes
+                        while len(views) > reuse and mapped > MAPPED_BYTES:
+                            mapped -= views[0].nbytes
+                            self._release(views.popleft())
+                        yield view
+                        continue
+                if reuse:
+                    if ring[slot] is None:
+                        ring[slot] = np.empty((chunk_frames, self.n_features), np.float32)
+                    block = ring[slot][:b1 - b0]
+                else:
+                    block = np.empty((b1 - b0, self.n_features), np.float32)
+                if in_order:
+                    self._read(self._base + b0, self._base + b1, block)
+                else:
+                    i0, i1 = np.searchsorted(ends, [b0, b1 - 1], side="right")
+                    s, n = starts[i0:i1 + 1].copy(), lengths[i0:i1 + 1].copy()
+                    first = b0 - (ends[i0] - lengths[i0])  # the block starts inside segment i0 ...
+                    s[0] += first
+                    n[0] -= first
+                    n[-1] -= ends[i1] - b1                 # ... and ends inside segment i1
+                    self._copy(s, n, block)
+                yield block
+        finally:
+            if reuse:
+                self._rings[chunk_frames, reuse] = ring
 
 
 def convert_archive(src, out) -> int:
@@ -723,6 +810,8 @@ def convert_archive(src, out) -> int:
 class ArchiveSubset:
     """Some utterances of an open :class:`FeatureArchive` as a frame source (see :mod:`acoustic_gmm.frames`)."""
 
+    reuses_buffers = True
+
     def __init__(self, archive: FeatureArchive, ids: list[str]):
         self.archive, self.ids = archive, ids
         self.path = archive.path
@@ -738,8 +827,8 @@ class ArchiveSubset:
     def n_frames_total(self) -> int:
         return sum(self.archive.n_frames[u] for u in self.ids)
 
-    def iter_chunks(self, size: int):
-        return self.archive.iter_chunks(size, self.ids)
+    def iter_chunks(self, size: int, *, reuse: int = 0):
+        return self.archive.iter_chunks(size, self.ids, reuse=reuse)
 
     def rows(self, index) -> np.ndarray:
         return self.archive.rows(index, self.ids)

@@ -43,6 +43,9 @@ ABS_VAR_FLOOR = 1e-10  # below any real feature's variance; only guards against 
 MAX_OCCUPANCY_FLOOR = 10.0  # Kaldi's min-gaussian-occupancy for a diagonal Gaussian
 MAP_UPDATES = ("m", "mw", "mwv")  # what MAP moves: means, and weights, and variances
 READ_CHUNKS = 8  # E-step chunks read from a frame source at once
+# Growth factor of over-relaxed EM's step (run_em).  Measured on real corpora to convergence (tol 1e-3):
+# FSDD K=64 51 -> 30 iterations at full size, 16 kHz corpus K=128 69 -> 28 (1.5); 2.0 did no better.
+OVERRELAX = 1.5
 
 
 # --------------------------------------------------------------------------- statistics
@@ -228,7 +231,15 @@ def accumulate(model, X, *, chunk: int | None = None, threads: int | None = None
             # The source is read READ_CHUNKS chunks at a time (fewer, larger reads from an archive) by this
             # thread while the pool computes; the chunks, and so the sums, are the same either way.
             pending = deque()
-            for big in source.iter_chunks(chunk * READ_CHUNKS):
+            # An archive hands out views of its mapped file, or where it cannot, fills a ring of buffers; a
+            # block comes round again once the window has moved past every chunk cut from it, so a ring of
+            # this size is never overwritten in use.  Views cost nothing, so their blocks are one chunk each:
+            # a block the archive must copy (one across a break in the file's layout) is then only a chunk.
+            if getattr(source, "reuses_buffers", False):
+                blocks = source.iter_chunks(chunk, reuse=2 * threads + 1)
+            else:
+                blocks = source.iter_chunks(chunk * READ_CHUNKS)
+            for big in blocks:
                 for start in range(0, len(big), chunk):
                     block = big[start:start + chunk]
                     pending.append(pool.submit(_diag_chunk, model, block))
@@ -642,24 +653,46 @@ def min_occupancy(n_frames: int, n_components: int) -> float:
 
 
 def run_em(model, X, *, floor, n_iter: int, tol: float, history: History, chunk=None,
-           stats: Stats | None = None, progress=None, min_iter: int = 0):
+           stats: Stats | None = None, progress=None, min_iter: int = 0, overrelax: float = 1.0):
     """Up to ``n_iter`` EM iterations; after ``min_iter``, stop once the per-frame gain is below ``tol``.
 
     ``stats`` may hold the E-step of ``model`` already done by the caller.  Returns
     ``(model, stats_of_model, converged)``; every iteration's log-likelihood (of the
     parameters it produced) is appended to ``history``.
+
+    ``overrelax`` > 1 runs adaptive over-relaxed EM (Salakhutdinov & Roweis, ICML 2003) on a
+    diagonal model: each update goes ``eta`` times as far as EM's, in log weights, means and log
+    variances; ``eta`` grows by the factor ``overrelax`` after every such update that raises the
+    likelihood, and one that does not is thrown away for the plain EM update (one E-step more),
+    with ``eta`` back to 1.  The likelihood still rises at every iteration; EM's slow tail is
+    crossed in fewer of them.  Full covariances always take plain EM steps.
     """
     if stats is None:
         stats = accumulate(model, X, chunk=chunk)
     K = model.n_components
     converged = False
+    accelerate = overrelax > 1 and model.covariance_type == "diag"
+    eta = 1.0
     for it in range(n_iter):
         keep = stats.occ >= min_occupancy(stats.n_frames, K)
         if keep.all():
             new = m_step(stats, floor=floor, dtype=model.dtype)
         else:
             new = _replace_empty(stats, floor, model, keep)
-        new_stats = accumulate(new, X, chunk=chunk)
+            eta = 1.0  # components were replaced: the old and new models do not define a direction
+        new_stats = None
+        if accelerate and eta > 1:
+            bold = _overrelaxed(model, new, eta, floor)
+            bold_stats = accumulate(bold, X, chunk=chunk)
+            if bold_stats.avg_loglik > stats.avg_loglik:
+                new, new_stats = bold, bold_stats
+                eta *= overrelax
+            else:
+                eta = 1.0
+        elif accelerate:
+            eta = overrelax
+        if new_stats is None:
+            new_stats = accumulate(new, X, chunk=chunk)
         gain = new_stats.avg_loglik - stats.avg_loglik
         model, stats = new, new_stats
         history.loglik.append(stats.avg_loglik)
@@ -670,6 +703,16 @@ def run_em(model, X, *, floor, n_iter: int, tol: float, history: History, chunk=
             converged = True
             break
     return model, stats, converged
+
+
+def _overrelaxed(old: DiagGMM, new: DiagGMM, eta: float, floor: np.ndarray) -> DiagGMM:
+    """``old`` moved ``eta`` times the step from ``old`` to ``new``: log weights (renormalised), means,
+    log variances (floored).  Log coordinates keep weights and variances positive at any ``eta``."""
+    log_w = (1 - eta) * np.log(old.weights) + eta * np.log(new.weights)
+    w = np.exp(log_w - log_w.max())
+    means = old.means + eta * (new.means - old.means)
+    log_var = (1 - eta) * np.log(old.variances) + eta * np.log(new.variances)
+    return DiagGMM(w / w.sum(), means, np.maximum(np.exp(log_var), floor), dtype=old.dtype)
 
 
 def _replace_empty(stats: Stats, floor, model, keep: np.ndarray):
@@ -691,13 +734,14 @@ def _replace_empty(stats: Stats, floor, model, keep: np.ndarray):
 
 def train(X, n_components: int, *, covariance_type="diag", init="split", max_iter=100, tol=1e-3,
           var_floor=1e-3, split_iter=4, schedule=None, dtype="float32", random_state=None,
-          chunk=None, progress=None):
+          chunk=None, progress=None, overrelax=OVERRELAX):
     """Fit a mixture to frames ``X``; returns ``(model, history, converged, n_iter)``.
 
     ``init="split"`` grows from one Gaussian through ``schedule`` (doubling by default)
     with ``split_iter`` EM iterations after each growth step; then EM runs at full size
     for at most ``max_iter`` iterations until the per-frame gain drops below ``tol``.
-    ``n_iter`` counts the iterations at full size.
+    ``n_iter`` counts the iterations at full size.  EM at full size is over-relaxed by
+    ``overrelax`` (see :func:`run_em`; 1 gives plain EM); the short intermediate stages are plain EM.
     """
     X = as_frames(X)
     glob = global_stats(X, covariance_type)
@@ -726,7 +770,7 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
             if final:
                 model, stats, converged = run_em(model, X, floor=floor, n_iter=max_iter, tol=tol, history=history,
                                                  chunk=chunk, stats=stats, progress=progress,
-                                                 min_iter=min(split_iter, max_iter))
+                                                 min_iter=min(split_iter, max_iter), overrelax=overrelax)
             elif size > 1:  # one Gaussian needs no EM: the global mean and variance are its ML fit
                 model, stats, _ = run_em(model, X, floor=floor, n_iter=split_iter, tol=-1.0, history=history,
                                          chunk=chunk, stats=stats, progress=progress)
@@ -740,5 +784,5 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
     else:
         raise ParameterError(f"init must be 'split', 'kmeans' or 'random', got {init!r}")
     model, _, converged = run_em(model, X, floor=floor, n_iter=max_iter, tol=tol, history=history, chunk=chunk,
-                                 progress=progress)
+                                 progress=progress, overrelax=overrelax)
     return model, history, converged, len(history.loglik)

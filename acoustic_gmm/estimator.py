@@ -56,6 +56,11 @@ class GMM:
         runs on them in memory; a larger archive is streamed from disk on every pass.  Default:
         a quarter of the machine's RAM, at most 4 GiB (:func:`acoustic_gmm.frames.default_max_memory`);
         0 always streams.  The result is the same either way.
+    overrelax : float
+        Diagonal models: EM at full size takes adaptive over-relaxed steps (Salakhutdinov & Roweis,
+        2003), each ``eta`` times EM's own, ``eta`` growing by this factor while the likelihood rises
+        and back to 1 when it would not; the likelihood still rises every iteration, in about half
+        as many of them on speech.  1 gives plain EM (as HTK, Kaldi and scikit-learn run it).
 
     Attributes
     ----------
@@ -85,7 +90,7 @@ class GMM:
 
     def __init__(self, n_components=1, *, covariance_type="diag", init="split", max_iter=100, tol=1e-3,
                  var_floor=1e-3, split_iter=4, schedule=None, random_state=None, dtype="float32",
-                 chunk_size=None, max_memory=None):
+                 chunk_size=None, max_memory=None, overrelax=1.5):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.init = init
@@ -98,6 +103,7 @@ class GMM:
         self.dtype = dtype
         self.chunk_size = chunk_size
         self.max_memory = max_memory
+        self.overrelax = overrelax
 
     # ------------------------------------------------------------------ sklearn plumbing
     def get_params(self, deep=True) -> dict:
@@ -137,6 +143,9 @@ class GMM:
             positive_int("chunk_size", self.chunk_size)
         if self.max_memory is not None:
             positive_int("max_memory", self.max_memory, 0)
+        if not (isinstance(self.overrelax, (int, float)) and not isinstance(self.overrelax, bool)
+                and 1 <= self.overrelax <= 4):
+            raise ParameterError(f"overrelax must be a number in [1, 4] (1 = plain EM), got {self.overrelax!r}")
         resolve_dtype(self.dtype)
 
     # ------------------------------------------------------------------ fitting
@@ -166,7 +175,7 @@ class GMM:
             X, self.n_components, covariance_type=self.covariance_type, init=self.init,
             max_iter=self.max_iter, tol=self.tol, var_floor=self.var_floor, split_iter=self.split_iter,
             schedule=self.schedule, dtype=self.dtype, random_state=self.random_state,
-            chunk=self.chunk_size, progress=progress)
+            chunk=self.chunk_size, progress=progress, overrelax=self.overrelax)
         self._set_model(model)
         self.history_ = np.array(history.loglik)
         self.history_n_components_ = np.array(history.n_components, dtype=int)

@@ -219,3 +219,52 @@ def test_info_on_a_format1_archive_names_the_command_that_converts_it(both):
 
     text = format_description(describe(both[0]))
     assert f"'acoustic-gmm convert {both[0]} --out NEW.h5' rewrites it in format 2" in text
+
+
+def test_streaming_blocks_are_views_of_the_mapped_file_where_the_layout_allows(tmp_path, monkeypatch):
+    """Written in several appends, the chunks of /frames are not all back to back: blocks inside one run
+    of chunks come straight from the mapped file, a block across two runs is read into a ring buffer;
+    either way the values and EM's result are the in-memory ones."""
+    from acoustic_gmm import archive
+
+    # small chunks, appended a few at a time: HDF5 puts the chunk index's new nodes between them
+    monkeypatch.setattr(archive, "WRITE_ROWS", 3000)
+    monkeypatch.setattr(archive, "CHUNK_ROWS", 64)
+    rng = np.random.default_rng(5)
+    utts = [(f"u{i:03d}", rng.normal(i % 3, 1, size=(int(rng.integers(20, 90)), 4)).astype(np.float32), None, None)
+            for i in range(400)]
+    write_features(tmp_path / "a.h5", utts, config=MfccConfig(n_mfcc=4, n_mels=8, deltas=0), sample_rate=8000)
+    with FeatureArchive(tmp_path / "a.h5") as fa:
+        mapped = np.frombuffer(fa._chunks[4], np.uint8)
+
+        def in_map(block):
+            return mapped.ctypes.data <= block.ctypes.data < mapped.ctypes.data + len(mapped)
+
+        X = fa.frames()
+        runs = fa._chunks[3]
+        assert 1 < len(set(runs.tolist())) < len(runs)  # some chunks back to back, some not
+        released = []
+        release = fa._release
+        monkeypatch.setattr(fa, "_release", lambda b: (released.append(len(b)), release(b)))
+        for window in (archive.MAPPED_BYTES, 2000):  # everything stays mapped; a few blocks stay mapped
+            monkeypatch.setattr(archive, "MAPPED_BYTES", window)
+            released.clear()
+            for size in (50, 500, 5000):
+                got, kinds = [], []
+                for block in fa.iter_chunks(size, reuse=2):
+                    kinds.append(in_map(block))
+                    got.append(block.copy())
+                np.testing.assert_array_equal(np.vstack(got), X)
+                assert any(kinds) and not all(kinds)
+            assert (len(released) > 100) == (window == 2000)
+            b = GMM(3, chunk_size=512, max_memory=0).fit(fa)
+            np.testing.assert_array_equal(GMM(3, chunk_size=512).fit(X).means_, b.means_)
+        ids = fa.ids[::3]
+        np.testing.assert_array_equal(np.vstack([b.copy() for b in fa.iter_chunks(700, ids, reuse=3)]),
+                                      fa.frames(ids))
+        # a block whose pages were given back reads the same when touched again
+        first = next(b for b in fa.iter_chunks(1024, reuse=1) if in_map(b))
+        keep = first.copy()
+        fa._release(first)
+        np.testing.assert_array_equal(first, keep)
+    np.testing.assert_array_equal(first, keep)  # closing the archive leaves a block in use valid

@@ -59,7 +59,8 @@ def test_reject_rule_turns_away_an_unseen_speaker(fsdd):
                          progress=False)
     known = ms.rejected(ms.score([fa[u] for u in test if unseen not in u])).mean()
     stranger = ms.rejected(ms.score([fa[u] for u in fa.ids if unseen in u])).mean()
-    assert known <= 0.10 and stranger >= 0.96  # measured: 8.4 % (21/250) and 98.0 % (147/150) rejected
+    # measured: 11.2 % (28/250) and 100 % (150/150) rejected (plain EM, overrelax=1: 8.4 % and 98.0 %)
+    assert known <= 0.125 and stranger >= 0.98
     labels = ms.predict([fa[u] for u in fa.ids if unseen in u][:10], reject=True)
     assert labels.count("<unknown>") == 10  # measured: all 10
 

@@ -13,7 +13,7 @@ from acoustic_gmm import GMM, ConvergenceWarning, DiagGMM, FullGMM, em
 from acoustic_gmm.em import (History, Stats, _kmeanspp, _model_from_labels, _nearest, accumulate, em_step,
                              global_stats, growth_schedule, kmeans_init, m_step, map_update, run_em, split_heaviest,
                              variance_floor)
-from acoustic_gmm.errors import ComponentWarning
+from acoustic_gmm.errors import ComponentWarning, ParameterError
 
 from .conftest import draw_mixture
 
@@ -156,6 +156,46 @@ def test_history_rises_in_float32_on_real_frames(fsdd_frames):
     for k in np.unique(g.history_n_components_):
         stage = g.history_[g.history_n_components_ == k]
         assert np.all(np.diff(stage) >= -1e-4 * abs(stage).max())
+
+
+def test_overrelaxed_em_converges_in_fewer_iterations_on_real_frames(fsdd_frames):
+    """Measured, K=16, 13.6k FSDD frames: plain EM 34 iterations at full size to -87.7625, over-relaxed
+    (1.5) 22 to -87.7539; every over-relaxed iteration raised the likelihood."""
+    plain = GMM(16, overrelax=1).fit(fsdd_frames)
+    fast = GMM(16).fit(fsdd_frames)
+    assert fast.converged_ and plain.converged_
+    assert fast.n_iter_ <= 0.7 * plain.n_iter_
+    assert fast.history_[-1] >= plain.history_[-1] - 0.005
+    final = fast.history_[fast.history_n_components_ == 16]
+    assert np.all(np.diff(final) > 0)
+    # the intermediate stages are plain EM either way
+    stages = plain.history_n_components_ < 16
+    np.testing.assert_array_equal(fast.history_[:stages.sum()], plain.history_[stages])
+
+
+def test_overrelax_one_is_plain_em(known_mixture):
+    """``overrelax=1``: every iteration at full size is exactly one EM step of the previous model."""
+    X = known_mixture[0]
+    g = GMM(4, overrelax=1, init="random", random_state=0, max_iter=6, tol=0, dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        g.fit(X)
+    start = GMM(4, init="random", random_state=0, max_iter=1, tol=0, dtype="float64")
+    floor = em.variance_floor(X.var(0), 1e-3)
+    model = em.random_init(X, 4, glob_model=em.m_step(em.global_stats(X), floor=floor, dtype="float64"),
+                           dtype="float64", rng=start.random_state)
+    for _ in range(6):
+        model, _ = em_step(model, X, floor=floor)
+    np.testing.assert_allclose(g.means_, model.means, rtol=1e-10, atol=1e-10)
+
+
+def test_overrelax_leaves_full_covariances_alone_and_is_validated(known_mixture):
+    X = known_mixture[0]
+    a, b = GMM(3, covariance_type="full", overrelax=1).fit(X), GMM(3, covariance_type="full").fit(X)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    for bad in (0.5, 5, "fast", True, float("nan")):
+        with pytest.raises(ParameterError, match="overrelax must be a number in"):
+            GMM(2, overrelax=bad).fit(X)
 
 
 @pytest.mark.filterwarnings("ignore::acoustic_gmm.errors.ConvergenceWarning")
