@@ -46,7 +46,6 @@ import contextlib
 import json
 import mmap
 import os
-import tempfile
 from collections import Counter, deque
 from pathlib import Path
 
@@ -54,6 +53,7 @@ import numpy as np
 
 from .errors import ArchiveError, DataError, ModelFileError, ParameterError
 from .gmm import make_model
+from .outputs import atomic_path
 
 __all__ = ["FORMAT_VERSION", "FEATURES_VERSION", "atomic_h5", "write_text", "open_h5", "file_kind", "save_models",
            "load_models",
@@ -76,34 +76,17 @@ WEIGHT_SUM_TOL = 1e-6
 @contextlib.contextmanager
 def atomic_h5(path, tmp_dir=None):
     """Open a temporary HDF5 file (beside ``path``, or in ``tmp_dir`` on the same file system);
-    rename it onto ``path`` only on success."""
+    rename it onto ``path`` only on success (see :func:`acoustic_gmm.outputs.atomic_path`)."""
     import h5py
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tmp_dir or path.parent or ".")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, tmp_dir=tmp_dir) as tmp, h5py.File(tmp, "w") as f:
+        yield f
 
 
 def write_text(path, text: str) -> None:
     """Write a text file (scores, metrics, tables) atomically: a temporary file renamed into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def write_json(path, obj) -> None:
@@ -182,23 +165,31 @@ def open_h5(path, content: str | None = None):
         raise error(f"{path}: no such file")
     if path.is_dir():
         raise error(f"{path}: is a folder, not a {what}")
-    if not h5py.is_hdf5(path):
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
+    except OSError as exc:  # unreadable (permissions ...)
+        raise error(f"{path}: cannot be read ({exc})") from None
+    if not is_hdf5:
         raise error(f"{path}: not an HDF5 file (wrong signature); expected an acoustic_gmm {what}")
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         raise error(f"{path}: cannot be read as HDF5, the file is truncated or corrupt ({exc})") from None
     if content is None:
         return f
     try:
-        found, version = f.attrs.get("content"), f.attrs.get("format_version")
+        # read as text and number with their types checked: a damaged or foreign file may hold anything here
+        found = _attr(f, "content", str(path), error, "str", None)
+        version = _attr(f, "format_version", str(path), error, "int", None)
         if found != content or version is None:
             holds = f" (it holds {found})" if found in KINDS else " (no format_version/content attributes)"
             raise error(f"{path}: an HDF5 file but not an acoustic_gmm {what}{holds}")
         newest = VERSIONS.get(content, FORMAT_VERSION)
-        if int(version) > newest:
-            raise error(f"{path}: format_version {int(version)} is newer than this acoustic_gmm understands "
+        if version > newest:
+            raise error(f"{path}: format_version {version} is newer than this acoustic_gmm understands "
                         f"({newest}); upgrade acoustic_gmm")
+        if version < 1:
+            raise error(f"{path}: attribute 'format_version' is {version}, expected a version >= 1")
     except BaseException:
         f.close()
         raise
@@ -208,32 +199,192 @@ def open_h5(path, content: str | None = None):
 def file_kind(path) -> str:
     """``"features"``, ``"models"`` or ``"speakers"``: what an acoustic_gmm HDF5 file holds."""
     with open_h5(path) as f:
-        kind = f.attrs.get("content")
+        kind = _attr(f, "content", str(path), ArchiveError, "str", None)
     if kind not in ("features", "models", "speakers"):
         raise ArchiveError(f"{path}: an HDF5 file but not one acoustic_gmm wrote (no 'content' attribute)")
     return str(kind)
 
 
+# --------------------------------------------------------------------------- checked reads
+# Loaders read attributes and datasets through these, so that a damaged or hand-edited file gives an error
+# naming the file and the field (never a numpy or h5py exception), and a declared shape is checked before
+# any data is read (a dataset declared (10^9, 39) and never written must not allocate 291 GiB).
+
+MAX_COMPONENTS = 1 << 20   # components of one model
+MAX_FEATURES = 1 << 13     # feature dimension
+MAX_VALUES = 1 << 28       # values in one stored model array (2 GiB of float64)
+MAX_PARAMETER = 1e10       # |means|, variances and covariances: beyond, a model is damaged, not trained
+MIN_VARIANCE = 1e-30       # diagonal variances: 1 / var must stay finite in float32 scoring
+LOADER_ERRORS = (OSError, KeyError, ValueError, TypeError, AttributeError, RuntimeError, IndexError,
+                 OverflowError, UnicodeError)  # what h5py and numpy raise on damaged files
+_REQUIRED = object()
+_KIND_NAMES = {"str": "text", "int": "an integer", "number": "a number"}
+
+
+def _attr(obj, name: str, where: str, error, kind: str, default=_REQUIRED):
+    """Attribute ``name`` of ``obj`` as Python text (``kind="str"``), integer (``"int"``) or finite number
+    (``"number"``); ``default`` if absent (required if not given).  Anything else raises ``error``."""
+    try:
+        if name not in obj.attrs:
+            if default is _REQUIRED:
+                raise error(f"{where}: attribute '{name}' is missing")
+            return default
+        value = obj.attrs[name]
+    except LOADER_ERRORS as exc:
+        if isinstance(exc, error):
+            raise
+        raise error(f"{where}: attribute '{name}' cannot be read ({type(exc).__name__}: {exc})") from None
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (np.generic,)):
+        value = value.item()
+    if isinstance(value, bytes) and kind == "str":
+        try:
+            value = value.decode()
+        except UnicodeDecodeError:
+            raise error(f"{where}: attribute '{name}' is not valid UTF-8 text") from None
+    ok = {"str": isinstance(value, str),
+          "int": isinstance(value, int) and not isinstance(value, bool),
+          "number": isinstance(value, (int, float)) and not isinstance(value, bool)}[kind]
+    if kind == "number" and ok and not np.isfinite(value):
+        raise error(f"{where}: attribute '{name}' is {value}, expected a finite number")
+    if not ok:
+        shown = f"an array of shape {value.shape}" if isinstance(value, np.ndarray) else repr(value)[:60]
+        raise error(f"{where}: attribute '{name}' is {shown}, expected {_KIND_NAMES[kind]}")
+    return value
+
+
+def _json_attr(obj, name: str, where: str, error, expect: type, default=_REQUIRED):
+    """Attribute ``name`` holding JSON text of type ``expect`` (dict or list), parsed."""
+    text = _attr(obj, name, where, error, "str", default)
+    if text is default and default is not _REQUIRED:
+        return default
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise error(f"{where}: attribute '{name}' is not valid JSON ({exc})") from None
+    if not isinstance(value, expect):
+        raise error(f"{where}: attribute '{name}' holds {type(value).__name__} JSON, expected "
+                    f"{'an object' if expect is dict else 'a list'}")
+    return value
+
+
+def _dataset(group, key: str, where: str, error, *, ndim: tuple, kinds: str = "fiu", max_values: int = MAX_VALUES):
+    """``group[key]`` as an h5py Dataset whose declared type and shape are checked, nothing read yet."""
+    import h5py
+
+    try:
+        if key not in group:
+            raise error(f"{where}: dataset '{key}' is missing")
+        ds = group[key]
+        if not isinstance(ds, h5py.Dataset):
+            raise error(f"{where}: '{key}' is a group, expected a dataset")
+        dtype, shape = ds.dtype, ds.shape
+        written = ds.size == 0 or ds.id.get_storage_size() > 0
+    except LOADER_ERRORS as exc:
+        if isinstance(exc, error):
+            raise
+        raise error(f"{where}: dataset '{key}' cannot be read ({type(exc).__name__}: {exc})") from None
+    if dtype.kind not in kinds or (dtype.kind == "O" and h5py.check_string_dtype(dtype) is None):
+        want = "text" if kinds == "OS" else "numbers"
+        raise error(f"{where}: dataset '{key}' has dtype {dtype}, expected {want}")
+    if shape is None or len(shape) not in ndim:
+        raise error(f"{where}: dataset '{key}' has shape {shape}, expected {' or '.join(f'{n}-D' for n in ndim)}")
+    if int(np.prod(shape, dtype=np.float64)) > max_values:
+        raise error(f"{where}: dataset '{key}' is declared with shape {shape}, more than {max_values:,} values: "
+                    f"the file is damaged")
+    if not written:
+        raise error(f"{where}: dataset '{key}' is declared with shape {shape} but was never written")
+    return ds
+
+
+def _values(ds, where: str, error, dtype=np.float64) -> np.ndarray:
+    """All of a checked dataset's values (see :func:`_dataset`)."""
+    try:
+        return np.asarray(ds[()], dtype=dtype)
+    except LOADER_ERRORS as exc:
+        raise error(f"{where}: dataset '{ds.name.rsplit('/', 1)[-1]}' cannot be read "
+                    f"({type(exc).__name__}: {exc})") from None
+
+
+def _texts(ds, where: str, error):
+    """A checked text dataset's values as ``str`` (a list, or one string for a scalar)."""
+    values = _values(ds, where, error, None)
+    try:
+        out = [v.decode() if isinstance(v, bytes) else str(v) for v in values.ravel()]
+    except UnicodeDecodeError:
+        raise error(f"{where}: dataset '{ds.name.rsplit('/', 1)[-1]}' holds text that is not UTF-8") from None
+    return out[0] if values.ndim == 0 else out
+
+
+def _check_weights(where: str, w: np.ndarray, error, key: str = "weights") -> None:
+    """Finite, non-negative, summing to one (each problem said as it is: a negative weight is not a bad sum)."""
+    if not np.isfinite(w).all():
+        raise error(f"{where}: {key} contain NaN or inf")
+    if (w < 0).any():
+        raise error(f"{where}: {int((w < 0).sum())} of {key} are negative (smallest {w.min():.6g})")
+    if abs(w.sum() - 1.0) > WEIGHT_SUM_TOL:
+        raise error(f"{where}: {key} must be non-negative and sum to 1 (sum is {w.sum():.9g})")
+
+
+def _check_range(where: str, key: str, a: np.ndarray, error, *, positive: bool = False) -> None:
+    """Finite and within +-``MAX_PARAMETER`` (and > 0 if ``positive``): 1e300 variances are damage."""
+    if not np.isfinite(a).all():
+        raise error(f"{where}: {key} contain NaN or inf")
+    if positive and (a <= 0).any():
+        raise error(f"{where}: {int((a <= 0).sum())} variance(s) are not positive")
+    if positive and (a < MIN_VARIANCE).any():  # 1 / var would overflow the scoring constants
+        raise error(f"{where}: {int((a < MIN_VARIANCE).sum())} variance(s) are below {MIN_VARIANCE:.0e} "
+                    f"(smallest {a.min():.3g})")
+    big = np.abs(a) > MAX_PARAMETER
+    if big.any():
+        raise error(f"{where}: {int(big.sum())} of {key} are beyond {MAX_PARAMETER:.0e} in magnitude "
+                    f"(largest {np.abs(a).max():.3g})")
+
+
 def load_arrays(path) -> dict:
     """The extra arrays stored with :func:`save_models` (empty if there are none)."""
+    import h5py
+
+    path = Path(path)
     with open_h5(path, "models") as f:
-        return {k: v[()] for k, v in f["arrays"].items()} if "arrays" in f else {}
+        try:
+            if "arrays" not in f:
+                return {}
+            group = f["arrays"]
+            if not isinstance(group, h5py.Group):
+                raise ModelFileError(f"{path}: 'arrays' is a dataset, expected a group of arrays")
+            where = f"{path}: arrays"
+            return {k: _values(_dataset(group, k, where, ModelFileError, ndim=(0, 1, 2, 3)), where, ModelFileError,
+                               None) for k in group}
+        except LOADER_ERRORS as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from None
 
 
 def load_models(path) -> tuple[dict, dict]:
     """Read every model in ``path``; returns ``({name: model}, metadata)``.
 
-    Everything is validated: a format this version understands, agreeing shapes, finite
-    values, positive variances (positive-definite covariances), weights summing to one.
+    Everything is validated: a format this version understands, declared shapes within limits and
+    agreeing (with each other and with the ``feature_config`` in the metadata) before any data is read,
+    finite values within range, positive variances (positive-definite covariances), weights summing
+    to one.  Every problem is a :class:`~acoustic_gmm.errors.ModelFileError` naming the file and field.
     """
+    import h5py
+
     path = Path(path)
     with open_h5(path, "models") as f:
         try:
-            if "models" not in f:
+            if "models" not in f or not isinstance(f["models"], h5py.Group):
                 raise ModelFileError(f"{path}: an HDF5 file but not an acoustic_gmm model file (no models group)")
-            metadata = json.loads(f.attrs.get("metadata", "{}"))
-            models = {name: _read_model(path, name, g) for name, g in f["models"].items()}
-        except (OSError, KeyError, ValueError) as exc:
+            metadata = _json_attr(f, "metadata", str(path), ModelFileError, dict, {})
+            n_features = _config_features(path, metadata)
+            # names first: h5py's items() holds its global lock between items, and an error raised mid-way
+            # would leave that suspended generator (and the lock) to the garbage collector of another thread
+            group = f["models"]
+            models = {name: _read_model(path, name, group[name], n_features) for name in list(group)}
+        except LOADER_ERRORS as exc:
             if isinstance(exc, ModelFileError):
                 raise
             raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from None
@@ -242,30 +393,55 @@ def load_models(path) -> tuple[dict, dict]:
     return models, metadata
 
 
-def _read_model(path, name, g):
+def _config_features(path, metadata: dict) -> int | None:
+    """The feature dimension the metadata's ``feature_config`` gives (None without one): models must match it."""
+    from .features import MfccConfig
+
+    cfg = metadata.get("feature_config")
+    if cfg is None:
+        return None
+    if not isinstance(cfg, dict):
+        raise ModelFileError(f"{path}: metadata 'feature_config' is {type(cfg).__name__}, expected an object")
+    try:
+        return MfccConfig.from_dict(cfg).n_features
+    except ParameterError as exc:
+        raise ModelFileError(f"{path}: metadata 'feature_config': {exc}") from None
+
+
+def _read_model(path, name, g, n_features: int | None = None):
+    import h5py
+
     where = f"{path}: model {name!r}"
-    for key in ("weights", "means", "covariances"):
-        if key not in g:
-            raise ModelFileError(f"{where}: dataset '{key}' is missing")
-    ctype = g.attrs.get("covariance_type", "")
-    w, mu, cov = (np.asarray(g[k][()], dtype=np.float64) for k in ("weights", "means", "covariances"))
-    if mu.ndim != 2 or w.shape != (mu.shape[0],):
-        raise ModelFileError(f"{where}: weights {w.shape} and means {mu.shape} do not agree")
-    K, D = mu.shape
+    if not isinstance(g, h5py.Group):
+        raise ModelFileError(f"{where}: is a dataset, expected a group of weights, means and covariances")
+    # Shapes and types first, from the declarations: nothing is read until they are known to be sane.
+    w_ds = _dataset(g, "weights", where, ModelFileError, ndim=(1,))
+    mu_ds = _dataset(g, "means", where, ModelFileError, ndim=(2,))
+    cov_ds = _dataset(g, "covariances", where, ModelFileError, ndim=(2, 3))
+    ctype = _attr(g, "covariance_type", where, ModelFileError, "str", "")
+    dtype = _attr(g, "dtype", where, ModelFileError, "str", "float32")
+    if dtype not in ("float32", "float64"):
+        raise ModelFileError(f"{where}: attribute 'dtype' is {dtype!r}, expected 'float32' or 'float64'")
+    K, D = mu_ds.shape
+    if not (1 <= K <= MAX_COMPONENTS and 1 <= D <= MAX_FEATURES):
+        raise ModelFileError(f"{where}: means have shape {mu_ds.shape}, expected 1 to {MAX_COMPONENTS} components "
+                             f"of 1 to {MAX_FEATURES} features")
+    if w_ds.shape != (K,):
+        raise ModelFileError(f"{where}: weights {w_ds.shape} and means {mu_ds.shape} do not agree")
     expected = {"diag": (K, D), "full": (K, D, D)}.get(ctype)
     if expected is None:
         raise ModelFileError(f"{where}: unknown covariance_type {ctype!r}")
-    if cov.shape != expected:
-        raise ModelFileError(f"{where}: covariances have shape {cov.shape}, expected {expected}")
-    for key, arr in (("weights", w), ("means", mu), ("covariances", cov)):
-        if not np.isfinite(arr).all():
-            raise ModelFileError(f"{where}: {key} contain NaN or inf")
-    if (w < 0).any() or abs(w.sum() - 1.0) > WEIGHT_SUM_TOL:
-        raise ModelFileError(f"{where}: weights must be non-negative and sum to 1 (sum is {w.sum():.9g})")
-    if ctype == "diag" and (cov <= 0).any():
-        raise ModelFileError(f"{where}: {int((cov <= 0).sum())} variance(s) are not positive")
+    if cov_ds.shape != expected:
+        raise ModelFileError(f"{where}: covariances have shape {cov_ds.shape}, expected {expected}")
+    if n_features is not None and D != n_features:
+        raise ModelFileError(f"{where}: means have {D} features but the metadata's feature_config gives "
+                             f"{n_features}")
+    w, mu, cov = (_values(ds, where, ModelFileError) for ds in (w_ds, mu_ds, cov_ds))
+    _check_weights(where, w, ModelFileError)
+    _check_range(where, "means", mu, ModelFileError)
+    _check_range(where, "covariances", cov, ModelFileError, positive=ctype == "diag")
     try:
-        return make_model(ctype, w, mu, cov, g.attrs.get("dtype", "float32"))
+        return make_model(ctype, w, mu, cov, dtype)
     except np.linalg.LinAlgError:
         raise ModelFileError(f"{where}: a covariance matrix is not positive definite") from None
 
@@ -296,28 +472,59 @@ def save_speakers(path, speakers: dict, *, ubm_id: str, adapt: str, relevance: f
 def load_speakers(path) -> tuple[dict, dict]:
     """Read and check a speaker file: ``({name: {array name: array, "n_frames": int}}, attributes)``.
 
-    Checked like model files: agreeing shapes across speakers, finite values, positive variances,
-    weights summing to one.
+    Checked like model files: declared shapes within limits and agreeing across speakers before
+    anything is read, finite values within range, positive variances, weights summing to one, and
+    the attributes' types (``ubm_id`` and ``adapt`` text, ``relevance`` a number, ``metadata`` a
+    JSON object).  Every problem is an :class:`~acoustic_gmm.errors.ArchiveError` naming the file.
     """
+    import h5py
+
     path = Path(path)
+    where = str(path)
     with open_h5(path, "speakers") as f:
         try:
-            info = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-            missing = [k for k in ("ubm_id", "adapt", "relevance", "metadata") if k not in info]
-            if missing or "speakers" not in f:
+            missing = [k for k in ("ubm_id", "adapt", "relevance", "metadata") if k not in f.attrs]
+            if missing or "speakers" not in f or not isinstance(f["speakers"], h5py.Group):
                 raise ArchiveError(f"{path}: damaged speaker model file (missing {missing or ['speakers']})")
-            speakers = {}
-            for name, g in f["speakers"].items():
-                arrays = {k: np.asarray(g[k][()], dtype=np.float64) for k in SPEAKER_ARRAYS if k in g}
-                arrays["n_frames"] = int(g.attrs.get("n_frames", 0))
+            info = {}
+            for k in list(f.attrs):  # not attrs.items(): see load_models
+                v = f.attrs[k]
+                info[k] = v.item() if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.size == 1) else v
+            info.update(ubm_id=_attr(f, "ubm_id", where, ArchiveError, "str"),
+                        adapt=_attr(f, "adapt", where, ArchiveError, "str"),
+                        relevance=_attr(f, "relevance", where, ArchiveError, "number"))
+            _json_attr(f, "metadata", where, ArchiveError, dict)  # its users parse it: it must be an object
+            if info["relevance"] < 0:
+                raise ArchiveError(f"{path}: attribute 'relevance' is {info['relevance']}, expected >= 0")
+            speakers, shape = {}, None
+            group = f["speakers"]
+            for name in list(group):  # not items(): see load_models
+                g, here = group[name], f"{path}: speaker {name!r}"
+                if not isinstance(g, h5py.Group):
+                    raise ArchiveError(f"{here}: is a dataset, expected a group of arrays")
+                ds = {k: _dataset(g, k, here, ArchiveError, ndim=(2,) if k in ("means", "variances") else (1,))
+                      for k in SPEAKER_ARRAYS if k in g or k == "means"}
+                if shape is None:  # the first speaker's means set the shape all must have
+                    shape = ds["means"].shape
+                    if not (1 <= shape[0] <= MAX_COMPONENTS and 1 <= shape[1] <= MAX_FEATURES):
+                        raise ArchiveError(f"{here}: means have shape {shape}, expected 1 to {MAX_COMPONENTS} "
+                                           f"components of 1 to {MAX_FEATURES} features")
+                want = {"means": shape, "variances": shape, "weights": shape[:1], "occupancy": shape[:1]}
+                for key, d in ds.items():  # declared shapes, before reading
+                    if d.shape != want[key]:
+                        raise ArchiveError(f"{here}: {key} have shape {d.shape}, expected {want[key]}")
+                arrays = {k: _values(d, here, ArchiveError) for k, d in ds.items()}
+                n_frames = _attr(g, "n_frames", here, ArchiveError, "int", 0)
+                if n_frames < 0:
+                    raise ArchiveError(f"{here}: attribute 'n_frames' is {n_frames}, expected >= 0")
+                arrays["n_frames"] = n_frames
                 speakers[name] = arrays
-        except (OSError, KeyError, ValueError, TypeError) as exc:
+        except LOADER_ERRORS as exc:
             if isinstance(exc, ArchiveError):
                 raise
             raise ArchiveError(f"{path}: damaged speaker model file ({type(exc).__name__}: {exc})") from None
     if not speakers:
         raise ArchiveError(f"{path}: holds no speakers")
-    shape = next(iter(speakers.values())).get("means", np.zeros(0)).shape
     for name, a in speakers.items():
         _check_speaker(path, name, a, shape)
     return speakers, info
@@ -331,12 +538,15 @@ def _check_speaker(path, name: str, a: dict, shape: tuple) -> None:
     for key, want in expected.items():
         if key in a and (len(shape) != 2 or a[key].shape != want):
             raise ArchiveError(f"{where}: {key} have shape {a[key].shape}, expected {want}")
-        if key in a and not np.isfinite(a[key]).all():
-            raise ArchiveError(f"{where}: {key} contain NaN or inf")
-    if "variances" in a and (a["variances"] <= 0).any():
-        raise ArchiveError(f"{where}: {int((a['variances'] <= 0).sum())} variance(s) are not positive")
-    if "weights" in a and ((a["weights"] < 0).any() or abs(a["weights"].sum() - 1.0) > WEIGHT_SUM_TOL):
-        raise ArchiveError(f"{where}: weights must be non-negative and sum to 1 (sum is {a['weights'].sum():.9g})")
+    _check_range(where, "means", a["means"], ArchiveError)
+    if "variances" in a:
+        _check_range(where, "variances", a["variances"], ArchiveError, positive=True)
+    if "weights" in a:
+        _check_weights(where, a["weights"], ArchiveError)
+    if "occupancy" in a:
+        occ = a["occupancy"]
+        if not np.isfinite(occ).all() or (occ < 0).any():
+            raise ArchiveError(f"{where}: occupancy must be finite and non-negative")
 
 
 # --------------------------------------------------------------------------- extraction shards
@@ -354,13 +564,37 @@ def write_shard(path, ids: list, feats: list, *, n_features: int, problems: list
 
 
 def read_shard(path) -> tuple[list, float, list]:
-    """``(problems, audio_seconds, [(utt, frames), ...])`` of a shard written by :func:`write_shard`."""
+    """``(problems, audio_seconds, [(utt, frames), ...])`` of a shard written by :func:`write_shard`.
+
+    Checked before the frames are read: text ids, one non-negative count per id, counts adding up
+    to the stored frames; any damage is an :class:`~acoustic_gmm.errors.ArchiveError` naming the file.
+    """
+    path = Path(path)
+    where = str(path)
     with open_h5(path, "shard") as f:
-        feats, pos, utterances = f["feats"][()], 0, []
-        for utt, n in zip(f["ids"][()], f["n_frames"][()]):
-            utterances.append((utt.decode(), feats[pos:pos + n]))
-            pos += n
-        return [tuple(p) for p in json.loads(f.attrs["problems"])], float(f.attrs["audio_seconds"]), utterances
+        try:
+            problems = _json_attr(f, "problems", where, ArchiveError, list)
+            if not all(isinstance(p, list) for p in problems):
+                raise ArchiveError(f"{path}: attribute 'problems' must be a JSON list of lists")
+            seconds = float(_attr(f, "audio_seconds", where, ArchiveError, "number"))
+            ids_ds = _dataset(f, "ids", where, ArchiveError, ndim=(1,), kinds="OS", max_values=1 << 31)
+            n_ds = _dataset(f, "n_frames", where, ArchiveError, ndim=(1,), kinds="iu", max_values=1 << 31)
+            feats_ds = _dataset(f, "feats", where, ArchiveError, ndim=(2,), kinds="f", max_values=1 << 40)
+            if ids_ds.shape != n_ds.shape:
+                raise ArchiveError(f"{path}: {len(ids_ds)} ids but {len(n_ds)} frame counts")
+            counts = _values(n_ds, where, ArchiveError, np.int64)
+            if (counts < 0).any() or counts.sum() != feats_ds.shape[0]:
+                raise ArchiveError(f"{path}: frame counts (total {int(counts.sum())}) do not match the "
+                                   f"{feats_ds.shape[0]} stored frames")
+            feats, pos, utterances = _values(feats_ds, where, ArchiveError, np.float32), 0, []
+            for utt, n in zip(_values(ids_ds, where, ArchiveError, None), counts):
+                utterances.append((utt.decode() if isinstance(utt, bytes) else str(utt), feats[pos:pos + n]))
+                pos += n
+        except LOADER_ERRORS as exc:
+            if isinstance(exc, ArchiveError):
+                raise
+            raise ArchiveError(f"{path}: damaged extraction shard ({type(exc).__name__}: {exc})") from None
+    return [tuple(p) for p in problems], seconds, utterances
 
 
 # --------------------------------------------------------------------------- feature archives
@@ -464,30 +698,61 @@ class FeatureArchive:
     reuses_buffers = True  # iter_chunks(..., reuse=N) is supported (em.accumulate asks for it)
 
     def __init__(self, path):
+        import h5py
+
         from .features import MfccConfig
 
         self.path = Path(path)
         self._f = open_h5(self.path, "features")
         try:
-            f = self._f
-            self.format_version = int(f.attrs["format_version"])
+            # Everything the reading methods rely on is checked here, from the declarations and the (small)
+            # index, so that a damaged archive is one ArchiveError naming the field, not a failure later.
+            f, where = self._f, str(self.path)
+            self.format_version = _attr(f, "format_version", where, ArchiveError, "int")
             body = "frames" if self.format_version >= 2 else "utterances"
-            if "index" not in f or body not in f:
+            if "index" not in f or body not in f or not isinstance(f["index"], h5py.Group):
                 raise ArchiveError(f"{self.path}: damaged feature archive (no index or {body})")
-            self.config = MfccConfig.from_json(f.attrs["config"])
-            self.sample_rate = int(f.attrs["sample_rate"])
-            self.skipped = json.loads(f.attrs.get("skipped", "[]"))
-            idx = f["index"]
-            self.ids = [s.decode() for s in idx["ids"][()]]
-            self.labels = dict(zip(self.ids, (s.decode() for s in idx["labels"][()])))
-            self.speakers = dict(zip(self.ids, (s.decode() for s in idx["speakers"][()])))
-            counts = np.asarray(idx["n_frames"][()], dtype=np.int64)
-            self.n_frames = dict(zip(self.ids, counts.tolist()))
-            self.manifest = {k: v[()].decode() for k, v in f["manifest"].items()}
-            self.data_dir = f["manifest"].attrs.get("data_dir", "")
+            try:
+                self.config = MfccConfig.from_json(_attr(f, "config", where, ArchiveError, "str"))
+            except ParameterError as exc:
+                raise ArchiveError(f"{self.path}: attribute 'config': {exc}") from None
+            self.sample_rate = _attr(f, "sample_rate", where, ArchiveError, "int")
+            if self.sample_rate <= 0:
+                raise ArchiveError(f"{self.path}: attribute 'sample_rate' is {self.sample_rate}, expected > 0")
+            self.skipped = _json_attr(f, "skipped", where, ArchiveError, list, [])
+            if not all(isinstance(x, list) and len(x) == 3 for x in self.skipped):
+                raise ArchiveError(f"{self.path}: attribute 'skipped' must be a JSON list of [utt, path, reason]")
+            idx, here = f["index"], f"{self.path}: index"
+            declared = {k: _dataset(idx, k, here, ArchiveError, ndim=(1,), kinds="OS", max_values=1 << 40)
+                        for k in ("ids", "labels", "speakers")}
+            declared["n_frames"] = _dataset(idx, "n_frames", here, ArchiveError, ndim=(1,), kinds="iu",
+                                            max_values=1 << 40)
             if self.format_version >= 2:
-                offsets = np.asarray(idx["offsets"][()], dtype=np.int64)
-                self._data = f["frames"]
+                declared["offsets"] = _dataset(idx, "offsets", here, ArchiveError, ndim=(1,), kinds="iu",
+                                               max_values=1 << 40)
+            n_utts = declared["ids"].shape[0]
+            for key, ds in declared.items():
+                if ds.shape[0] != n_utts:
+                    raise ArchiveError(f"{here}: dataset '{key}' has {ds.shape[0]} entries, 'ids' has {n_utts}")
+            self.ids = _texts(declared["ids"], here, ArchiveError)
+            if len(set(self.ids)) != len(self.ids):
+                twice = next(u for u, c in Counter(self.ids).items() if c > 1)
+                raise ArchiveError(f"{here}: utterance id {twice!r} occurs more than once in 'ids'")
+            self.labels = dict(zip(self.ids, _texts(declared["labels"], here, ArchiveError)))
+            self.speakers = dict(zip(self.ids, _texts(declared["speakers"], here, ArchiveError)))
+            counts = _values(declared["n_frames"], here, ArchiveError, np.int64)
+            if (counts < 0).any():
+                raise ArchiveError(f"{here}: dataset 'n_frames' holds negative frame counts")
+            self.n_frames = dict(zip(self.ids, counts.tolist()))
+            if "manifest" not in f or not isinstance(f["manifest"], h5py.Group):
+                raise ArchiveError(f"{self.path}: damaged feature archive (no manifest group)")
+            here = f"{self.path}: manifest"
+            self.manifest = {k: _texts(_dataset(f["manifest"], k, here, ArchiveError, ndim=(0,), kinds="OS"), here,
+                                       ArchiveError) for k in f["manifest"]}
+            self.data_dir = _attr(f["manifest"], "data_dir", here, ArchiveError, "str", "")
+            if self.format_version >= 2:
+                offsets = _values(declared["offsets"], f"{self.path}: index", ArchiveError, np.int64)
+                self._data = _dataset(f, "frames", where, ArchiveError, ndim=(2,), kinds="f", max_values=1 << 62)
                 if self._data.ndim != 2 or self._data.shape[1] != self.n_features:
                     raise ArchiveError(f"{self.path}: frames have shape {self._data.shape}, the configuration "
                                        f"says {self.n_features} features")
@@ -498,6 +763,14 @@ class FeatureArchive:
             else:  # format 1: positions in the utterances' concatenation, in archive order
                 offsets = np.cumsum(counts) - counts
                 self._data, self._v1_starts = f["utterances"], offsets
+                if not isinstance(self._data, h5py.Group):
+                    raise ArchiveError(f"{self.path}: 'utterances' is a dataset, expected a group")
+                here = f"{self.path}: utterances"
+                for u in self.ids:  # one dataset per utterance: each must be there, of its indexed shape
+                    ds = _dataset(self._data, u, here, ArchiveError, ndim=(2,), kinds="f", max_values=1 << 40)
+                    if ds.shape != (self.n_frames[u], self.n_features):
+                        raise ArchiveError(f"{here}: dataset '{u}' has shape {ds.shape}, the index and "
+                                           f"configuration say {(self.n_frames[u], self.n_features)}")
             self._offset = dict(zip(self.ids, offsets.tolist()))
             self._rings = {}
             # stored in archive order with no gaps (what write_features makes): the archive's frames are
@@ -505,7 +778,7 @@ class FeatureArchive:
             self._base = int(offsets[0]) if len(offsets) else 0
             self._in_order = bool(np.array_equal(offsets - self._base, np.cumsum(counts) - counts))
             self._chunks = self._map_chunks() if self.format_version >= 2 else None
-        except (KeyError, ValueError, OSError) as exc:
+        except LOADER_ERRORS as exc:
             self._f.close()
             if isinstance(exc, ArchiveError):
                 raise
@@ -885,8 +1158,10 @@ def format_description(facts: dict) -> str:
             lines.append(f"  labels      {_counts(facts['labels'])}")
         if facts["speakers"]:
             lines.append(f"  speakers    {_counts(facts['speakers'])}")
-        lines.append(f"  skipped     {len(facts['skipped'])}"
-                     + "".join(f"\n    {u}: {r}" for u, _, r in facts["skipped"][:5]))
+        skipped = facts["skipped"]
+        lines.append(f"  skipped     {len(skipped)}"
+                     + "".join(f"\n    {u}: {r}" for u, _, r in skipped[:5])
+                     + (f"\n    ... and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
         lines.append(f"  source      {facts['data_dir']}")
         if facts.get("format_version", FEATURES_VERSION) < FEATURES_VERSION:
             lines.append(f"  format      {facts['format_version']}: read one utterance at a time; "

@@ -194,24 +194,73 @@ class ModelSet:
 
     @classmethod
     def load(cls, path) -> "ModelSet":
+        """Read a model set written by :meth:`save`.
+
+        The models are checked by :func:`~acoustic_gmm.archive.load_models`; the settings here: every
+        metadata field used has its type checked, ``classes`` must name models in the file, the stored
+        front-end arrays must fit the feature configuration.  Any problem is a
+        :class:`~acoustic_gmm.errors.ModelFileError` naming the file and the field.
+        """
         from .features import MfccConfig, preload_frontend
 
         named, meta = load_models(path)
         if meta.get("kind") != "model_set":
             raise ModelFileError(f"{path}: holds models but not a class model set (train one with "
                                  f"'acoustic-gmm train')")
-        models = {c: [named[f"{c}#{s}"] for s in range(meta["n_slices"])] for c in meta["classes"]}
-        config = MfccConfig.from_dict(meta["feature_config"]) if meta.get("feature_config") else None
+
+        def bad(field, problem):
+            return ModelFileError(f"{path}: metadata '{field}' {problem}")
+
+        n_slices, classes, label_key = meta.get("n_slices"), meta.get("classes"), meta.get("label_key")
+        if isinstance(n_slices, bool) or not isinstance(n_slices, int) or n_slices < 1:
+            raise bad("n_slices", f"is {n_slices!r}, expected an integer >= 1")
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
+            raise bad("classes", f"is {str(classes)[:60]}, expected a non-empty list of class names")
+        if len(set(classes)) != len(classes):
+            raise bad("classes", "names a class more than once")
+        if label_key not in LABEL_KEYS:
+            raise bad("label_key", f"is {label_key!r}, expected one of {list(LABEL_KEYS)}")
+        for c in classes:
+            for s in range(n_slices):
+                if f"{c}#{s}" not in named:
+                    raise bad("classes", f"names class {c!r} but the file has no model '{c}#{s}' "
+                                         f"({n_slices} slice(s) each)")
+        models = {c: [named[f"{c}#{s}"] for s in range(n_slices)] for c in classes}
+        log_priors = meta.get("log_priors")
+        if log_priors is not None and not (
+                isinstance(log_priors, dict) and set(classes) <= set(log_priors)
+                and all(_finite_number(log_priors[c]) for c in classes)):
+            raise bad("log_priors", "must map every class to a finite number")
+        threshold = meta.get("reject_threshold")
+        if threshold is not None and not _finite_number(threshold):
+            raise bad("reject_threshold", f"is {threshold!r}, expected a finite number or null")
+        rate = meta.get("sample_rate")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0):
+            raise bad("sample_rate", f"is {rate!r}, expected a positive integer or null")
+        cfg = meta.get("feature_config")
+        try:  # load_models has checked it parses and fits the models' dimension
+            config = MfccConfig.from_dict(cfg) if cfg else None
+        except (ParameterError, TypeError) as exc:
+            raise bad("feature_config", f"is not a feature configuration ({exc})") from None
         known = {"kind", "label_key", "classes", "n_slices", "log_priors", "reject_threshold", "feature_config",
                  "sample_rate"}
         extra = {k: v for k, v in meta.items() if k not in known}
-        rate = meta.get("sample_rate")
         if config is not None and rate:
             arrays = load_arrays(path)
             if arrays:
-                preload_frontend(config, rate, arrays)
-        return cls(models, meta["label_key"], config, meta.get("log_priors"), meta.get("reject_threshold"), extra,
-                   rate)
+                try:
+                    preload_frontend(config, rate, arrays)
+                except ParameterError as exc:
+                    raise ModelFileError(f"{path}: arrays: {exc}") from None
+        try:
+            return cls(models, label_key, config, log_priors, None if threshold is None else float(threshold),
+                       extra, rate)
+        except ParameterError as exc:  # the models disagree with each other
+            raise ModelFileError(f"{path}: {exc}") from None
+
+
+def _finite_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
 
 
 # --------------------------------------------------------------------------- training

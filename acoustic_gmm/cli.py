@@ -8,6 +8,7 @@ users) are imported inside the commands that need them, so ``acoustic-gmm --help
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -22,9 +23,37 @@ from .errors import AcousticGMMError
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The group that stands between every command and the user: no Python traceback reaches them.
+
+    Ctrl-C prints one line and exits 130 (the shell's convention for SIGINT); an error we did not
+    foresee prints one line asking for a report, with the traceback only under ``--debug``.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:  # `acoustic-gmm classify ... | head`: the reader has gone, nothing to say
+            sys.stderr.close()
+            sys.exit(141)
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc}\nThis is a bug in acoustic-gmm "
+                       f"{__version__}: please report it with the command you ran (add --debug after "
+                       f"'acoustic-gmm' for the traceback).", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="acoustic-gmm")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="show the Python traceback of an unexpected error")
+def main(debug) -> None:
     """Gaussian-mixture acoustic modelling of speech."""
 
 
@@ -37,6 +66,26 @@ def _errors_to_messages(command):
         except AcousticGMMError as exc:
             raise click.ClickException(str(exc)) from None
     return run
+
+
+def _writes(outputs: dict, inputs: tuple = ()):
+    """The command writes the files in the parameters ``outputs`` (``{parameter: option}``): add
+    --overwrite, apply :func:`acoustic_gmm.outputs.check_outputs` against the parameters ``inputs``, and
+    hold the outputs' locks for the whole run, so two runs on one output cannot both succeed."""
+    def wrap(command):
+        @functools.wraps(command)
+        def run(*args, overwrite=False, **kwargs):
+            from .outputs import check_outputs, locked
+
+            outs = {kwargs[name]: flag for name, flag in outputs.items() if kwargs.get(name)}
+            check_outputs(outs, [kwargs.get(name) for name in inputs], overwrite=overwrite)
+            with contextlib.ExitStack() as stack:
+                for path in outs:
+                    stack.enter_context(locked(path))
+                return command(*args, **kwargs)
+        return click.option("--overwrite", is_flag=True,
+                            help="replace existing outputs (each only once its new content is complete)")(run)
+    return wrap
 
 
 def _echo_warnings(caught, prefix: str = "warning") -> None:
@@ -139,6 +188,7 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, scheduler, **o
 @_max_memory_option
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="model set to write (HDF5)")
 @_errors_to_messages
+@_writes({"out": "--out"}, ("feats", "utts"))
 def train(feats, label_key, components, slices, init, priors, reject_quantile, utts, jobs, max_memory, out):
     """Train one GMM per class of a feature archive FEATS."""
     from .classify import train_model_set
@@ -181,6 +231,7 @@ def _adapt_settings(adapt, adapt_iterations, relevance) -> dict | None:
 @click.option("--show-confusion", is_flag=True, help="print the confusion matrix")
 @_adapt_options
 @_errors_to_messages
+@_writes({"metrics_path": "--metrics", "confusion": "--confusion"}, ("models", "feats", "utts"))
 def evaluate(models, feats, utts, metrics_path, confusion, show_confusion, adapt, adapt_iterations, relevance):
     """Accuracy of a model set on a labelled feature archive.
 
@@ -261,16 +312,34 @@ def convert(feats, out):
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786): E-steps run on its workers, which "
                                   "must see FEATS at the same path; without it, FEATS is read here")
 @_max_memory_option
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="continue from the checkpoint OUT.ckpt a killed run left (it is saved after every EM "
+                   "iteration and removed when training ends); --no-resume starts afresh and replaces it")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False))
 @_errors_to_messages
-def ubm(feats, components, utts, subsample, scheduler, max_memory, out):
-    """Train a universal background model on the pooled frames of FEATS."""
+@_writes({"out": "--out"}, ("feats", "utts"))
+def ubm(feats, components, utts, subsample, scheduler, max_memory, resume, out):
+    """Train a universal background model on the pooled frames of FEATS.
+
+    Training saves its state to OUT.ckpt after every EM iteration: run the same command again after a
+    crash or a kill and it continues where it stopped, to the model an uninterrupted run gives.
+    """
+    from pathlib import Path
+
     from .verify import train_ubm
 
     if scheduler and subsample != 1:
         raise click.ClickException("--subsample is not available with --scheduler")
+    ckpt = Path(f"{out}.ckpt")  # beside OUT, and held under OUT's lock with it: no other run uses it meanwhile
+    if not resume and ckpt.is_file():
+        ckpt.unlink()
+
+    def resuming(path, size, iteration):
+        click.echo(f"resuming from {path}: stage {size} components, iteration {iteration}", err=True)
+
     model, meta = train_ubm(feats, components, ids=_ids(utts), subsample=subsample, client=scheduler,
-                            max_memory=max_memory, progress=_em_progress(components))
+                            max_memory=max_memory, progress=_em_progress(components), checkpoint=ckpt,
+                            on_resume=resuming)
     model.save(out, name="ubm", metadata=meta)
     click.echo(f"{out}: UBM of {components} components on {meta['n_frames']:,} frames; ubm_id {meta['ubm_id']}")
 
@@ -294,6 +363,7 @@ def _em_progress(k):
                                          "GMM-UBM beats; scored exactly)")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False))
 @_errors_to_messages
+@_writes({"out": "--out"}, ("ubm_path", "feats", "enroll_list"))
 def enroll(ubm_path, feats, relevance, adapt, enroll_list, ml, out):
     """Enrol speakers by MAP adaptation of the UBM to their frames in FEATS."""
     from pathlib import Path
@@ -329,6 +399,8 @@ def enroll(ubm_path, feats, relevance, adapt, enroll_list, ml, out):
 @click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False),
               help="write 'model utterance score' per line")
 @_errors_to_messages
+@_writes({"scores_path": "--scores"}, ("speakers_path", "trials_path", "feats", "ubm_path", "cohort_utts",
+                                       "cohort_models"))
 def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, cohort_utts, cohort_models, scores_path):
     """Score verification TRIALS ('model utterance [target|nontarget]') on the utterances of FEATS."""
     from .verify import Trials, verification_metrics, verify_trials, write_scores
@@ -342,7 +414,7 @@ def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, coho
                                 cohort_utts=_ids(cohort_utts), cohort_models=cohort_models)
     write_scores(scores_path, trials, scores)
     c = how["top_c"]
-    click.echo(f"{scores_path}: {len(scores):,} trials scored in {how['seconds']:.2f} s "
+    click.echo(f"{scores_path}: {len(scores):,} of {len(trials.models):,} trials scored in {how['seconds']:.2f} s "
                f"({'exact' if c is None else f'top-{c}'}{'' if norm == 'none' else f', {norm}-norm'})")
     if all(t is not None for t in trials.targets):
         try:
@@ -361,16 +433,22 @@ def _echo_metrics(m: dict, what: str) -> None:
 @click.argument("trials_path", metavar="TRIALS", type=click.Path(exists=True, dir_okay=False))
 @click.option("--det", type=click.Path(dir_okay=False), help="draw the DET curve to a PNG")
 @click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), help="write the metrics as JSON")
+@click.option("--allow-missing", is_flag=True, help="compute the metrics over the scored trials when SCORES misses "
+                                                    "some of TRIALS (a warning instead of an error)")
 @_errors_to_messages
-def eer(scores_path, trials_path, det, metrics_path):
+@_writes({"det": "--det", "metrics_path": "--metrics"}, ("scores_path", "trials_path"))
+def eer(scores_path, trials_path, det, metrics_path, allow_missing):
     """EER and minDCF of a score file ('model utterance score') against the TRIALS' labels."""
     from .archive import write_json
     from .verify import score_file_metrics
 
-    m = score_file_metrics(scores_path, trials_path, det=det)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        m = score_file_metrics(scores_path, trials_path, det=det, allow_missing=allow_missing)
+    _echo_warnings(caught)
     if metrics_path:
         write_json(metrics_path, m)
-    _echo_metrics(m, " trials")
+    _echo_metrics(m, f" trials; {m['n_scored']:,} of {m['n_trials']:,} labelled trials scored")
 
 
 # --------------------------------------------------------------------------- info

@@ -6,11 +6,16 @@ finished shard is never redone.  When every batch is done the shards are merged 
 ``OUT`` (written to a temporary file and renamed into place) and ``OUT.partial/`` is
 removed.  So a crash, a ``kill -9`` or Ctrl-C loses at most the batches in flight: the same
 command run again picks up where it stopped, and an ``OUT`` that already exists is never
-touched unless replacing it is asked for, and then only by the final rename.
+touched unless replacing it is asked for, and then only by the final rename.  A job that fails
+for its data (``strict=True`` stopped it, or no utterance could be extracted) leaves nothing:
+no ``OUT.partial/``, and ``OUT`` as it was.  One run at a time writes ``OUT``: it holds the lock
+file ``.OUT.lock`` beside it (:func:`acoustic_gmm.outputs.locked`) from start to end, and a
+second run stops at once.
 
 Bad audio (unreadable, truncated, empty, shorter than a window, digital silence, NaN
 samples, another sample rate, a missing file) is reported per utterance and skipped;
-with ``strict=True`` the first problem stops the job.
+with ``strict=True`` the first problem stops the job.  The archive's sample rate is that of
+most recordings (or ``MfccConfig.sample_rate``, to which every file is then resampled).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,12 +37,13 @@ import numpy as np
 
 from .archive import read_shard, write_features, write_shard
 from .em import Stats
-from .errors import ArchiveError, DataError
+from .errors import AcousticGMMError, ArchiveError, DataError
 from .features import AudioFile, MfccConfig, analyse_file, frontend, segment_frames, utterance_frames
 from .manifest import DataDir, read_data_dir
+from .outputs import locked
 
 __all__ = ["ExtractionReport", "extract_corpus", "extract_files", "extract_recording", "parallel_map",
-           "speaker_cmvn", "plan_batches", "BATCH_SIZE"]
+           "speaker_cmvn", "plan_batches", "describe_problems", "BATCH_SIZE"]
 
 BATCH_SIZE = 256  # recordings per shard: a crash loses little, and per-shard costs (~6 ms) stay small
 JOB_FILE = "job.json"
@@ -61,7 +68,10 @@ class ExtractionReport:
         if self.batches_done_before:
             lines.append(f"resumed: {self.batches_done_before} batch(es) were already done")
         if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} utterance(s):")
+            from collections import Counter
+
+            kinds = Counter(_kind(r) for _, _, r in self.skipped).most_common()
+            lines.append(f"skipped {len(self.skipped)} utterance(s) ({', '.join(f'{n} {k}' for k, n in kinds)}):")
             lines += [f"  {utt} ({path}): {reason}" for utt, path, reason in self.skipped[:20]]
             if len(self.skipped) > 20:
                 lines.append(f"  ... and {len(self.skipped) - 20} more (all are listed in the archive)")
@@ -84,11 +94,14 @@ def _reason(exc: Exception, path: str) -> str:
     return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
 
 
-def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate: int):
+def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate: int, *, given_rate: bool = False):
     """Frames of each utterance of one recording, and the seconds of audio read.
 
     The file is read a block at a time (:func:`~acoustic_gmm.features.analyse_file`): memory is
     the recording's frames, not its samples, so hours-long recordings are fine.
+
+    ``given_rate``: ``sample_rate`` was fixed by the caller (the rate a model set was trained at), not
+    chosen from the corpus, and a file at another rate is told so.
 
     Returns ``([(utt, frames or None, reason or None), ...], seconds)``.
     """
@@ -99,9 +112,14 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
         with AudioFile(rec_path) as audio:
             sr = audio.sample_rate
             duration = audio.n_samples / sr
+            if config.sample_rate is None and sr != sample_rate and given_rate:
+                raise DataError(f"{rec_path}: sample rate {sr} Hz, but the models were trained on {sample_rate} Hz "
+                                f"audio: resample the file to {sample_rate} Hz first")
             if config.sample_rate is None and sr != sample_rate:
                 raise DataError(f"{rec_path}: sample rate {sr} Hz differs from the archive's {sample_rate} Hz "
-                                f"(set sample_rate / --sample-rate to resample)")
+                                f"(the rate of most recordings): pass --sample-rate {sample_rate} "
+                                f"(MfccConfig.sample_rate) to resample every file to {sample_rate} Hz, "
+                                f"or --sample-rate {sr} to resample every file to {sr} Hz")
             analysis = analyse_file(audio, config=config)
         duration = analysis.duration
         if len(utts) == 1 and utts[0][1] is None:
@@ -143,7 +161,20 @@ def _run_batch(task) -> dict:
 _run_batch.preload = ("h5py",)  # write_shard's; see parallel_map
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int | None = None) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool, so workers ignore it (no
+    # KeyboardInterrupt traceback from each of them).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A parent killed outright (kill -9) takes its workers with it: Linux sends them SIGTERM.
+    if parent is not None and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
     # Each worker is one of `jobs` processes: BLAS threads on top would only fight for the cores.
     from threadpoolctl import threadpool_limits
 
@@ -196,14 +227,15 @@ def parallel_map(fn, tasks: list, jobs: int | None, client=None):
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     for name in getattr(fn, "preload", ()):
         importlib.import_module(name)
-    with ctx.Pool(jobs, initializer=_init_worker) as pool:
+    # Leaving the block (done, an error, Ctrl-C) terminates the workers and waits for them.
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
         yield pool.imap(fn, tasks)
 
 
 def _extract_files_batch(task) -> list:
-    paths, config_json, sample_rate = task
+    paths, config_json, sample_rate, given = task
     config = MfccConfig.from_json(config_json)
-    return [extract_recording(p, [(p, None, None)], config, sample_rate)[0][0][1:] for p in paths]
+    return [extract_recording(p, [(p, None, None)], config, sample_rate, given_rate=given)[0][0][1:] for p in paths]
 
 
 def extract_files(paths, *, config: MfccConfig | None = None, jobs: int | None = None,
@@ -211,7 +243,7 @@ def extract_files(paths, *, config: MfccConfig | None = None, jobs: int | None =
     """Features of many audio files in parallel: ``[(frames or None, reason or None), ...]`` in order.
 
     A file that cannot be used gets ``None`` and the reason.  Without ``config.sample_rate``,
-    every file must have the rate of the first readable one (or ``sample_rate`` if given).
+    every file must have the rate of most of the readable ones (or ``sample_rate`` if given).
     With ``cmvn="speaker"`` each file is its own speaker, unless ``one_speaker`` says they are all
     one speaker's: then they are normalised together, as :func:`extract_corpus` would.
 
@@ -226,9 +258,11 @@ def extract_files(paths, *, config: MfccConfig | None = None, jobs: int | None =
     together = one_speaker and config.cmvn == "speaker"
     worker_config = dataclasses.replace(config, cmvn="none") if together else config
     paths = [str(p) for p in paths]
-    sample_rate = sample_rate or _first_rate(config, paths)
+    given = sample_rate is not None
+    sample_rate = sample_rate or _corpus_rate(config, paths)
     frontend(config, sample_rate)
-    tasks = [(paths[i:i + batch_size], worker_config.to_json(), sample_rate) for i in range(0, len(paths), batch_size)]
+    tasks = [(paths[i:i + batch_size], worker_config.to_json(), sample_rate, given)
+             for i in range(0, len(paths), batch_size)]
     with parallel_map(_extract_files_batch, tasks, jobs) as results:
         out = [item for batch in results for item in batch]
     if together and any(x is not None for x, _ in out):
@@ -237,18 +271,55 @@ def extract_files(paths, *, config: MfccConfig | None = None, jobs: int | None =
     return out
 
 
-def _first_rate(config: MfccConfig, paths) -> int:
-    """The sample rate to extract at: the configured one, or the first readable file's."""
+def _corpus_rate(config: MfccConfig, paths) -> int:
+    """The sample rate to extract at: the configured one, or that of most of the readable files.
+
+    Only the headers are read (a WAV header with numpy, anything else with soundfile): a few tens
+    of microseconds a file.  A tie goes to the rate met first in ``paths``' order.
+    """
     if config.sample_rate:
         return config.sample_rate
-    import soundfile as sf
+    from collections import Counter
 
+    rates: Counter = Counter()
+    problems = []
     for path in paths:
         try:
-            return int(sf.info(path).samplerate)
-        except Exception:
-            continue
-    raise DataError(f"none of the {len(paths)} audio file(s) can be read; nothing to extract")
+            if not os.path.isfile(path):
+                raise DataError(f"{path}: file not found")
+            with AudioFile(path) as audio:
+                rates[audio.sample_rate] += 1
+        except Exception as exc:  # unreadable, missing, empty: its batch reports it
+            problems.append((os.path.basename(path), path, _reason(exc, path)))
+    if not rates:
+        raise DataError(f"none of the {len(paths)} audio file(s) can be read; nothing to extract: "
+                        + describe_problems(problems))
+    return rates.most_common(1)[0][0]
+
+
+_KINDS = [("file not found", "file not found"), ("cannot read audio", "cannot read audio"),
+          ("truncated", "truncated"), ("no samples", "no samples"), ("digital silence", "digital silence"),
+          ("NaN or inf", "NaN or inf samples"), ("shorter than one", "shorter than one analysis window"),
+          ("sample rate", "another sample rate"), ("after VAD", "no frames left after VAD"),
+          ("after the recording's end", "segment after the recording's end")]
+
+
+def _kind(reason: str) -> str:
+    for needle, kind in _KINDS:
+        if needle in reason:
+            return kind
+    return reason.split(":")[0][:60]
+
+
+def describe_problems(problems, first: int = 3) -> str:
+    """``(utt, path, reason)`` problems in a line: how many of each kind, then the first few in full."""
+    from collections import Counter
+
+    kinds = Counter(_kind(r) for _, _, r in problems)
+    counts = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+    shown = "; ".join(f"{u} ({p}): {r}" for u, p, r in problems[:first])
+    more = f"; ... and {len(problems) - first} more" if len(problems) > first else ""
+    return f"{counts}; first problems: {shown}{more}"
 
 
 def _job_description(dd: DataDir, config: MfccConfig, batch_size: int) -> dict:
@@ -310,16 +381,44 @@ def extract_corpus(data_dir, out, *, config: MfccConfig | None = None, jobs: int
     config = config or MfccConfig()
     dd = read_data_dir(data_dir)
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise ArchiveError(f"{out}: already exists; remove it or pass overwrite (--overwrite) to replace it")
-    out = out.resolve()  # workers elsewhere write their shards by this path
-    partial = out.parent / (out.name + ".partial")
-    batches = plan_batches(dd, batch_size)
-    job = _job_description(dd, config, batch_size)
-    _prepare_partial(partial, job)
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)  # for the lock file, and OUT.partial/
+    # One run per output: a second one stops here, before it looks at OUT or OUT.partial/.
+    with locked(out):
+        if out.exists() and not overwrite:
+            raise ArchiveError(f"{out}: already exists; remove it or pass overwrite (--overwrite) to replace it")
+        out = out.resolve()  # workers elsewhere write their shards by this path
+        partial = out.parent / (out.name + ".partial")
+        batches = plan_batches(dd, batch_size)
+        job = _job_description(dd, config, batch_size)
+        _prepare_partial(partial, job)  # refuses another job's folder without touching it
+        try:
+            report, done_before = _extract(dd, out, partial, batches, config, jobs, strict, progress, client)
+        except (KeyboardInterrupt, OSError) as exc:
+            if isinstance(exc, AcousticGMMError):
+                shutil.rmtree(partial, ignore_errors=True)
+            else:  # interrupted, or the disk/system failed: finished shards are kept, to resume from
+                _remove_temporaries(partial)
+            raise
+        except BaseException:  # bad data (--strict, nothing extracted), a bug: nothing to resume
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        shutil.rmtree(partial)
+    report.seconds = time.perf_counter() - t0
+    report.batches_done_before = done_before
+    return report
+
+
+def _remove_temporaries(partial: Path) -> None:
+    """Temporary files of writers that were stopped (every worker is gone by now)."""
+    for tmp in partial.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _extract(dd: DataDir, out: Path, partial: Path, batches, config: MfccConfig, jobs, strict, progress, client):
     saved = json.loads((partial / JOB_FILE).read_text())
     if "sample_rate" not in saved:  # fixed once, so a resumed job keeps the rate it started with
-        saved["sample_rate"] = _first_rate(config, [path for b in batches for _, path, _ in b])
+        saved["sample_rate"] = _corpus_rate(config, [path for b in batches for _, path, _ in b])
         tmp = partial / (JOB_FILE + ".tmp")
         tmp.write_text(json.dumps(saved, indent=1, sort_keys=True))
         os.replace(tmp, partial / JOB_FILE)
@@ -349,10 +448,7 @@ def extract_corpus(data_dir, out, *, config: MfccConfig | None = None, jobs: int
                 yield shard
 
         report = _merge(dd, finished_shards(), out, config, sample_rate, partial)
-    shutil.rmtree(partial)
-    report.seconds = time.perf_counter() - t0
-    report.batches_done_before = len(batches) - len(pending)
-    return report
+    return report, len(batches) - len(pending)
 
 
 def speaker_cmvn(pairs) -> dict:
@@ -385,6 +481,7 @@ def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int,
 
     def items():
         # a shard's problems count even when none of its utterances could be extracted
+        n = 0
         for shard_problems, seconds, utterances in map(read_shard, shards):
             problems.extend(shard_problems)
             totals["audio"] += seconds
@@ -393,12 +490,12 @@ def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int,
                 if norm is not None:
                     mean, scale = norm[dd.utt2spk.get(utt, utt)]
                     frames = ((frames - mean) * scale).astype(np.float32)
+                n += 1
                 yield utt, frames, dd.utt2label.get(utt), dd.utt2spk.get(utt)
+        if n == 0:  # raised inside write_features: its temporary file goes, and ``out`` is never replaced
+            raise DataError(f"{dd.path}: no utterance could be extracted from its {len(problems)} utterance(s): "
+                            + describe_problems(problems))
 
     n = write_features(out, items(), config=config, sample_rate=sample_rate, manifest=dd.tables(), skipped=problems,
                        data_dir=str(dd.path.resolve()), tmp_dir=tmp_dir)
-    if n == 0:
-        out.unlink()
-        raise DataError(f"{dd.path}: no utterance could be extracted; first problems: "
-                        + "; ".join(f"{u}: {r}" for u, _, r in problems[:3]))
     return ExtractionReport(out, n, totals["frames"], totals["audio"], 0.0, 0, problems)

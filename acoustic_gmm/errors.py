@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["AcousticGMMError", "ParameterError", "DataError", "ArchiveError", "ModelFileError", "ManifestError",
-           "NotFittedError", "ConvergenceWarning", "ComponentWarning", "check_frames"]
+           "OutputError", "NotFittedError", "ConvergenceWarning", "ComponentWarning", "check_frames"]
 
 
 class AcousticGMMError(Exception):
@@ -36,6 +36,11 @@ class ModelFileError(ArchiveError):
 
 class ManifestError(AcousticGMMError, ValueError):
     """A data directory (wav.scp, utt2spk, utt2label, segments) is malformed or inconsistent."""
+
+
+class OutputError(AcousticGMMError, OSError):
+    """A result cannot be written where asked: it exists (and may not be replaced), it is also an input, it is
+    a directory, its directory cannot be made, or another run is writing it."""
 
 
 class NotFittedError(AcousticGMMError, AttributeError):

@@ -7,6 +7,7 @@ or :class:`~acoustic_gmm.gmm.FullGMM`); training is :func:`acoustic_gmm.em.train
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -149,21 +150,47 @@ class GMM:
         resolve_dtype(self.dtype)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, *, progress=None) -> "GMM":
+    def fit(self, X, y=None, *, progress=None, checkpoint=None, on_resume=None) -> "GMM":
         """Estimate the mixture from frames ``X`` (n_frames, n_features).
 
-        ``X`` may also be a feature archive (a :class:`~acoustic_gmm.archive.FeatureArchive`, a
-        subset of one, or the path of one): its frames are read into memory once if they fit
-        ``max_memory``, else EM streams them from disk, block by block, in bounded memory.
-        ``progress``, if given, is called as ``progress(iteration, n_components, avg_loglik)``
-        after every EM iteration.
+        Parameters
+        ----------
+        X : array_like, FeatureArchive or path
+            Frames (n_frames, n_features), or a feature archive (a
+            :class:`~acoustic_gmm.archive.FeatureArchive`, a subset of one, or the path of one): its
+            frames are read into memory once if they fit ``max_memory``, else EM streams them from
+            disk, block by block, in bounded memory.
+        y : ignored
+        progress : callable, optional
+            Called as ``progress(iteration, n_components, avg_loglik)`` after every EM iteration.
+        checkpoint : str or path-like, optional
+            A file where training saves its state after every EM iteration (atomically), so that a run
+            that is killed can be continued: if the file exists, ``fit`` resumes from it and ends with the
+            model, ``history_`` and ``n_iter_`` of an uninterrupted run.  A checkpoint of other frames
+            or other hyper-parameters is refused (:class:`~acoustic_gmm.errors.ParameterError` naming
+            the file and what differs).  The file is removed once ``fit`` succeeds.  Its directory must
+            exist.  Format: :mod:`acoustic_gmm.checkpoint`.
+        on_resume : callable, optional
+            Called once as ``on_resume(path, n_components, iteration)`` when ``fit`` continues from
+            ``checkpoint``: the stage's size and the EM iterations done before.
+
+        Returns
+        -------
+        GMM
+            ``self``, fitted.
+
+        Examples
+        --------
+        ::
+
+            g = GMM(256).fit("feats.h5", checkpoint="ubm.ckpt.h5")   # run again after a crash: it resumes
         """
         self._check_params()
         if isinstance(X, (str, os.PathLike)):
             from .archive import FeatureArchive
 
             with FeatureArchive(X) as archive:
-                return self.fit(archive, y, progress=progress)
+                return self.fit(archive, y, progress=progress, checkpoint=checkpoint, on_resume=on_resume)
         if isinstance(X, FrameSource):  # its frames were checked when it was written
             if X.n_frames_total < max(2, self.n_components):
                 raise DataError(f"{getattr(X, 'path', 'frame source')}: {X.n_frames_total} frame(s), at least "
@@ -171,11 +198,18 @@ class GMM:
             X = within_budget(X, self.max_memory)
         else:
             X = check_frames(X, min_frames=max(2, self.n_components))
+        if checkpoint is not None:
+            from .checkpoint import CheckpointFile
+
+            checkpoint = CheckpointFile(checkpoint)
+            if on_resume is not None:  # em.train does not know the checkpoint is a file: name it here
+                on_resume = functools.partial(on_resume, checkpoint.path)
         model, history, converged, n_iter = em.train(
             X, self.n_components, covariance_type=self.covariance_type, init=self.init,
             max_iter=self.max_iter, tol=self.tol, var_floor=self.var_floor, split_iter=self.split_iter,
             schedule=self.schedule, dtype=self.dtype, random_state=self.random_state,
-            chunk=self.chunk_size, progress=progress, overrelax=self.overrelax)
+            chunk=self.chunk_size, progress=progress, overrelax=self.overrelax, checkpoint=checkpoint,
+            on_resume=on_resume)
         self._set_model(model)
         self.history_ = np.array(history.loglik)
         self.history_n_components_ = np.array(history.n_components, dtype=int)
@@ -266,10 +300,24 @@ class GMM:
         """Write the fitted model to an HDF5 file (atomically), with its hyper-parameters."""
         from .archive import save_models
 
+        from pathlib import Path
+
+        from .errors import ModelFileError
+
         params = {k: (list(v) if k == "schedule" and v is not None else v)
                   for k, v in self.get_params().items() if k != "random_state"}
         meta = {"estimator": params, **(metadata or {})}
-        save_models(path, {name: self._model()}, metadata=meta)
+        model = self._model()
+        path = Path(path)
+        # said here, as a model file problem: the writer would otherwise fail with a bare OSError or its own kind
+        if path.is_dir():
+            raise ModelFileError(f"{path}: is a directory; give the model file's name")
+        if not (path.parent if str(path.parent) else Path(".")).is_dir():
+            raise ModelFileError(f"{path}: directory {path.parent} does not exist")
+        try:
+            save_models(path, {name: model}, metadata=meta)
+        except (IsADirectoryError, NotADirectoryError, PermissionError, FileNotFoundError) as exc:
+            raise ModelFileError(f"{path}: cannot be written ({exc.strerror or exc})") from None
 
     @classmethod
     def load(cls, path, *, name: str | None = None) -> "GMM":
@@ -281,15 +329,26 @@ class GMM:
         if name is None:
             if len(models) != 1:
                 raise ModelFileError(f"{path}: holds {len(models)} models ({', '.join(sorted(models)[:5])}"
-                                     f"{', ...' if len(models) > 5 else ''}); pass name=")
+                                     f"{', ...' if len(models) > 5 else ''}), not one GMM "
+                                     f"(a model set from `acoustic-gmm train`?); GMM.load(path, name=...) reads one")
             name = next(iter(models))
         if name not in models:
             raise ModelFileError(f"{path}: no model named {name!r}")
         model = models[name]
-        params = dict(meta.get("estimator", {}))
+        params = meta.get("estimator", {})
+        if not isinstance(params, dict):
+            raise ModelFileError(f"{path}: metadata 'estimator' is {type(params).__name__}, expected an object "
+                                 f"of hyper-parameters")
         valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
         est = cls(**{k: v for k, v in params.items() if k in valid})
         est.n_components = model.n_components
         est.covariance_type = model.covariance_type
+        try:  # they are used when scoring (chunk_size, dtype ...): a wrong type must not fail there
+            est._check_params()
+            if est.schedule is not None and not (isinstance(est.schedule, list) and all(
+                    isinstance(k, int) and not isinstance(k, bool) for k in est.schedule)):
+                raise ParameterError(f"schedule must be a list of integers, got {est.schedule!r}")
+        except ParameterError as exc:
+            raise ModelFileError(f"{path}: metadata 'estimator': {exc}") from None
         est._set_model(model)
         return est

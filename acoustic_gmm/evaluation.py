@@ -32,6 +32,7 @@ from .adapt import adapt_model_set
 from .archive import FeatureArchive, file_kind, opened, write_json
 from .classify import UNKNOWN, ModelSet, Scores, check_compatible
 from .errors import DataError, ParameterError
+from .outputs import atomic_path
 
 __all__ = ["score_utterances", "score_by_speaker", "evaluate", "metrics", "confusion_text", "confusion_png",
            "write_metrics", "load_inputs", "classify"]
@@ -86,7 +87,13 @@ def evaluate(model_set: ModelSet, archive, ids=None, *, label_key: str | None = 
         if not ids:
             raise DataError(f"{fa.path}: no utterances to evaluate")
         table = fa.labels if label_key == "label" else fa.speakers
-        truth = [table.get(u, "") for u in ids]
+        truth = [table.get(u) or "" for u in ids]
+        unlabelled = [u for u, t in zip(ids, truth) if not t]
+        if unlabelled:  # scoring them against "" would report a meaningless accuracy
+            source = "utt2label" if label_key == "label" else "utt2spk"
+            raise DataError(f"{fa.path}: {len(unlabelled)} of the {len(ids)} utterances to evaluate have no "
+                            f"{label_key} (the data dir's {source}), e.g. {', '.join(unlabelled[:3])}; the models "
+                            f"were trained on {label_key}s")
         utterances = fa.utterances(ids)
         speakers = [fa.speakers.get(u) or u for u in ids]
     scores = score_utterances(model_set, utterances, speakers, adapt=adapt)
@@ -146,8 +153,11 @@ def confusion_png(m: dict, path) -> None:
     ax.set_title(f"accuracy {100 * m['accuracy']:.2f} % ({m['n']} utterances)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
 
 
 def write_metrics(m: dict, path) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,28 @@ class MfccConfig:
         def check(ok, what):
             if not ok:
                 raise ParameterError(f"MfccConfig: {what}")
+        # Types first: a configuration read from a file (an archive's, a model set's) may hold anything, and
+        # the comparisons below would fail on text with a TypeError instead of saying which option is wrong.
+        optional = {"sample_rate": int, "n_fft": int, "fmax": float}
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), f.default
+            want = optional.get(f.name, type(default))
+            if value is None and f.name in optional:
+                continue
+            if want is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            elif want is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, want)
+            kind = {float: "a finite number", int: "an integer", str: "text", bool: "true or false"}[want]
+            check(ok, f"{f.name} must be {kind}, got {value!r}")
+        # bounds that keep a damaged configuration from sizing huge front-end arrays
+        check(self.n_mels <= 4096 and (self.n_fft is None or 1 <= self.n_fft <= 1 << 20)
+              and self.win_ms <= 10_000 and self.hop_ms <= 10_000 and self.delta_width <= 1000
+              and (self.sample_rate is None or self.sample_rate <= 10_000_000),
+              "n_mels <= 4096, 1 <= n_fft <= 2^20, win_ms and hop_ms <= 10000, delta_width <= 1000 and "
+              "sample_rate <= 10^7 are needed")
         check(self.sample_rate is None or (isinstance(self.sample_rate, int) and self.sample_rate > 0),
               f"sample_rate must be a positive integer or None, got {self.sample_rate!r}")
         check(isinstance(self.n_mfcc, int) and 1 <= self.n_mfcc <= self.n_mels,
@@ -131,9 +154,11 @@ class MfccConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "MfccConfig":
+        if not isinstance(text, (str, bytes)):
+            raise ParameterError(f"MfccConfig: expected JSON text, got {type(text).__name__}")
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ParameterError(f"MfccConfig: not valid JSON ({exc})") from None
         if not isinstance(d, dict):
             raise ParameterError("MfccConfig: JSON must be an object of option: value")
@@ -250,14 +275,24 @@ class _Frontend:
 
     def __init__(self, cfg: MfccConfig, sr: int, arrays: dict | None = None):
         self.hop = max(1, int(round(cfg.hop_ms * sr / 1000)))
-        if arrays is not None:  # stored with a model set
-            self.win = len(arrays["window"])
-            self.n_fft = 2 * (arrays["melfb"].shape[0] - 1)
+        self.win = max(1, int(round(cfg.win_ms * sr / 1000)))
+        self.n_fft = cfg.n_fft or 1 << (self.win - 1).bit_length()
+        if arrays is not None:  # stored with a model set: they must be what this configuration computes
+            expected = {"window": (self.win,), "melfb": (1 + self.n_fft // 2, cfg.n_mels),
+                        "dct": (cfg.n_mels, cfg.n_mfcc)}
+            for key, shape in expected.items():
+                a = arrays.get(key)
+                if a is None:
+                    raise ParameterError(f"front-end array '{key}' is missing")
+                a = np.asarray(a)
+                if a.shape != shape or a.dtype.kind not in "fiu":
+                    raise ParameterError(f"front-end array '{key}' has shape {a.shape} ({a.dtype}), the feature "
+                                         f"configuration needs {shape} numbers")
+                if not np.isfinite(a).all():
+                    raise ParameterError(f"front-end array '{key}' contains NaN or inf")
             self.window, self.melfb, self.dct = (np.asarray(arrays[k], np.float32) for k in ("window", "melfb", "dct"))
             self._product_rows()
             return
-        self.win = max(1, int(round(cfg.win_ms * sr / 1000)))
-        self.n_fft = cfg.n_fft or 1 << (self.win - 1).bit_length()
         if self.n_fft < self.win:
             raise ParameterError(f"n_fft={self.n_fft} is shorter than the {self.win}-sample window")
         fmax = cfg.fmax if cfg.fmax is not None else sr / 2

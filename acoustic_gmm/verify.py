@@ -39,9 +39,10 @@ import numpy as np
 from .archive import load_speakers as _read_speakers
 from .archive import opened, save_speakers as _write_speakers, write_text
 from .em import MAP_UPDATES, accumulate, map_update
-from .errors import ArchiveError, DataError, ParameterError, check_frames
+from .errors import ArchiveError, DataError, ModelFileError, ParameterError, check_frames
 from .estimator import GMM
 from .gmm import DiagGMM, log_normalize, logsumexp
+from .outputs import atomic_path
 
 __all__ = ["ubm_id", "load_ubm", "train_ubm", "Enrolled", "map_adapt", "enrollment_groups", "enroll",
            "save_speakers", "load_speakers", "require_ubm", "Scorer", "Trials", "read_scores", "write_scores",
@@ -66,12 +67,14 @@ def load_ubm(path) -> DiagGMM:
     """The diagonal GMM stored in ``path`` (written by :func:`train_ubm` and ``GMM.save``)."""
     ubm = GMM.load(path)
     if ubm.covariance_type != "diag":
-        raise ParameterError(f"{path}: a UBM must have diagonal covariances")
+        raise ModelFileError(f"{path}: a UBM must have diagonal covariances (covariance_type is "
+                             f"{ubm.covariance_type!r})")
     return ubm.model_
 
 
 def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1, client=None,
-              max_memory: int | None = None, progress=None) -> tuple[GMM, dict]:
+              max_memory: int | None = None, progress=None, checkpoint=None,
+              on_resume=None) -> tuple[GMM, dict]:
     """Train a UBM on the pooled frames of a feature archive; returns the fitted GMM and its metadata.
 
     Parameters
@@ -90,6 +93,12 @@ def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1,
         Bytes of frames to hold in memory (see :class:`~acoustic_gmm.GMM`); 0 always streams.
     progress : callable, optional
         ``progress(iteration, n_components, avg_loglik)`` after every EM iteration.
+    checkpoint : str or path-like, optional
+        Save the training's state to this file after every EM iteration, and continue from it if it
+        exists (see :meth:`GMM.fit <acoustic_gmm.estimator.GMM.fit>`): a killed run, started again with
+        the same arguments, ends with the model an uninterrupted one gives.  Removed on success.
+    on_resume : callable, optional
+        ``on_resume(path, n_components, iteration)`` once, when training continues from ``checkpoint``.
 
     Returns
     -------
@@ -116,13 +125,14 @@ def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1,
             with connect(client) as c:
                 X = DaskFrames(fa.path, c, ids=None if ids is None else X.ids)
                 try:
-                    model = GMM(n_components).fit(X, progress=progress)
+                    model = GMM(n_components).fit(X, progress=progress, checkpoint=checkpoint, on_resume=on_resume)
                 finally:
                     X.close()
         else:
             if subsample != 1:  # only the kept rows are read
                 X = X.rows(np.arange(0, X.n_frames_total, subsample))
-            model = GMM(n_components, max_memory=max_memory).fit(X, progress=progress)
+            model = GMM(n_components, max_memory=max_memory).fit(X, progress=progress, checkpoint=checkpoint,
+                                                                 on_resume=on_resume)
         n = X.n_frames_total if not isinstance(X, np.ndarray) else len(X)
         meta = {"kind": "ubm", "ubm_id": ubm_id(model.model_), "feature_config": fa.config.to_dict(),
                 "sample_rate": fa.sample_rate, "trained_on": str(fa.path), "n_frames": n}
@@ -238,6 +248,9 @@ def load_speakers(path, ubm: DiagGMM | None = None) -> tuple[dict[str, Enrolled]
     speakers = {name: Enrolled(**a) for name, a in arrays.items()}
     if ubm is not None:
         require_ubm(path, info, ubm)
+        shape = next(iter(speakers.values())).means.shape  # all speakers share it (checked when read)
+        if shape != ubm.means.shape:  # an identifier can be copied; the shapes must fit the UBM too
+            raise ArchiveError(f"{path}: speaker means have shape {shape}, the UBM's {ubm.means.shape}")
     return speakers, info
 
 
@@ -444,10 +457,13 @@ def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str 
     return raw, {"top_c": c, "norm": norm, "seconds": seconds}
 
 
-def score_file_metrics(scores_path, trials_path, *, det=None) -> dict:
+def score_file_metrics(scores_path, trials_path, *, det=None, allow_missing: bool = False) -> dict:
     """EER and minDCF of a score file (``model utterance score``) against the labels of a trials file.
 
-    Every scored pair must be labelled in the trials; ``det`` draws the DET curve to a PNG.
+    Every scored pair must be labelled in the trials, and every labelled trial scored: metrics over a part
+    of the trials are not the trial list's, so a score file that misses some is an error, or with
+    ``allow_missing`` a warning.  ``n_scored`` and ``n_trials`` in the result say how many of how many;
+    ``det`` draws the DET curve to a PNG.
     """
     pairs, values = read_scores(scores_path)
     trials = Trials.read(trials_path)
@@ -456,8 +472,19 @@ def score_file_metrics(scores_path, trials_path, *, det=None) -> dict:
     if missing:
         raise DataError(f"{len(missing)} scored pair(s) have no target/nontarget label in {trials_path}: "
                         + ", ".join(" ".join(p) for p in missing[:3]))
+    labelled = [p for p, t in label.items() if t is not None]
+    scored = set(pairs)
+    unscored = [p for p in labelled if p not in scored]
+    if unscored:
+        what = (f"{scores_path} scores {len(labelled) - len(unscored):,} of the {len(labelled):,} labelled trials "
+                f"in {trials_path}; not scored: " + ", ".join(" ".join(p) for p in unscored[:3])
+                + (", ..." if len(unscored) > 3 else ""))
+        if not allow_missing:
+            raise DataError(what + "; score them all, or pass --allow-missing for metrics over the scored ones")
+        warnings.warn(what + "; the metrics are over the scored ones only", UserWarning, stacklevel=2)
     targets = np.array([label[p] for p in pairs])
     m = verification_metrics(values, targets)
+    m.update(n_scored=len(scored), n_trials=len(labelled))
     if det:
         det_png({Path(scores_path).stem: (values[targets], values[~targets])}, det)
     return m
@@ -538,7 +565,10 @@ def det_png(curves: dict, path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
 
 

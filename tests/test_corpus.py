@@ -97,14 +97,16 @@ def test_resampling_takes_in_other_rates(make_corpus, tmp_path):
     assert report.n_utterances == 2 and not report.skipped
 
 
-def test_strict_stops_at_the_first_problem_and_keeps_finished_work(make_corpus, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_strict_stops_at_the_first_problem_and_leaves_nothing(make_corpus, tmp_path, jobs):
     signals = good_signals(6)
     signals["9_zz_bad"] = np.zeros(3000, np.float32)
     data, paths = make_corpus(signals)
     with pytest.raises(DataError, match=rf"9_zz_bad \({paths['9_zz_bad']}\): all 3000 samples are zero"):
-        extract_corpus(data, tmp_path / "f.h5", jobs=1, strict=True, batch_size=2)
+        extract_corpus(data, tmp_path / "f.h5", jobs=jobs, strict=True, batch_size=2)
     assert not (tmp_path / "f.h5").exists()
-    assert len(list((tmp_path / "f.h5.partial").glob("batch-*.h5"))) == 3  # the batches before the bad one
+    assert not (tmp_path / "f.h5.partial").exists()  # a strict stop is not an interruption: nothing to resume
+    assert not list(tmp_path.glob(".f.h5.*.tmp"))
 
 
 def test_no_utterance_at_all_is_an_error(make_corpus, tmp_path):
@@ -130,7 +132,8 @@ def test_interrupted_extraction_resumes_to_the_same_archive(make_corpus, tmp_pat
     with pytest.raises(KeyboardInterrupt):
         extract_corpus(data, tmp_path / "f.h5", jobs=1, batch_size=3)
     partial = tmp_path / "f.h5.partial"
-    assert sorted(p.name for p in partial.glob("batch-*.h5")) == ["batch-000000.h5", "batch-000001.h5"]
+    # the finished batches are kept for resuming, and nothing else (no temporaries)
+    assert sorted(p.name for p in partial.iterdir()) == ["batch-000000.h5", "batch-000001.h5", "job.json"]
     assert not (tmp_path / "f.h5").exists()
     monkeypatch.setattr(corpus, "_run_batch", real)
     report = extract_corpus(data, tmp_path / "f.h5", jobs=1, batch_size=3)
@@ -165,7 +168,8 @@ c.extract_corpus({str(data)!r}, {str(tmp_path / 'f.h5')!r}, jobs=1, batch_size=2
     whole, resumed = archive_contents(tmp_path / "whole.h5"), archive_contents(tmp_path / "f.h5")
     assert whole[0].keys() == resumed[0].keys()
     assert all(np.array_equal(whole[0][u], resumed[0][u]) for u in whole[0])
-    assert sorted(os.listdir(tmp_path)) == sorted(["data", "data-audio", "f.h5", "whole.h5"])
+    assert sorted(n for n in os.listdir(tmp_path) if not n.endswith(".lock")) == \
+        sorted(["data", "data-audio", "f.h5", "whole.h5"])
 
 
 def test_resuming_with_other_settings_is_refused(make_corpus, tmp_path, monkeypatch):
@@ -185,7 +189,7 @@ def test_parallel_workers_give_the_identical_archive(make_corpus, tmp_path):
     assert a[1:] == b[1:] and all(np.array_equal(a[0][u], b[0][u]) for u in a[0])
 
 
-def test_an_existing_archive_is_never_damaged(make_corpus, tmp_path):
+def test_an_existing_archive_is_never_damaged(make_corpus, tmp_path, monkeypatch):
     data, _ = make_corpus(good_signals(4))
     out = tmp_path / "f.h5"
     extract_corpus(data, out, jobs=1)
@@ -195,6 +199,11 @@ def test_an_existing_archive_is_never_damaged(make_corpus, tmp_path):
     bad, _ = make_corpus({"x": np.zeros(4000, np.float32)}, name="bad")
     with pytest.raises(DataError):
         extract_corpus(bad, out, jobs=1, overwrite=True, strict=True)
+    assert out.read_bytes() == before and not (tmp_path / "f.h5.partial").exists()
+    monkeypatch.setattr(corpus, "_run_batch", lambda task: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        extract_corpus(data, out, jobs=1, overwrite=True)
+    monkeypatch.undo()
     assert out.read_bytes() == before
     with pytest.raises(ArchiveError, match="an unfinished extraction with other settings"):
         extract_corpus(data, out, config=MfccConfig(deltas=0), jobs=1, overwrite=True)

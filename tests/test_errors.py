@@ -172,7 +172,8 @@ def test_model_set_needs_a_name(tmp_path):
     path = tmp_path / "set.h5"
     g = DiagGMM([1.0], [[0.0]], [[1.0]])
     save_models(path, {"yes": g, "no": g})
-    with pytest.raises(ModelFileError, match=r"holds 2 models \(no, yes\); pass name="):
+    with pytest.raises(ModelFileError, match=r"holds 2 models \(no, yes\), not one GMM \(a model set from `acoustic-gmm train`\?\); "
+                                               r"GMM.load\(path, name=...\) reads one"):
         GMM.load(path)
     assert GMM.load(path, name="yes").n_components == 1
     with pytest.raises(ModelFileError, match="no model named 'maybe'"):

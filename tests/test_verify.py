@@ -195,7 +195,8 @@ def test_cli_eer_writes_det_plot_and_metrics(cli_run):
     tmp_path = cli_run.dir
     r = CliRunner().invoke(main, ["eer", str(tmp_path / "scores"), str(tmp_path / "trials"), "--det",
                                   str(tmp_path / "det.png"), "--metrics", str(tmp_path / "m.json")])
-    assert r.exit_code == 0 and "(120 target, 240 non-target trials)" in r.output, r.output
+    assert r.exit_code == 0 and "(120 target, 240 non-target trials; 360 of 360 labelled trials scored)" in r.output, \
+        r.output
     assert (tmp_path / "det.png").read_bytes()[:4] == b"\x89PNG"
     m = verification_metrics(read_scores(tmp_path / "scores")[1], Trials.read(tmp_path / "trials").targets)
     assert json.loads((tmp_path / "m.json").read_text())["eer"] == pytest.approx(m["eer"])

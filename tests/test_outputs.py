@@ -1,0 +1,231 @@
+"""One output policy for every command: nothing replaced unasked, no input overwritten, directories made,
+permissions from the umask, no temporary or lock file left, one writer at a time; no traceback reaches a
+CLI user (an unexpected error is one line, Ctrl-C exits 130); score files that miss trials are refused."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from acoustic_gmm import GMM
+from acoustic_gmm.archive import write_features
+from acoustic_gmm.cli import main
+from acoustic_gmm.errors import OutputError
+from acoustic_gmm.features import MfccConfig
+from acoustic_gmm.outputs import atomic_path, check_outputs, locked
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A labelled feature archive (3 classes, 2 speakers), a UBM, enrolled speakers and trials."""
+    tmp = tmp_path_factory.mktemp("outputs")
+    rng = np.random.default_rng(0)
+    utts = []
+    for i in range(60):
+        label, spk = "abc"[i % 3], f"s{i % 2}"
+        utts.append((f"{spk}_{label}_{i:02d}", (rng.normal(size=(40, 4)) + 3 * (i % 3) + spk.endswith("1"))
+                     .astype(np.float32), label, spk))
+    feats = tmp / "feats.h5"
+    write_features(feats, utts, config=MfccConfig(n_mfcc=4, n_mels=8, deltas=0), sample_rate=8000)
+    run = CliRunner()
+    for args in (["ubm", str(feats), "-k", "4", "--out", str(tmp / "ubm.h5")],
+                 ["enroll", str(tmp / "ubm.h5"), str(feats), "--out", str(tmp / "spk.h5")],
+                 ["train", str(feats), "-k", "2", "--out", str(tmp / "models.h5")]):
+        result = run.invoke(main, args)
+        assert result.exit_code == 0, result.output
+    trials = tmp / "trials"
+    trials.write_text("".join(f"s{m} {u} {'target' if u.startswith(f's{m}') else 'nontarget'}\n"
+                              for m in (0, 1) for u, *_ in utts[:10]))
+    return tmp, feats, trials
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_every_command_refuses_to_replace_an_output_without_overwrite(corpus, tmp_path):
+    tmp, feats, trials = corpus
+    out = tmp_path / "keep.h5"
+    out.write_bytes(b"precious")
+    for args in (["train", feats, "-k", "2", "--out", out], ["ubm", feats, "-k", "2", "--out", out],
+                 ["enroll", tmp / "ubm.h5", feats, "--out", out],
+                 ["verify", tmp / "spk.h5", trials, feats, "--scores", out],
+                 ["evaluate", tmp / "models.h5", feats, "--metrics", out]):
+        result = invoke(*args)
+        assert result.exit_code == 1, (args, result.output)
+        flag = "--scores" if args[0] == "verify" else "--metrics" if args[0] == "evaluate" else "--out"
+        assert f"Error: {flag} {out}: exists; pass --overwrite to replace it" in result.output
+        assert out.read_bytes() == b"precious"
+    result = invoke("train", feats, "-k", "2", "--out", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_overwrite(corpus, tmp_path):
+    tmp, feats, trials = corpus
+    before = feats.read_bytes()
+    for args in (["train", feats, "-k", "2", "--out", feats, "--overwrite"],
+                 ["evaluate", tmp / "models.h5", feats, "--metrics", feats, "--overwrite"],
+                 ["eer", trials, trials, "--metrics", trials, "--overwrite"]):
+        result = invoke(*args)
+        assert result.exit_code == 1 and "is also an input of this command" in result.output, result.output
+    assert feats.read_bytes() == before
+
+
+def test_missing_directories_are_made_and_nothing_is_left_beside_the_output(corpus, tmp_path):
+    tmp, feats, trials = corpus
+    deep = tmp_path / "a" / "b"
+    for args in (["train", feats, "-k", "2", "--out", deep / "m.h5"], ["ubm", feats, "-k", "2", "--out", deep / "u.h5"],
+                 ["enroll", tmp / "ubm.h5", feats, "--out", deep / "s.h5"],
+                 ["verify", tmp / "spk.h5", trials, feats, "--scores", deep / "scores"],
+                 ["evaluate", tmp / "models.h5", feats, "--metrics", deep / "m.json"],
+                 ["eer", deep / "scores", trials, "--metrics", deep / "eer.json"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+    assert sorted(os.listdir(deep)) == ["eer.json", "m.h5", "m.json", "s.h5", "scores", "u.h5"]
+
+
+def test_outputs_get_the_umask_permissions(corpus, tmp_path):
+    tmp, feats, _ = corpus
+    old = os.umask(0o027)
+    try:
+        result = invoke("evaluate", tmp / "models.h5", feats, "--metrics", tmp_path / "m.json")
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    out = tmp_path / "g.h5"
+    stale = tmp_path / ".g.h5.k1ll3d.tmp"   # what a kill -9 during a save leaves
+    stale.write_bytes(b"half a model")
+    GMM(2).fit(np.random.default_rng(0).normal(size=(200, 3))).save(out)
+    assert sorted(os.listdir(tmp_path)) == ["g.h5"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_or_lock_file(tmp_path):
+    out = tmp_path / "t.txt"
+    out.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(out) as tmp:
+            open(tmp, "w").write("new, half")
+            raise RuntimeError("killed")
+    assert out.read_text() == "old" and os.listdir(tmp_path) == ["t.txt"]
+    with pytest.raises(OutputError, match="is a directory"):
+        with atomic_path(tmp_path):
+            pass
+    with pytest.raises(OutputError, match=r"named for two outputs"):
+        check_outputs({str(out): "--metrics", f"{tmp_path}/./t.txt": "--det"}, overwrite=True)
+
+
+def test_a_second_run_on_one_output_stops_at_once(corpus, tmp_path):
+    """Another process holds the output's lock (as a running `train` does): this one stops, touching nothing."""
+    _, feats, _ = corpus
+    out = tmp_path / "m.h5"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom acoustic_gmm.outputs import locked\n"
+                               f"with locked({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = invoke("train", feats, "-k", "2", "--out", out)
+        assert result.exit_code == 1
+        assert f"{out}: another acoustic-gmm run is writing it" in result.output
+        assert not out.exists()
+        with pytest.raises(OutputError, match="another acoustic-gmm run is writing it"):
+            GMM(2).fit(np.random.default_rng(0).normal(size=(100, 2))).save(out)
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked(out), locked(out):  # re-entrant within a process; free again once the holder is gone
+        pass
+    assert os.listdir(tmp_path) == []
+
+
+def test_eer_refuses_a_score_file_that_misses_trials(corpus, tmp_path):
+    tmp, feats, trials = corpus
+    scores = tmp_path / "scores"
+    assert invoke("verify", tmp / "spk.h5", trials, feats, "--scores", scores).exit_code == 0
+    lines = scores.read_text().splitlines()
+    part = tmp_path / "part"
+    part.write_text("\n".join(lines[::4]) + "\n")  # 5 of 20 trials
+    result = invoke("eer", part, trials)
+    assert result.exit_code == 1
+    assert f"{part} scores 5 of the 20 labelled trials in {trials}; not scored: " in result.output
+    assert "pass --allow-missing" in result.output
+    result = invoke("eer", part, trials, "--allow-missing", "--metrics", tmp_path / "m.json")
+    assert result.exit_code == 0 and "warning:" in result.output and "5 of 20 labelled trials scored" in result.output
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert (m["n_scored"], m["n_trials"]) == (5, 20)
+    full = invoke("eer", scores, trials)
+    assert full.exit_code == 0 and "20 of 20 labelled trials scored" in full.output
+
+
+def test_evaluate_refuses_an_archive_without_the_labels(corpus, tmp_path):
+    tmp, _, _ = corpus
+    rng = np.random.default_rng(1)
+    bare = tmp_path / "bare.h5"
+    write_features(bare, [(f"u{i}", rng.normal(size=(30, 4)).astype(np.float32), None, None) for i in range(5)],
+                   config=MfccConfig(n_mfcc=4, n_mels=8, deltas=0), sample_rate=8000)
+    result = invoke("evaluate", tmp / "models.h5", bare)
+    assert result.exit_code == 1
+    assert f"{bare}: 5 of the 5 utterances to evaluate have no label (the data dir's utt2label)" in result.output
+    assert "accuracy" not in result.output.replace("no label", "")
+
+
+def test_unexpected_errors_are_one_line_and_ctrl_c_exits_130(corpus, monkeypatch):
+    _, feats, _ = corpus
+    import acoustic_gmm.archive as archive
+
+    def boom(path):
+        raise RuntimeError("something we did not foresee")
+    monkeypatch.setattr(archive, "describe", boom)
+    result = invoke("info", feats)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("error: unexpected RuntimeError: something we did not foresee\n")
+    assert "please report it" in result.output and "--debug" in result.output
+    result = invoke("--debug", "info", feats)
+    assert isinstance(result.exception, RuntimeError)  # the traceback, for the report
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(archive, "describe", interrupted)
+    result = invoke("info", feats)
+    assert result.exit_code == 130 and result.output.strip() == "interrupted"
+
+
+def test_ctrl_c_during_a_real_command_prints_one_line(corpus, tmp_path):
+    """SIGINT to `acoustic-gmm ubm` in EM: one line, exit 130, no traceback, no file left."""
+    _, feats, _ = corpus
+    big = tmp_path / "big.h5"
+    rng = np.random.default_rng(2)
+    write_features(big, [(f"u{i}", rng.normal(size=(1000, 20)).astype(np.float32), None, None) for i in range(200)],
+                   config=MfccConfig(n_mfcc=20, n_mels=30, deltas=0), sample_rate=8000)
+    exe = os.path.join(os.path.dirname(sys.executable), "acoustic-gmm")
+    proc = subprocess.Popen([exe, "ubm", str(big), "-k", "512", "--out", str(tmp_path / "u.h5")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # imports done, EM under way (the whole fit takes over 10 s)
+    proc.send_signal(subprocess.signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted"
+    # no model, no temporary or lock file: only the checkpoint the same command resumes from
+    assert sorted(os.listdir(tmp_path)) == ["big.h5", "u.h5.ckpt"]
+
+
+def test_classify_of_a_file_at_another_rate_names_what_to_do(corpus, tmp_path):
+    import soundfile as sf
+
+    tmp, _, _ = corpus
+    wav = tmp_path / "sixteen.wav"
+    sf.write(wav, (0.3 * np.sin(np.arange(16000) * 0.2)).astype(np.float32), 16000)
+    result = invoke("classify", tmp / "models.h5", wav)
+    assert result.exit_code == 1
+    assert (f"error: {wav}: sample rate 16000 Hz, but the models were trained on 8000 Hz audio: resample the "
+            f"file to 8000 Hz first") in result.output
+    assert "--sample-rate" not in result.output  # classify has no such option
