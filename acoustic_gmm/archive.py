@@ -894,6 +894,13 @@ class FeatureArchive:
                 if os.preadv(fd, [into], offsets[c] + (lo - c * rows) * row_bytes) != len(into):
                     raise ArchiveError(f"{self.path}: damaged feature archive (a chunk of frames is cut short)")
             return
+        try:
+            self._read_h5py(start, stop, out)
+        except (OSError, ValueError, KeyError) as exc:  # libhdf5 on a damaged file: addresses past its end ...
+            raise ArchiveError(f"{self.path}: damaged feature archive (reading stored frames {start} to {stop}: "
+                               f"{exc})") from None
+
+    def _read_h5py(self, start: int, stop: int, out: np.ndarray) -> None:
         if self.format_version >= 2:
             if stop - start >= DIRECT_ROWS:  # straight into place: no temporary of this size
                 self._data.read_direct(out, source_sel=np.s_[start:stop], dest_sel=np.s_[0:stop - start])

@@ -94,6 +94,13 @@ def _reason(exc: Exception, path: str) -> str:
     return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
 
 
+def _check_file(path) -> None:
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory, not an audio file")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+
+
 def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate: int, *, given_rate: bool = False):
     """Frames of each utterance of one recording, and the seconds of audio read.
 
@@ -107,8 +114,7 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
     """
     duration = 0.0
     try:
-        if not os.path.isfile(rec_path):
-            raise DataError(f"{rec_path}: file not found")
+        _check_file(rec_path)
         with AudioFile(rec_path) as audio:
             sr = audio.sample_rate
             duration = audio.n_samples / sr
@@ -285,8 +291,7 @@ def _corpus_rate(config: MfccConfig, paths) -> int:
     problems = []
     for path in paths:
         try:
-            if not os.path.isfile(path):
-                raise DataError(f"{path}: file not found")
+            _check_file(path)
             with AudioFile(path) as audio:
                 rates[audio.sample_rate] += 1
         except Exception as exc:  # unreadable, missing, empty: its batch reports it
@@ -297,7 +302,7 @@ def _corpus_rate(config: MfccConfig, paths) -> int:
     return rates.most_common(1)[0][0]
 
 
-_KINDS = [("file not found", "file not found"), ("cannot read audio", "cannot read audio"),
+_KINDS = [("file not found", "file not found"), ("is a directory", "a directory, not a file"), ("cannot read audio", "cannot read audio"),
           ("truncated", "truncated"), ("no samples", "no samples"), ("digital silence", "digital silence"),
           ("NaN or inf", "NaN or inf samples"), ("shorter than one", "shorter than one analysis window"),
           ("sample rate", "another sample rate"), ("after VAD", "no frames left after VAD"),

@@ -268,3 +268,20 @@ def test_streaming_blocks_are_views_of_the_mapped_file_where_the_layout_allows(t
         fa._release(first)
         np.testing.assert_array_equal(first, keep)
     np.testing.assert_array_equal(first, keep)  # closing the archive leaves a block in use valid
+
+
+def test_a_read_past_the_end_of_a_damaged_file_is_an_archive_error(mixture_archive):
+    """One flipped bit in a chunk's address made libhdf5 raise a bare OSError ("addr overflow") from frames()."""
+    class Damaged:
+        shape = (10**6, 4)
+
+        def __getitem__(self, sel):
+            raise OSError("Can't synchronously read data (addr overflow, addr = 1099511642680)")
+
+        read_direct = __getitem__
+
+    with FeatureArchive(mixture_archive) as fa:
+        fa._chunks, fa._data = None, Damaged()
+        with pytest.raises(ArchiveError, match=rf"{mixture_archive}: damaged feature archive \(reading stored frames "
+                                               rf"0 to \d+: Can't synchronously read data \(addr overflow"):
+            fa.frames()

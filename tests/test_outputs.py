@@ -229,3 +229,12 @@ def test_classify_of_a_file_at_another_rate_names_what_to_do(corpus, tmp_path):
     assert (f"error: {wav}: sample rate 16000 Hz, but the models were trained on 8000 Hz audio: resample the "
             f"file to 8000 Hz first") in result.output
     assert "--sample-rate" not in result.output  # classify has no such option
+
+
+def test_a_directory_given_as_audio_is_called_a_directory(corpus, tmp_path):
+    tmp, _, _ = corpus
+    (tmp_path / "notawav").mkdir()
+    result = invoke("classify", tmp / "models.h5", tmp_path / "notawav")
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'notawav'}: is a directory, not an audio file" in result.output
+    assert "not found" not in result.output
