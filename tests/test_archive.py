@@ -275,7 +275,7 @@ def test_a_read_past_the_end_of_a_damaged_file_is_an_archive_error(mixture_archi
     class Damaged:
         shape = (10**6, 4)
 
-        def __getitem__(self, sel):
+        def __getitem__(self, *args, **kwargs):
             raise OSError("Can't synchronously read data (addr overflow, addr = 1099511642680)")
 
         read_direct = __getitem__
