@@ -33,8 +33,8 @@ fi
 # train_eval NAME FEATS LABEL_KEY COMPONENTS: models on the training takes, accuracy on the test takes.
 train_eval() {
   mkdir -p "$exp/$1"
-  acoustic-gmm train "$2" --label-key "$3" -k "$4" --utts "$exp/data/train/utt2spk" --out "$exp/$1/models.h5" $jobs
-  acoustic-gmm evaluate "$exp/$1/models.h5" "$2" --utts "$exp/data/test/utt2spk" --metrics "$exp/$1/metrics.json"
+  acoustic-gmm train --overwrite "$2" --label-key "$3" -k "$4" --utts "$exp/data/train/utt2spk" --out "$exp/$1/models.h5" $jobs
+  acoustic-gmm evaluate --overwrite "$exp/$1/models.h5" "$2" --utts "$exp/data/test/utt2spk" --metrics "$exp/$1/metrics.json"
 }
 if run 2; then
   train_eval digits "$exp/session.h5" label 16
@@ -42,14 +42,14 @@ fi
 if run 3; then
   for fold in "$exp"/data/loso/*.test; do
     spk=$(basename "$fold" .test); dir="$exp/loso-$spk"; mkdir -p "$dir"
-    acoustic-gmm train "$exp/robust.h5" --label-key label -k 16 --utts "$exp/data/loso/$spk.train" \
+    acoustic-gmm train --overwrite "$exp/robust.h5" --label-key label -k 16 --utts "$exp/data/loso/$spk.train" \
       --out "$dir/models.h5" $jobs > /dev/null
     echo -n "leave out $spk: "
-    acoustic-gmm evaluate "$dir/models.h5" "$exp/robust.h5" --utts "$fold" --metrics "$dir/metrics.json"
+    acoustic-gmm evaluate --overwrite "$dir/models.h5" "$exp/robust.h5" --utts "$fold" --metrics "$dir/metrics.json"
     # The same models adapted to the held-out speaker's own (unlabelled) test utterances: MLLR + MAP
     # from first-pass labels, three times (Kaldi's two-pass per-speaker decoding, for GMM classes).
     echo -n "leave out $spk, adapted to $spk: "
-    acoustic-gmm evaluate "$dir/models.h5" "$exp/robust.h5" --utts "$fold" --adapt --metrics "$dir/metrics.adapt.json"
+    acoustic-gmm evaluate --overwrite "$dir/models.h5" "$exp/robust.h5" --utts "$fold" --adapt --metrics "$dir/metrics.adapt.json"
   done
 fi
 if run 4; then
@@ -67,11 +67,11 @@ if run 6; then
   for system in map ml; do : > "$exp/sv/scores.$system"; : > "$exp/sv/trials"; done
   for lists in "$exp"/data/sv/*.trials; do
     spk=$(basename "$lists" .trials); d="$exp/sv/$spk"; mkdir -p "$d"
-    acoustic-gmm ubm "$exp/sv.h5" -k 256 --utts "$exp/data/sv/$spk.ubm" --out "$d/ubm.h5" > /dev/null
-    acoustic-gmm enroll "$d/ubm.h5" "$exp/sv.h5" --enroll "$exp/data/sv/$spk.spk2utt" --adapt mwv -r 16 --out "$d/map.h5" > /dev/null
-    acoustic-gmm enroll "$d/ubm.h5" "$exp/sv.h5" --enroll "$exp/data/sv/$spk.spk2utt" --ml --out "$d/ml.h5" > /dev/null 2>&1
+    acoustic-gmm ubm --overwrite "$exp/sv.h5" -k 256 --utts "$exp/data/sv/$spk.ubm" --out "$d/ubm.h5" > /dev/null
+    acoustic-gmm enroll --overwrite "$d/ubm.h5" "$exp/sv.h5" --enroll "$exp/data/sv/$spk.spk2utt" --adapt mwv -r 16 --out "$d/map.h5" > /dev/null
+    acoustic-gmm enroll --overwrite "$d/ubm.h5" "$exp/sv.h5" --enroll "$exp/data/sv/$spk.spk2utt" --ml --out "$d/ml.h5" > /dev/null 2>&1
     for system in map ml; do
-      acoustic-gmm verify "$d/$system.h5" "$lists" "$exp/sv.h5" --scores "$d/scores.$system" > /dev/null
+      acoustic-gmm verify --overwrite "$d/$system.h5" "$lists" "$exp/sv.h5" --scores "$d/scores.$system" > /dev/null
       cat "$d/scores.$system" >> "$exp/sv/scores.$system"
     done
     cat "$lists" >> "$exp/sv/trials"
@@ -81,7 +81,7 @@ if run 7; then
   echo
   for system in map ml; do
     echo -n "FSDD speaker verification, pooled over 6 folds, $system: "
-    acoustic-gmm eer "$exp/sv/scores.$system" "$exp/sv/trials" --metrics "$exp/sv/metrics.$system.json" \
+    acoustic-gmm eer --overwrite "$exp/sv/scores.$system" "$exp/sv/trials" --metrics "$exp/sv/metrics.$system.json" \
       $([ "$system" = map ] && echo --det "$exp/sv/det.png")
   done
 fi

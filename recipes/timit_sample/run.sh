@@ -25,13 +25,13 @@ if run 1; then
 fi
 if run 2; then
   mkdir -p "$exp/baseline"
-  acoustic-gmm train "$exp/phones_train.h5" -k 16 --out "$exp/baseline/models.h5" $jobs
-  acoustic-gmm evaluate "$exp/baseline/models.h5" "$exp/phones_test.h5" --metrics "$exp/baseline/metrics.json"
+  acoustic-gmm train --overwrite "$exp/phones_train.h5" -k 16 --out "$exp/baseline/models.h5" $jobs
+  acoustic-gmm evaluate --overwrite "$exp/baseline/models.h5" "$exp/phones_test.h5" --metrics "$exp/baseline/metrics.json"
 fi
 if run 3; then
   mkdir -p "$exp/bme"
-  acoustic-gmm train "$exp/phones_train_ctx.h5" -k 16 --slices 3 --priors --out "$exp/bme/models.h5" $jobs
-  acoustic-gmm evaluate "$exp/bme/models.h5" "$exp/phones_test_ctx.h5" --metrics "$exp/bme/metrics.json"
+  acoustic-gmm train --overwrite "$exp/phones_train_ctx.h5" -k 16 --slices 3 --priors --out "$exp/bme/models.h5" $jobs
+  acoustic-gmm evaluate --overwrite "$exp/bme/models.h5" "$exp/phones_test_ctx.h5" --metrics "$exp/bme/metrics.json"
 fi
 if run 4; then
   python - "$exp" <<'PY'
@@ -55,15 +55,15 @@ if run 5; then
   acoustic-gmm features "$exp/data/utts" --out "$exp/sv/feats.h5" --overwrite --n-mfcc 20 --deltas 1 $jobs
 fi
 if run 6; then
-  acoustic-gmm ubm "$exp/sv/feats.h5" -k 64 --utts "$exp/sv/ubm.list" --out "$exp/sv/ubm.h5"
-  acoustic-gmm enroll "$exp/sv/ubm.h5" "$exp/sv/feats.h5" --enroll "$exp/sv/enroll.spk2utt" -r 16 --out "$exp/sv/map.h5"
-  acoustic-gmm enroll "$exp/sv/ubm.h5" "$exp/sv/feats.h5" --enroll "$exp/sv/enroll.spk2utt" --ml --out "$exp/sv/ml.h5"
+  acoustic-gmm ubm --overwrite "$exp/sv/feats.h5" -k 64 --utts "$exp/sv/ubm.list" --out "$exp/sv/ubm.h5"
+  acoustic-gmm enroll --overwrite "$exp/sv/ubm.h5" "$exp/sv/feats.h5" --enroll "$exp/sv/enroll.spk2utt" -r 16 --out "$exp/sv/map.h5"
+  acoustic-gmm enroll --overwrite "$exp/sv/ubm.h5" "$exp/sv/feats.h5" --enroll "$exp/sv/enroll.spk2utt" --ml --out "$exp/sv/ml.h5"
 fi
 if run 7; then
   for system in map:top5 map:exact ml:exact; do
     models=${system%%:*}; how=${system##*:}; opt=$([ "$how" = exact ] && echo --exact || echo --top-c 5)
-    acoustic-gmm verify "$exp/sv/$models.h5" "$exp/sv/trials" "$exp/sv/feats.h5" $opt --scores "$exp/sv/scores.$models.$how"
-    acoustic-gmm eer "$exp/sv/scores.$models.$how" "$exp/sv/trials" --metrics "$exp/sv/metrics.$models.$how.json" > /dev/null
+    acoustic-gmm verify --overwrite "$exp/sv/$models.h5" "$exp/sv/trials" "$exp/sv/feats.h5" $opt --scores "$exp/sv/scores.$models.$how"
+    acoustic-gmm eer --overwrite "$exp/sv/scores.$models.$how" "$exp/sv/trials" --metrics "$exp/sv/metrics.$models.$how.json" > /dev/null
   done
 fi
 if run 8; then
