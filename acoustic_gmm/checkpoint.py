@@ -1,9 +1,9 @@
 """Training checkpoints: the state of :func:`acoustic_gmm.em.train` in an HDF5 file, so a killed run continues.
 
-:func:`~acoustic_gmm.em.train` hands its :class:`~acoustic_gmm.em.TrainState` to a checkpoint after every
-EM iteration and asks it for one when it starts (em.py itself knows nothing of files); :class:`CheckpointFile`
-keeps it in one HDF5 file, rewritten atomically (:func:`~acoustic_gmm.archive.atomic_h5`), and refuses to
-hand back a state saved by a run of other frames or other hyper-parameters.  ``GMM.fit(X, checkpoint=path)``
+:func:`~acoustic_gmm.em.train` hands its :class:`~acoustic_gmm.em.TrainState` to a checkpoint after each
+stage (and at most every ``em.CHECKPOINT_SECONDS`` within one) and asks it for one when it starts (em.py
+itself knows nothing of files); :class:`CheckpointFile` keeps it in one HDF5 file, rewritten atomically
+(:func:`~acoustic_gmm.archive.atomic_h5`), and refuses to hand back a state saved by a run of other frames or other hyper-parameters.  ``GMM.fit(X, checkpoint=path)``
 and ``acoustic-gmm ubm`` (``OUT.ckpt``) use it.
 
 Layout (``content="em-checkpoint"``, ``format_version`` 1)::

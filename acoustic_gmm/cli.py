@@ -313,16 +313,16 @@ def convert(feats, out):
                                   "must see FEATS at the same path; without it, FEATS is read here")
 @_max_memory_option
 @click.option("--resume/--no-resume", default=True, show_default=True,
-              help="continue from the checkpoint OUT.ckpt a killed run left (it is saved after every EM "
-                   "iteration and removed when training ends); --no-resume starts afresh and replaces it")
+              help="continue from the checkpoint OUT.ckpt a killed run left (saved after every growth stage and "
+                   "every 30 s, removed when training ends); --no-resume starts afresh and replaces it")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False))
 @_errors_to_messages
 @_writes({"out": "--out"}, ("feats", "utts"))
 def ubm(feats, components, utts, subsample, scheduler, max_memory, resume, out):
     """Train a universal background model on the pooled frames of FEATS.
 
-    Training saves its state to OUT.ckpt after every EM iteration: run the same command again after a
-    crash or a kill and it continues where it stopped, to the model an uninterrupted run gives.
+    Training saves its state to OUT.ckpt after every growth stage and every 30 s: run the same command
+    again after a crash or a kill and it continues where it stopped, to the model an uninterrupted run gives.
     """
     from pathlib import Path
 

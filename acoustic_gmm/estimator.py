@@ -164,9 +164,9 @@ class GMM:
         progress : callable, optional
             Called as ``progress(iteration, n_components, avg_loglik)`` after every EM iteration.
         checkpoint : str or path-like, optional
-            A file where training saves its state after every EM iteration (atomically), so that a run
-            that is killed can be continued: if the file exists, ``fit`` resumes from it and ends with the
-            model, ``history_`` and ``n_iter_`` of an uninterrupted run.  A checkpoint of other frames
+            A file where training saves its state after every growth stage and at most every 30 s
+            (atomically), so that a run that is killed can be continued: if the file exists, ``fit``
+            resumes from it and ends with the model, ``history_`` and ``n_iter_`` of an uninterrupted run.  A checkpoint of other frames
             or other hyper-parameters is refused (:class:`~acoustic_gmm.errors.ParameterError` naming
             the file and what differs).  The file is removed once ``fit`` succeeds.  Its directory must
             exist.  Format: :mod:`acoustic_gmm.checkpoint`.

@@ -94,8 +94,8 @@ def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1,
     progress : callable, optional
         ``progress(iteration, n_components, avg_loglik)`` after every EM iteration.
     checkpoint : str or path-like, optional
-        Save the training's state to this file after every EM iteration, and continue from it if it
-        exists (see :meth:`GMM.fit <acoustic_gmm.estimator.GMM.fit>`): a killed run, started again with
+        Save the training's state to this file after every growth stage and every 30 s, and continue from it
+        if it exists (see :meth:`GMM.fit <acoustic_gmm.estimator.GMM.fit>`): a killed run, started again with
         the same arguments, ends with the model an uninterrupted one gives.  Removed on success.
     on_resume : callable, optional
         ``on_resume(path, n_components, iteration)`` once, when training continues from ``checkpoint``.
