@@ -68,10 +68,7 @@ class ExtractionReport:
         if self.batches_done_before:
             lines.append(f"resumed: {self.batches_done_before} batch(es) were already done")
         if self.skipped:
-            from collections import Counter
-
-            kinds = Counter(_kind(r) for _, _, r in self.skipped).most_common()
-            lines.append(f"skipped {len(self.skipped)} utterance(s) ({', '.join(f'{n} {k}' for k, n in kinds)}):")
+            lines.append(f"skipped {len(self.skipped)} utterance(s) ({_kind_counts(self.skipped)}):")
             lines += [f"  {utt} ({path}): {reason}" for utt, path, reason in self.skipped[:20]]
             if len(self.skipped) > 20:
                 lines.append(f"  ... and {len(self.skipped) - 20} more (all are listed in the archive)")
@@ -302,7 +299,8 @@ def _corpus_rate(config: MfccConfig, paths) -> int:
     return rates.most_common(1)[0][0]
 
 
-_KINDS = [("file not found", "file not found"), ("is a directory", "a directory, not a file"), ("cannot read audio", "cannot read audio"),
+_KINDS = [("file not found", "file not found"), ("is a directory", "a directory, not a file"),
+          ("cannot read audio", "cannot read audio"),
           ("truncated", "truncated"), ("no samples", "no samples"), ("digital silence", "digital silence"),
           ("NaN or inf", "NaN or inf samples"), ("shorter than one", "shorter than one analysis window"),
           ("sample rate", "another sample rate"), ("after VAD", "no frames left after VAD"),
@@ -316,12 +314,16 @@ def _kind(reason: str) -> str:
     return reason.split(":")[0][:60]
 
 
-def describe_problems(problems, first: int = 3) -> str:
-    """``(utt, path, reason)`` problems in a line: how many of each kind, then the first few in full."""
+def _kind_counts(problems) -> str:
+    """How many ``(utt, path, reason)`` problems of each kind: "3 digital silence, 1 file not found"."""
     from collections import Counter
 
-    kinds = Counter(_kind(r) for _, _, r in problems)
-    counts = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+    return ", ".join(f"{n} {kind}" for kind, n in Counter(_kind(r) for _, _, r in problems).most_common())
+
+
+def describe_problems(problems, first: int = 3) -> str:
+    """``(utt, path, reason)`` problems in a line: how many of each kind, then the first few in full."""
+    counts = _kind_counts(problems)
     shown = "; ".join(f"{u} ({p}): {r}" for u, p, r in problems[:first])
     more = f"; ... and {len(problems) - first} more" if len(problems) > first else ""
     return f"{counts}; first problems: {shown}{more}"

@@ -166,8 +166,8 @@ class GMM:
         checkpoint : str or path-like, optional
             A file where training saves its state after every growth stage and at most every 30 s
             (atomically), so that a run that is killed can be continued: if the file exists, ``fit``
-            resumes from it and ends with the model, ``history_`` and ``n_iter_`` of an uninterrupted run.  A checkpoint of other frames
-            or other hyper-parameters is refused (:class:`~acoustic_gmm.errors.ParameterError` naming
+            resumes from it and ends with the model, ``history_`` and ``n_iter_`` of an uninterrupted run.
+            A checkpoint of other frames or other hyper-parameters is refused (:class:`~acoustic_gmm.errors.ParameterError` naming
             the file and what differs).  The file is removed once ``fit`` succeeds.  Its directory must
             exist.  Format: :mod:`acoustic_gmm.checkpoint`.
         on_resume : callable, optional
@@ -299,24 +299,19 @@ class GMM:
     def save(self, path, *, name: str = "gmm", metadata: dict | None = None) -> None:
         """Write the fitted model to an HDF5 file (atomically), with its hyper-parameters."""
         from .archive import save_models
-
-        from pathlib import Path
-
-        from .errors import ModelFileError
+        from .errors import ModelFileError, OutputError
 
         params = {k: (list(v) if k == "schedule" and v is not None else v)
                   for k, v in self.get_params().items() if k != "random_state"}
         meta = {"estimator": params, **(metadata or {})}
         model = self._model()
-        path = Path(path)
-        # said here, as a model file problem: the writer would otherwise fail with a bare OSError or its own kind
-        if path.is_dir():
-            raise ModelFileError(f"{path}: is a directory; give the model file's name")
-        if not (path.parent if str(path.parent) else Path(".")).is_dir():
-            raise ModelFileError(f"{path}: directory {path.parent} does not exist")
         try:
             save_models(path, {name: model}, metadata=meta)
-        except (IsADirectoryError, NotADirectoryError, PermissionError, FileNotFoundError) as exc:
+        except OutputError as exc:  # a directory, no such directory, another writer: a model file problem here
+            raise ModelFileError(str(exc)) from None
+        except ModelFileError:
+            raise
+        except OSError as exc:
             raise ModelFileError(f"{path}: cannot be written ({exc.strerror or exc})") from None
 
     @classmethod

@@ -32,7 +32,7 @@ from .adapt import adapt_model_set
 from .archive import FeatureArchive, file_kind, opened, write_json
 from .classify import UNKNOWN, ModelSet, Scores, check_compatible
 from .errors import DataError, ParameterError
-from .outputs import atomic_path
+from .outputs import save_png
 
 __all__ = ["score_utterances", "score_by_speaker", "evaluate", "metrics", "confusion_text", "confusion_png",
            "write_metrics", "load_inputs", "classify"]
@@ -153,11 +153,7 @@ def confusion_png(m: dict, path) -> None:
     ax.set_title(f"accuracy {100 * m['accuracy']:.2f} % ({m['n']} utterances)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-    finally:
-        plt.close(fig)
+    save_png(fig, path)
 
 
 def write_metrics(m: dict, path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["locked", "atomic_path", "check_outputs"]
+__all__ = ["locked", "atomic_path", "save_png", "check_outputs"]
 
 _HELD: dict = {}  # lock-file path -> the FileLock this process holds on it (so locking again is re-entrant)
 
@@ -113,6 +113,17 @@ def atomic_path(path, *, tmp_dir=None):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+
+def save_png(fig, path) -> None:
+    """Save a matplotlib figure as a PNG through :func:`atomic_path`, and close it (pictures: confusion, DET)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
 
 
 def check_outputs(outputs: dict, inputs=(), *, overwrite: bool = False, option: str = "--overwrite") -> None:

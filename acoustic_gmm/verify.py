@@ -42,7 +42,7 @@ from .em import MAP_UPDATES, accumulate, map_update
 from .errors import ArchiveError, DataError, ModelFileError, ParameterError, check_frames
 from .estimator import GMM
 from .gmm import DiagGMM, log_normalize, logsumexp
-from .outputs import atomic_path
+from .outputs import save_png
 
 __all__ = ["ubm_id", "load_ubm", "train_ubm", "Enrolled", "map_adapt", "enrollment_groups", "enroll",
            "save_speakers", "load_speakers", "require_ubm", "Scorer", "Trials", "read_scores", "write_scores",
@@ -565,10 +565,6 @@ def det_png(curves: dict, path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-    finally:
-        plt.close(fig)
+    save_png(fig, path)
 
 

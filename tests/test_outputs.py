@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from acoustic_gmm import GMM
 from acoustic_gmm.archive import write_features
 from acoustic_gmm.cli import main
-from acoustic_gmm.errors import OutputError
+from acoustic_gmm.errors import ModelFileError, OutputError
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.outputs import atomic_path, check_outputs, locked
 
@@ -137,7 +137,7 @@ def test_a_second_run_on_one_output_stops_at_once(corpus, tmp_path):
         assert result.exit_code == 1
         assert f"{out}: another acoustic-gmm run is writing it" in result.output
         assert not out.exists()
-        with pytest.raises(OutputError, match="another acoustic-gmm run is writing it"):
+        with pytest.raises(ModelFileError, match="another acoustic-gmm run is writing it"):
             GMM(2).fit(np.random.default_rng(0).normal(size=(100, 2))).save(out)
     finally:
         holder.kill()
