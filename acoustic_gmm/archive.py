@@ -53,6 +53,7 @@ import numpy as np
 
 from .errors import ArchiveError, DataError, ModelFileError, ParameterError
 from .gmm import make_model
+from .h5probe import probe
 from .outputs import atomic_path
 
 __all__ = ["FORMAT_VERSION", "FEATURES_VERSION", "atomic_h5", "write_text", "open_h5", "file_kind", "save_models",
@@ -171,6 +172,7 @@ def open_h5(path, content: str | None = None):
         raise error(f"{path}: cannot be read ({exc})") from None
     if not is_hdf5:
         raise error(f"{path}: not an HDF5 file (wrong signature); expected an acoustic_gmm {what}")
+    probe(path, error)  # a damaged file can hang libhdf5 itself: find out in a child process first
     try:
         f = h5py.File(path, "r")
     except (OSError, ValueError, RuntimeError) as exc:

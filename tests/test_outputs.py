@@ -238,3 +238,84 @@ def test_a_directory_given_as_audio_is_called_a_directory(corpus, tmp_path):
     assert result.exit_code == 1
     assert f"{tmp_path / 'notawav'}: is a directory, not an audio file" in result.output
     assert "not found" not in result.output
+
+
+def _slow_train_archive(path):
+    """Eight classes of 20,000 frames: `train -k 32 --jobs 2` on it takes a few seconds."""
+    rng = np.random.default_rng(1)
+    write_features(path, [(f"s0_{c}_{i}", (rng.normal(size=(4000, 13)) + c).astype(np.float32), f"c{c}", "s0")
+                          for c in range(8) for i in range(5)],
+                   config=MfccConfig(n_mfcc=13, n_mels=20, deltas=0), sample_rate=8000)
+
+
+def _cli(args, tmp_path, name):
+    """The real `acoustic-gmm` in a process of its own; its output goes to files (workers inherit them)."""
+    out, err = open(tmp_path / f"{name}.out", "w"), open(tmp_path / f"{name}.err", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "acoustic_gmm.cli", *map(str, args)], stdout=out, stderr=err,
+                            start_new_session=True)
+    out.close()
+    err.close()
+    return proc
+
+
+def _wait_for(condition, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_two_real_train_runs_on_one_output(tmp_path):
+    feats, out = tmp_path / "feats.h5", tmp_path / "m.h5"
+    _slow_train_archive(feats)
+    args = ["train", feats, "-k", "32", "--jobs", "2", "--out", out]
+    first = _cli(args, tmp_path, "first")
+    try:
+        assert _wait_for(lambda: (tmp_path / ".m.h5.lock").exists() or first.poll() is not None)
+        assert first.poll() is None, (tmp_path / "first.err").read_text()
+        second = _cli(args, tmp_path, "second")
+        assert second.wait(60) == 1
+        assert first.wait(120) == 0, (tmp_path / "first.err").read_text()
+    finally:
+        first.kill()
+    message = (tmp_path / "second.err").read_text() + (tmp_path / "second.out").read_text()
+    assert f"{out}: another acoustic-gmm run is writing it (lock file {tmp_path / '.m.h5.lock'})" in message
+    assert "Traceback" not in message and message.count("\n") == 1, message
+    assert sorted(GMM.load(out, name=f"c{i}#0").n_components for i in range(8)) == [32] * 8
+    assert sorted(os.listdir(tmp_path)) == sorted(["feats.h5", "m.h5", "first.out", "first.err", "second.out",
+                                                   "second.err"])
+
+
+def test_kill_9_of_train_with_workers(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    feats, out = tmp_path / "feats.h5", tmp_path / "m.h5"
+    _slow_train_archive(feats)
+    args = ["train", feats, "-k", "32", "--jobs", "2", "--out", out]
+    run = _cli(args, tmp_path, "run")
+    workers = []
+    try:
+        assert _wait_for(lambda: len(psutil.Process(run.pid).children(recursive=True)) >= 2
+                         or run.poll() is not None)
+        workers = psutil.Process(run.pid).children(recursive=True)
+        time.sleep(0.5)
+        assert run.poll() is None, (tmp_path / "run.err").read_text()
+        run.kill()  # kill -9: the parent cannot stop its pool or remove anything
+        run.wait(10)
+
+        def gone():
+            return all(not w.is_running() or w.status() == psutil.STATUS_ZOMBIE for w in workers)
+        assert _wait_for(gone, 10), "workers outlived their parent"
+    finally:
+        for w in workers:
+            if w.is_running():
+                w.kill()
+    err = (tmp_path / "run.err").read_text()
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert not out.exists()
+    # the same command again works, and leaves nothing of the killed run beside the output
+    again = _cli(args, tmp_path, "again")
+    assert again.wait(120) == 0, (tmp_path / "again.err").read_text()
+    assert GMM.load(out, name="c3#0").n_components == 32
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], os.listdir(tmp_path)
