@@ -59,7 +59,7 @@ from .outputs import atomic_path
 __all__ = ["FORMAT_VERSION", "FEATURES_VERSION", "atomic_h5", "write_text", "open_h5", "file_kind", "save_models",
            "load_models",
            "load_arrays", "write_json", "opened", "save_speakers", "load_speakers", "write_shard", "read_shard",
-           "write_features", "convert_archive",
+           "write_features", "convert_archive", "save_bundle", "load_bundle",
            "FeatureArchive", "ArchiveSubset", "describe", "format_description"]
 
 FORMAT_VERSION = 1     # model, speaker and shard files
@@ -146,7 +146,8 @@ def save_models(path, models: dict, *, metadata: dict | None = None, arrays: dic
 
 
 KINDS = {"features": "feature archive", "models": "model file", "speakers": "speaker model file",
-         "shard": "extraction shard"}
+         "shard": "extraction shard", "ivector-extractor": "i-vector extractor", "ivectors": "i-vector file",
+         "backend": "i-vector back end"}
 
 
 def open_h5(path, content: str | None = None):
@@ -451,6 +452,75 @@ def _read_model(path, name, g, n_features: int | None = None):
 # --------------------------------------------------------------------------- speaker files
 
 SPEAKER_ARRAYS = ("means", "weights", "variances", "occupancy")
+
+
+def save_bundle(path, content: str, *, arrays: dict, texts: dict | None = None, metadata: dict | None = None) -> None:
+    """Write named numeric arrays, lists of text and JSON metadata as an acoustic_gmm file of kind ``content``.
+
+    The i-vector files (extractors, i-vectors, back ends) are such bundles; their modules check what
+    the arrays mean, :func:`load_bundle` checks that they are sound.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "b.h5")
+    >>> save_bundle(p, "ivectors", arrays={"x": np.ones((2, 3))}, texts={"ids": ["a", "b"]}, metadata={"n": 1})
+    >>> arrays, texts, meta = load_bundle(p, "ivectors")
+    >>> arrays["x"].shape, texts["ids"], meta
+    ((2, 3), ['a', 'b'], {'n': 1})
+    """
+    import h5py
+
+    if content not in KINDS:
+        raise ParameterError(f"unknown content {content!r}")
+    with atomic_h5(path) as f:
+        f.attrs.update(format_version=FORMAT_VERSION, content=content, metadata=json.dumps(metadata or {}))
+        g = f.create_group("arrays")
+        for key, value in arrays.items():
+            g.create_dataset(key, data=np.asarray(value))
+        g = f.create_group("texts")
+        for key, value in (texts or {}).items():
+            g.create_dataset(key, data=np.array([str(v) for v in value], dtype=object), dtype=h5py.string_dtype())
+
+
+def load_bundle(path, content: str, *, max_values: int = MAX_VALUES) -> tuple[dict, dict, dict]:
+    """Read a file written by :func:`save_bundle`: ``(arrays, texts, metadata)``.
+
+    Arrays come back as float64 (or int64 for integer arrays), finite, each declared no larger than
+    ``max_values`` before it is read; every problem is an :class:`~acoustic_gmm.errors.ArchiveError`
+    naming the file and the field.
+    """
+    import h5py
+
+    path = Path(path)
+    where = str(path)
+    with open_h5(path, content) as f:
+        try:
+            metadata = _json_attr(f, "metadata", where, ArchiveError, dict, {})
+            groups = {}
+            for name in ("arrays", "texts"):
+                if name not in f or not isinstance(f[name], h5py.Group):
+                    raise ArchiveError(f"{path}: damaged {KINDS[content]} (no {name} group)")
+                groups[name] = f[name]
+            arrays = {}
+            for key in list(groups["arrays"]):
+                ds = _dataset(groups["arrays"], key, f"{where}: arrays", ArchiveError, ndim=(0, 1, 2, 3),
+                              max_values=max_values)
+                values = _values(ds, f"{where}: arrays", ArchiveError,
+                                 np.int64 if ds.dtype.kind in "iu" else np.float64)
+                if not np.isfinite(values).all():
+                    raise ArchiveError(f"{path}: array '{key}' holds NaN or inf")
+                if np.abs(values).max(initial=0) > MAX_PARAMETER:
+                    raise ArchiveError(f"{path}: array '{key}' holds values beyond {MAX_PARAMETER:g}: the file is damaged")
+                arrays[key] = values
+            texts = {key: _texts(_dataset(groups["texts"], key, f"{where}: texts", ArchiveError, ndim=(1,),
+                                          kinds="OS", max_values=1 << 40), f"{where}: texts", ArchiveError)
+                     for key in list(groups["texts"])}
+        except LOADER_ERRORS as exc:
+            if isinstance(exc, ArchiveError):
+                raise
+            raise ArchiveError(f"{path}: damaged {KINDS[content]} ({type(exc).__name__}: {exc})") from None
+    return arrays, texts, metadata
 
 
 def save_speakers(path, speakers: dict, *, ubm_id: str, adapt: str, relevance: float,

@@ -451,6 +451,112 @@ def eer(scores_path, trials_path, det, metrics_path, allow_missing):
     _echo_metrics(m, f" trials; {m['n_scored']:,} of {m['n_trials']:,} labelled trials scored")
 
 
+# --------------------------------------------------------------------------- i-vectors
+
+@main.group()
+def ivector() -> None:
+    """i-vector speaker verification: train an extractor, extract, train a back end, score trials."""
+
+
+@ivector.command("train")
+@click.argument("ubm_path", metavar="UBM", type=click.Path(exists=True, dir_okay=False))
+@click.argument("feats", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dim", required=True, type=click.IntRange(min=1), help="i-vector dimension")
+@click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True, help="EM iterations")
+@click.option("--init", type=click.Choice(["pca", "random"]), default="pca", show_default=True,
+              help="the starting subspace")
+@click.option("--top-c", type=click.IntRange(min=1), default=None,
+              help="prune each frame's posteriors to its C best UBM components [default: exact]")
+@click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="train on these utterance ids only")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="extractor to write (HDF5)")
+@_errors_to_messages
+@_writes({"out": "--out"}, ("ubm_path", "feats", "utts"))
+def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, out):
+    """Train a total-variability (i-vector) extractor on the utterances of FEATS."""
+    from pathlib import Path
+
+    from .ivector import train_from_archive
+    from .verify import load_ubm
+
+    def report(it, objective, seconds):
+        click.echo(f"  iteration {it:3d}: objective {objective:12.4f} per utterance  ({seconds:.2f} s)", err=True)
+
+    extractor = train_from_archive(load_ubm(ubm_path), feats, dim, ids=_ids(utts), n_iter=iterations, top_c=top_c,
+                                   init=init, progress=True, callback=report)
+    extractor.save(out, metadata={"ubm": str(Path(ubm_path).resolve()), "top_c": top_c})
+    click.echo(f"{out}: i-vector extractor, dimension {dim}, UBM {extractor.ubm.n_components} x "
+               f"{extractor.ubm.n_features}, {iterations} iterations")
+
+
+@ivector.command("extract")
+@click.argument("extractor_path", metavar="EXTRACTOR", type=click.Path(exists=True, dir_okay=False))
+@click.argument("feats", type=click.Path(exists=True, dir_okay=False))
+@click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="these utterance ids only")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="i-vectors to write (HDF5)")
+@_errors_to_messages
+@_writes({"out": "--out"}, ("extractor_path", "feats", "utts"))
+def ivector_extract(extractor_path, feats, utts, out):
+    """The i-vector of every utterance of FEATS."""
+    from .archive import load_bundle
+    from .ivector import extract_archive, load_extractor, save_ivectors
+
+    extractor = load_extractor(extractor_path)
+    top_c = load_bundle(extractor_path, "ivector-extractor")[2].get("top_c")
+    ivectors = extract_archive(extractor, feats, ids=_ids(utts), top_c=top_c, progress=True)
+    save_ivectors(out, ivectors, metadata={"features": feats})
+    click.echo(f"{out}: {len(ivectors):,} i-vectors of dimension {extractor.dim}")
+
+
+@ivector.command("backend")
+@click.argument("ivectors_path", metavar="IVECTORS", type=click.Path(exists=True, dir_okay=False))
+@click.option("--lda-dim", type=click.IntRange(min=1), default=None, help="reduce by LDA to this dimension first")
+@click.option("--scoring", type=click.Choice(["plda", "cosine"]), default="plda", show_default=True)
+@click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="train on these utterance ids only")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="back end to write (HDF5)")
+@_errors_to_messages
+@_writes({"out": "--out"}, ("ivectors_path", "utts"))
+def ivector_backend(ivectors_path, lda_dim, scoring, utts, out):
+    """Train the scoring back end (centring, LDA, length norm, PLDA or cosine) on IVECTORS' speakers."""
+    from .ivector import fit_backend, load_ivectors, save_backend
+
+    ivectors = load_ivectors(ivectors_path)
+    backend = fit_backend(ivectors, ids=_ids(utts), lda_dim=lda_dim, scoring=scoring)
+    save_backend(out, backend, ivectors.extractor)
+    n = len(ivectors) if utts is None else len(_ids(utts))
+    click.echo(f"{out}: {scoring} back end{'' if lda_dim is None else f', LDA to {lda_dim}'}, trained on {n:,} "
+               f"i-vectors")
+
+
+@ivector.command("score")
+@click.argument("backend_path", metavar="BACKEND", type=click.Path(exists=True, dir_okay=False))
+@click.argument("trials_path", metavar="TRIALS", type=click.Path(exists=True, dir_okay=False))
+@click.argument("enroll_path", metavar="ENROLL_IVECTORS", type=click.Path(exists=True, dir_okay=False))
+@click.argument("test_path", metavar="TEST_IVECTORS", type=click.Path(exists=True, dir_okay=False))
+@click.option("--enroll", "enroll_list", type=click.Path(exists=True, dir_okay=False),
+              help="'model utt1 utt2 ...' per line (Kaldi's spk2utt); default: one model per speaker (utt2spk)")
+@click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False),
+              help="write 'model utterance score' per line")
+@_errors_to_messages
+@_writes({"scores_path": "--scores"}, ("backend_path", "trials_path", "enroll_path", "test_path", "enroll_list"))
+def ivector_score(backend_path, trials_path, enroll_path, test_path, enroll_list, scores_path):
+    """Score verification TRIALS: models from ENROLL_IVECTORS, test utterances from TEST_IVECTORS."""
+    from .ivector import load_backend, load_ivectors, score_trials
+    from .manifest import read_spk2utt
+    from .verify import Trials, verification_metrics, write_scores
+
+    backend, extractor = load_backend(backend_path)
+    trials = Trials.read(trials_path)
+    scores = score_trials(backend, extractor, trials, load_ivectors(enroll_path), load_ivectors(test_path),
+                          groups=read_spk2utt(enroll_list) if enroll_list else None)
+    write_scores(scores_path, trials, scores)
+    click.echo(f"{scores_path}: {len(scores):,} of {len(trials.models):,} trials scored")
+    if all(t is not None for t in trials.targets):
+        try:
+            _echo_metrics(verification_metrics(scores, trials.targets), "")
+        except AcousticGMMError as exc:
+            click.echo(f"note: {exc}", err=True)
+
+
 # --------------------------------------------------------------------------- info
 
 @main.command()

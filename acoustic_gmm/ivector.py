@@ -1,0 +1,588 @@
+"""i-vectors: a total-variability subspace of a UBM's mean supervectors (Dehak et al., 2011).
+
+An utterance's GMM mean supervector is modelled as ``m + T w``: ``m`` the UBM's means, ``T`` a
+low-rank (K*D, R) matrix, ``w ~ N(0, I)`` the utterance's *i-vector*.  Everything works on the
+utterance's Baum-Welch statistics against the UBM (:func:`utterance_stats`): occupancies
+``N_k = sum_t g_tk`` and centred first-order sums ``F_k = sum_t g_tk (x_t - m_k)``.
+
+* :func:`utterance_stats` -- the statistics of every utterance of an archive, batches of
+  utterances at a time (one planned read and one posterior product per batch), optionally with
+  each frame's posteriors pruned to its top-C components;
+* :func:`train_extractor` -- EM for ``T`` (Kenny, Boulianne & Dumouchel 2005) with minimum-divergence
+  re-estimation (Brümmer; Kenny 2008), initialised by PCA of the utterances' shrunk mean supervectors;
+  the accumulators are :class:`TvStats`, which add up over batches (and could over processes);
+* :meth:`IvectorExtractor.extract` -- the posterior mean (and covariance) of ``w`` for every utterance.
+
+Work is done in the UBM-variance-normalised space (``F_k / sigma_k``, ``T_k / sigma_k``), where the
+per-component precision products ``T_k' S_k^-1 T_k`` become ``T_k' T_k`` and are computed once per
+extractor.  The posterior precision of a batch of U utterances is then *one* product,
+``I + N @ P`` with ``P`` the (K, R*R) stack of those products, and the linear terms another,
+``F @ T``: throughput is set by matrix products, not by a loop over utterances and components.
+
+Why PCA for the start: the leading directions of the utterances' mean-supervector deviations are
+where ``T`` ends up; starting there, the objective after a few EM iterations is higher than from a
+random ``T`` (``init="random"``, Kaldi's choice, is offered; ``bench`` and the tests compare them).
+
+Examples
+--------
+::
+
+    stats = utterance_stats(ubm, "train.h5")
+    extractor = train_extractor(ubm, stats, 100, n_iter=10)
+    ivectors = extractor.extract(utterance_stats(ubm, "test.h5"))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .archive import load_bundle, opened, save_bundle
+from .errors import ArchiveError, DataError, ParameterError
+from .gmm import DiagGMM, log_normalize
+
+__all__ = ["BWStats", "utterance_stats", "TvStats", "IvectorExtractor", "train_extractor", "Ivectors",
+           "save_ivectors", "load_ivectors", "load_extractor", "train_from_archive", "extract_archive", "fit_backend",
+           "save_backend", "load_backend", "score_trials"]
+
+BATCH_FRAMES = 1 << 17   # frames per batch of utterances in utterance_stats
+BATCH_UTTS = 256         # utterances per batch in the E-step and extraction: (U, R, R) of float64 in memory
+PCA_UTTS = 8192          # utterances (at most) whose supervectors initialise T
+PCA_RELEVANCE = 16.0     # shrinks the mean supervectors of the PCA start towards the UBM, as MAP does
+
+
+def _ubm_id(ubm: DiagGMM) -> str:
+    from .verify import ubm_id
+
+    return ubm_id(ubm)
+
+
+@dataclass
+class BWStats:
+    """Zeroth and centred first-order Baum-Welch statistics of utterances against a UBM.
+
+    ``N`` (U, K): occupancies; ``F`` (U, K, D): ``sum_t g_tk (x_t - m_k)``, both float64; ``ids`` the
+    utterances, ``ubm_id`` the fingerprint of the UBM (:func:`acoustic_gmm.verify.ubm_id`).
+    """
+
+    ids: list
+    N: np.ndarray
+    F: np.ndarray
+    ubm_id: str
+    speakers: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index) -> "BWStats":
+        """The statistics of the utterances at positions ``index``."""
+        index = np.asarray(index, dtype=np.int64)
+        pick = lambda values: [values[i] for i in index] if values else []  # noqa: E731
+        return BWStats(pick(self.ids), self.N[index], self.F[index], self.ubm_id, pick(self.speakers),
+                       pick(self.labels))
+
+
+def utterance_stats(ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None, progress: bool = False) -> BWStats:
+    """Baum-Welch statistics of utterances ``ids`` (default: all) of a feature archive against ``ubm``.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        The universal background model, (K components, D features).
+    archive : str, Path or FeatureArchive
+        Frames of D features.
+    ids : list of str, optional
+        Utterances to use, in this order.
+    top_c : int, optional
+        Keep each frame's ``top_c`` largest posteriors (renormalised), as Kaldi's Gaussian selection
+        does; the rest are zero.  Default: exact posteriors.
+    progress : bool
+        A progress bar over utterances.
+
+    Returns
+    -------
+    BWStats
+        ``N`` (U, K) and ``F`` (U, K, D).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from acoustic_gmm.archive import write_features
+    >>> from acoustic_gmm.features import MfccConfig
+    >>> p = os.path.join(tempfile.mkdtemp(), "f.h5")
+    >>> rng = np.random.default_rng(0)
+    >>> write_features(p, [(f"u{i}", rng.normal(size=(50, 2)).astype("f4"), "x", "s") for i in range(3)],
+    ...                config=MfccConfig(n_mfcc=2, n_mels=4, deltas=0), sample_rate=8000)
+    >>> s = utterance_stats(DiagGMM([0.5, 0.5], [[0, 0], [1, 1]], [[1, 1], [1, 1]]), p)
+    >>> s.N.shape, s.F.shape, float(s.N.sum().round(6))
+    ((3, 2), (3, 2, 2), 150.0)
+    """
+    if not isinstance(ubm, DiagGMM):
+        raise ParameterError("utterance_stats: the UBM must be a diagonal GMM")
+    if top_c is not None and not 1 <= top_c <= ubm.n_components:
+        raise ParameterError(f"top_c must be between 1 and {ubm.n_components}, got {top_c}")
+    K, D = ubm.n_components, ubm.n_features
+    means = ubm.means.astype(np.float64)
+    with opened(archive) as fa:
+        ids = fa.ids if ids is None else fa.check_ids(ids)
+        if fa.n_features != D:
+            raise DataError(f"{fa.path}: frames have {fa.n_features} features, the UBM {D}")
+        N, F = np.zeros((len(ids), K)), np.zeros((len(ids), K, D))
+        bar = _bar(progress, len(ids), "statistics", "utt")
+        for lo, hi in _batches([fa.n_frames[u] for u in ids], BATCH_FRAMES):
+            batch = ids[lo:hi]
+            X = fa.frames(batch)
+            if len(X):
+                G = ubm.log_joint(X.astype(ubm.dtype, copy=False))
+                log_normalize(G)
+                if top_c is not None and top_c < K:
+                    _keep_top(G, top_c)
+                G = G.astype(np.float64)
+                X = X.astype(np.float64)
+                row = 0
+                for i, u in enumerate(batch, start=lo):
+                    n = fa.n_frames[u]
+                    if n:
+                        g = G[row:row + n]
+                        N[i] = g.sum(0)
+                        F[i] = g.T @ X[row:row + n]
+                    row += n
+            if bar is not None:
+                bar.update(hi - lo)
+        if bar is not None:
+            bar.close()
+        speakers = [fa.speakers[u] for u in ids]
+        labels = [fa.labels[u] for u in ids]
+    F -= N[:, :, None] * means[None]
+    return BWStats(list(ids), N, F, _ubm_id(ubm), speakers, labels)
+
+
+def _keep_top(G: np.ndarray, c: int) -> None:
+    """Zero all but each row's ``c`` largest posteriors and renormalise, in place."""
+    cut = np.partition(G, G.shape[1] - c, axis=1)[:, G.shape[1] - c:G.shape[1] - c + 1]
+    G[G < cut] = 0
+    G /= G.sum(1, keepdims=True)
+
+
+def _batches(sizes, limit: int):
+    """``(start, stop)`` ranges of consecutive items whose sizes add up to at most ``limit`` (at least one)."""
+    start, total = 0, 0
+    for i, n in enumerate(sizes):
+        if i > start and total + n > limit:
+            yield start, i
+            start, total = i, 0
+        total += n
+    if start < len(sizes):
+        yield start, len(sizes)
+
+
+def _bar(progress: bool, total: int, desc: str, unit: str):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False)
+
+
+@dataclass
+class TvStats:
+    """Accumulators of one EM iteration for ``T``, in float64; they add up over batches and processes.
+
+    ``A`` (K, R, R): ``sum_u N_uk E[w w']``; ``C`` (K*D, R): ``sum_u f_u E[w]'`` (normalised ``f``);
+    ``H`` (R, R): ``sum_u E[w w']``; ``n`` utterances; ``objective``: the summed log-likelihood of the
+    statistics under the current ``T``, up to a constant that does not depend on ``T``.
+    """
+
+    A: np.ndarray
+    C: np.ndarray
+    H: np.ndarray
+    n: int = 0
+    objective: float = 0.0
+
+    @classmethod
+    def zeros(cls, K: int, D: int, R: int) -> "TvStats":
+        return cls(np.zeros((K, R, R)), np.zeros((K * D, R)), np.zeros((R, R)))
+
+    def __add__(self, other: "TvStats") -> "TvStats":
+        return TvStats(self.A + other.A, self.C + other.C, self.H + other.H, self.n + other.n,
+                       self.objective + other.objective)
+
+
+@dataclass
+class IvectorExtractor:
+    """A UBM and a total-variability matrix: extracts i-vectors from Baum-Welch statistics.
+
+    ``T`` is (K, D, R) in the UBM-variance-normalised space (``T_k / sigma_k``).  ``history`` holds the
+    training objective (log-likelihood per utterance, up to a constant) under each successive ``T``.
+    """
+
+    ubm: DiagGMM
+    T: np.ndarray
+    history: list = field(default_factory=list)
+    init: str = "pca"
+
+    def __post_init__(self):
+        self.T = np.ascontiguousarray(self.T, dtype=np.float64)
+        K, D, R = self.T.shape
+        # computed once: T_k' S_k^-1 T_k for every component (normalised space: T_k' T_k)
+        self._P = np.einsum("kdr,kds->krs", self.T, self.T).reshape(K, R * R)
+        self._inv_sd = 1 / np.sqrt(self.ubm.variances.astype(np.float64))
+        # the linear term straight from the raw statistics: T_k' S_k^-1/2 F_k for every k in one product
+        self._Tsd = (self.T * self._inv_sd[:, :, None]).reshape(K * D, R)
+
+    @property
+    def dim(self) -> int:
+        return self.T.shape[2]
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies this extractor: i-vector files and back ends carry it, and are refused by another."""
+        h = hashlib.sha1(_ubm_id(self.ubm).encode())
+        h.update(self.T.tobytes())
+        return h.hexdigest()[:16]
+
+    def _check(self, stats: BWStats) -> None:
+        if stats.ubm_id != _ubm_id(self.ubm):
+            raise DataError("these statistics were computed with another UBM than the extractor's")
+
+    def _posterior(self, N, F, *, accumulate: TvStats | None = None, covariance: bool = False):
+        """i-vector posteriors of one batch: means (U, R), and covariances (U, R, R) when asked."""
+        U, R = len(N), self.dim
+        L = (N @ self._P).reshape(U, R, R)
+        L[:, np.arange(R), np.arange(R)] += 1.0
+        b = F.reshape(U, -1) @ self._Tsd
+        if not (covariance or accumulate is not None):
+            return np.linalg.solve(L, b[:, :, None])[:, :, 0], None
+        chol = np.linalg.cholesky(L)
+        cov = _cho_solve(chol, np.broadcast_to(np.eye(R), (U, R, R)))
+        w = np.einsum("urs,us->ur", cov, b)
+        if accumulate is not None:
+            second = cov + w[:, :, None] * w[:, None, :]
+            accumulate.A += (N.T @ second.reshape(U, R * R)).reshape(-1, R, R)
+            accumulate.C += (F * self._inv_sd[None]).reshape(U, -1).T @ w
+            accumulate.H += second.sum(0)
+            accumulate.n += U
+            logdet = 2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)
+            accumulate.objective += float((-0.5 * logdet + 0.5 * np.einsum("ur,ur->u", b, w)).sum())
+        return w, cov
+
+    def extract(self, stats: BWStats, *, covariance: bool = False, progress: bool = False):
+        """The i-vectors (posterior means) of ``stats``' utterances.
+
+        Parameters
+        ----------
+        stats : BWStats
+            Statistics from :func:`utterance_stats` with this extractor's UBM.
+        covariance : bool
+            Also return each posterior covariance.
+
+        Returns
+        -------
+        W : ndarray, shape (U, R)
+        covariances : ndarray, shape (U, R, R)
+            Only when ``covariance`` is True.
+        """
+        self._check(stats)
+        U, R = len(stats), self.dim
+        W = np.empty((U, R))
+        covs = np.empty((U, R, R)) if covariance else None
+        bar = _bar(progress, U, "i-vectors", "utt")
+        for lo in range(0, U, BATCH_UTTS):
+            hi = min(U, lo + BATCH_UTTS)
+            W[lo:hi], c = self._posterior(stats.N[lo:hi], stats.F[lo:hi], covariance=covariance)
+            if covariance:
+                covs[lo:hi] = c
+            if bar is not None:
+                bar.update(hi - lo)
+        if bar is not None:
+            bar.close()
+        return (W, covs) if covariance else W
+
+    def accumulate(self, stats: BWStats) -> TvStats:
+        """The E-step over ``stats``: accumulators for :meth:`updated`."""
+        self._check(stats)
+        K, D, R = self.T.shape
+        acc = TvStats.zeros(K, D, R)
+        for lo in range(0, len(stats), BATCH_UTTS):
+            self._posterior(stats.N[lo:lo + BATCH_UTTS], stats.F[lo:lo + BATCH_UTTS], accumulate=acc)
+        return acc
+
+    def updated(self, acc: TvStats, *, min_divergence: bool = True) -> "IvectorExtractor":
+        """The M-step: ``T_k = C_k A_k^-1``, then (minimum divergence) ``T <- T chol(H / n)``."""
+        K, D, R = self.T.shape
+        C = acc.C.reshape(K, D, R)
+        T = np.linalg.solve(acc.A, C.transpose(0, 2, 1)).transpose(0, 2, 1)  # A_k symmetric
+        if min_divergence:
+            # the prior of w re-estimated as N(0, H/n) and folded into T, so that w stays N(0, I)
+            T = T @ np.linalg.cholesky(acc.H / acc.n)
+        return IvectorExtractor(self.ubm, T, list(self.history), self.init)
+
+    def save(self, path, *, metadata: dict | None = None) -> None:
+        """Write the extractor (its UBM included) to an HDF5 file."""
+        ubm = self.ubm
+        meta = {"fingerprint": self.fingerprint, "ubm_id": _ubm_id(ubm), "history": self.history, "init": self.init,
+                "dtype": np.dtype(ubm.dtype).name, **(metadata or {})}
+        save_bundle(path, "ivector-extractor", arrays={"T": self.T, "ubm_weights": ubm.weights,
+                                                        "ubm_means": ubm.means, "ubm_variances": ubm.variances},
+                    metadata=meta)
+
+
+def _cho_solve(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``L x = b`` for a stack of Cholesky factors ``chol`` (U, R, R); ``b`` (U, R) or (U, R, M)."""
+    from scipy.linalg import solve_triangular
+
+    vec = b.ndim == 2
+    rhs = b[:, :, None] if vec else b
+    out = np.empty(rhs.shape)
+    for i in range(len(chol)):  # LAPACK's triangular solves: a few microseconds each against the products
+        y = solve_triangular(chol[i], rhs[i], lower=True, check_finite=False)
+        out[i] = solve_triangular(chol[i], y, lower=True, trans="T", check_finite=False)
+    return out[:, :, 0] if vec else out
+
+
+def load_extractor(path) -> IvectorExtractor:
+    """Read an extractor written by :meth:`IvectorExtractor.save` (every array checked)."""
+    arrays, _, meta = load_bundle(path, "ivector-extractor")
+    try:
+        T = arrays["T"]
+        w, m, v = arrays["ubm_weights"], arrays["ubm_means"], arrays["ubm_variances"]
+        if T.ndim != 3 or m.shape != T.shape[:2] or v.shape != m.shape or w.shape != m.shape[:1]:
+            raise ArchiveError(f"{path}: T has shape {T.shape}, UBM means {m.shape}, variances {v.shape}, "
+                               f"weights {w.shape}: they do not agree")
+        ubm = DiagGMM(w, m, v, dtype=meta.get("dtype", "float32"))
+    except KeyError as exc:
+        raise ArchiveError(f"{path}: damaged i-vector extractor (no array {exc})") from None
+    except ParameterError as exc:
+        raise ArchiveError(f"{path}: the UBM in this extractor is not valid ({exc})") from None
+    ex = IvectorExtractor(ubm, T, list(meta.get("history", [])), str(meta.get("init", "pca")))
+    if meta.get("fingerprint") not in (None, ex.fingerprint):
+        raise ArchiveError(f"{path}: the stored fingerprint does not match the stored parameters (damaged file)")
+    return ex
+
+
+def _pca_start(stats: BWStats, R: int, inv_sd: np.ndarray, rng) -> np.ndarray:
+    """T from the leading principal directions of the utterances' shrunk, normalised mean supervectors."""
+    U = len(stats)
+    pick = np.sort(rng.choice(U, size=min(U, PCA_UTTS), replace=False))
+    S = (stats.F[pick] * inv_sd[None] / (stats.N[pick][:, :, None] + PCA_RELEVANCE)).reshape(len(pick), -1)
+    gram = S @ S.T / len(pick)
+    vals, vecs = np.linalg.eigh(gram)
+    order = np.argsort(vals)[::-1][:R]
+    # the direction S'u / sqrt(n lambda) scaled by sqrt(lambda): a w ~ N(0, I) then spans the data's spread
+    T = S.T @ vecs[:, order] / np.sqrt(len(pick))
+    if T.shape[1] < R:  # fewer utterances than dimensions: the rest start small and random
+        extra = rng.normal(scale=1e-3 * np.sqrt((S * S).mean()), size=(S.shape[1], R - T.shape[1]))
+        T = np.hstack([T, extra])
+    return T
+
+
+def train_extractor(ubm: DiagGMM, stats: BWStats, dim: int, *, n_iter: int = 10, init: str = "pca",
+                    min_divergence: bool = True, seed: int = 0, progress: bool = False,
+                    callback=None) -> IvectorExtractor:
+    """Train a total-variability matrix of rank ``dim`` by EM on utterance statistics.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        The UBM the statistics were computed with.
+    stats : BWStats
+        Training utterances' statistics (:func:`utterance_stats`).
+    dim : int
+        The i-vector dimension R.
+    n_iter : int
+        EM iterations.
+    init : {"pca", "random"}
+        The starting ``T`` (see the module's docstring).
+    min_divergence : bool
+        Re-estimate the prior after each M-step and fold it into ``T`` (faster convergence).
+    callback : callable, optional
+        Called as ``callback(iteration, objective_per_utterance, seconds)`` after each E-step.
+
+    Returns
+    -------
+    IvectorExtractor
+        With ``history``: the objective per utterance under the initial ``T`` and after each update
+        but the last (each is measured by the E-step that uses that ``T``); EM never lowers it.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ubm = DiagGMM(np.full(4, 0.25), rng.normal(size=(4, 3)), np.ones((4, 3)))
+    >>> N = rng.uniform(5, 20, size=(40, 4))
+    >>> stats = BWStats([f"u{i}" for i in range(40)], N, rng.normal(size=(40, 4, 3)) * N[:, :, None] ** 0.5,
+    ...                 _ubm_id(ubm))
+    >>> ex = train_extractor(ubm, stats, 2, n_iter=3)
+    >>> ex.extract(stats).shape, len(ex.history)
+    ((40, 2), 3)
+    """
+    if not isinstance(ubm, DiagGMM):
+        raise ParameterError("train_extractor: the UBM must be a diagonal GMM")
+    K, D = ubm.n_components, ubm.n_features
+    if not isinstance(dim, (int, np.integer)) or not 1 <= dim <= K * D:
+        raise ParameterError(f"dim must be an integer between 1 and K*D = {K * D}, got {dim!r}")
+    if init not in ("pca", "random"):
+        raise ParameterError(f"init must be 'pca' or 'random', got {init!r}")
+    if n_iter < 1:
+        raise ParameterError(f"n_iter must be >= 1, got {n_iter}")
+    if len(stats) < 2:
+        raise DataError(f"train_extractor: {len(stats)} utterance(s); an extractor needs many")
+    if stats.N.shape != (len(stats), K) or stats.F.shape != (len(stats), K, D):
+        raise DataError(f"statistics of shape {stats.F.shape} do not match the UBM's ({K}, {D})")
+    if stats.ubm_id != _ubm_id(ubm):
+        raise DataError("these statistics were computed with another UBM")
+    rng = np.random.default_rng(seed)
+    inv_sd = 1 / np.sqrt(ubm.variances.astype(np.float64))
+    if init == "pca":
+        T = _pca_start(stats, dim, inv_sd, rng)
+    else:  # Kaldi's way: random, of the size of the data's spread
+        spread = np.sqrt((stats.F * stats.F).sum() / max(stats.N.sum(), 1.0) / (K * D))
+        T = rng.normal(scale=spread, size=(K * D, dim))
+    extractor = IvectorExtractor(ubm, T.reshape(K, D, dim), [], init)
+    for it in range(n_iter):
+        t0 = time.perf_counter()
+        acc = extractor.accumulate(stats)
+        objective = acc.objective / acc.n
+        history = extractor.history + [objective]
+        extractor = extractor.updated(acc, min_divergence=min_divergence)
+        extractor.history = history
+        if callback is not None:
+            callback(it + 1, objective, time.perf_counter() - t0)
+        if progress:
+            print(f"  iteration {it + 1:3d}: objective {objective:.4f} per utterance "
+                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    return extractor
+
+
+@dataclass
+class Ivectors:
+    """i-vectors with their utterances' ids, speakers and labels and the extractor that made them."""
+
+    ids: list
+    vectors: np.ndarray
+    speakers: list
+    labels: list
+    extractor: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def by_speaker(self) -> dict:
+        """``{speaker: (n_utts, R) vectors}``."""
+        out: dict = {}
+        for i, s in enumerate(self.speakers):
+            out.setdefault(s, []).append(i)
+        return {s: self.vectors[idx] for s, idx in out.items()}
+
+    def rows(self, ids) -> np.ndarray:
+        """The vectors of ``ids``; :class:`~acoustic_gmm.errors.DataError` naming those not here."""
+        where = {u: i for i, u in enumerate(self.ids)}
+        missing = [u for u in ids if u not in where]
+        if missing:
+            raise DataError(f"{len(missing)} utterance(s) have no i-vector: {', '.join(missing[:5])}"
+                            + (", ..." if len(missing) > 5 else ""))
+        return self.vectors[[where[u] for u in ids]]
+
+
+def save_ivectors(path, ivectors: Ivectors, *, metadata: dict | None = None) -> None:
+    """Write i-vectors (with ids, speakers, labels and the extractor's fingerprint) to an HDF5 file."""
+    save_bundle(path, "ivectors", arrays={"vectors": ivectors.vectors},
+                texts={"ids": ivectors.ids, "speakers": ivectors.speakers, "labels": ivectors.labels},
+                metadata={"extractor": ivectors.extractor, **(metadata or {})})
+
+
+def load_ivectors(path) -> Ivectors:
+    """Read an i-vector file (every field checked)."""
+    arrays, texts, meta = load_bundle(path, "ivectors")
+    V = arrays.get("vectors")
+    ids = texts.get("ids")
+    if V is None or ids is None or V.ndim != 2:
+        raise ArchiveError(f"{path}: damaged i-vector file (no 2-D 'vectors' or no 'ids')")
+    for key in ("ids", "speakers", "labels"):
+        if len(texts.get(key, [])) != len(V):
+            raise ArchiveError(f"{path}: {len(texts.get(key, []))} {key} for {len(V)} i-vectors")
+    if len(set(ids)) != len(ids):
+        raise ArchiveError(f"{path}: utterance ids occur more than once")
+    if not isinstance(meta.get("extractor"), str):
+        raise ArchiveError(f"{path}: no extractor fingerprint in the metadata")
+    return Ivectors(ids, V, texts["speakers"], texts["labels"], meta["extractor"])
+
+
+
+# --------------------------------------------------------------------------- workflows (what the CLI runs)
+
+def train_from_archive(ubm: DiagGMM, archive, dim: int, *, ids=None, n_iter: int = 10, top_c: int | None = None,
+                       init: str = "pca", progress: bool = False, callback=None) -> IvectorExtractor:
+    """Statistics of ``ids`` (default all) of ``archive``, then :func:`train_extractor` on them."""
+    stats = utterance_stats(ubm, archive, ids, top_c=top_c, progress=progress)
+    return train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, progress=False, callback=callback)
+
+
+def extract_archive(extractor: IvectorExtractor, archive, *, ids=None, top_c: int | None = None,
+                    progress: bool = False) -> Ivectors:
+    """The i-vector of every utterance of ``archive`` (or of ``ids``), with its speaker and label."""
+    stats = utterance_stats(extractor.ubm, archive, ids, top_c=top_c, progress=progress)
+    return Ivectors(stats.ids, extractor.extract(stats, progress=progress), stats.speakers, stats.labels,
+                    extractor.fingerprint)
+
+
+def fit_backend(ivectors: Ivectors, *, ids=None, lda_dim: int | None = None, scoring: str = "plda",
+                plda_iter: int = 10):
+    """A :class:`~acoustic_gmm.backend.Backend` trained on ``ivectors`` (or those of ``ids``), speakers
+    from their utt2spk."""
+    from .backend import Backend
+
+    if ids is None:
+        X, speakers = ivectors.vectors, list(ivectors.speakers)
+    else:
+        X = ivectors.rows(ids)  # DataError naming those not there
+        spk = dict(zip(ivectors.ids, ivectors.speakers))
+        speakers = [spk[u] for u in ids]
+    return Backend(lda_dim=lda_dim, scoring=scoring, plda_iter=plda_iter).fit(X, speakers)
+
+
+def save_backend(path, backend, extractor: str, *, metadata: dict | None = None) -> None:
+    """Write a back end with the fingerprint of the extractor whose i-vectors it was trained on."""
+    save_bundle(path, "backend", arrays=backend.to_arrays(),
+                metadata={"params": backend.params(), "extractor": extractor, **(metadata or {})})
+
+
+def load_backend(path):
+    """Read a back end: ``(backend, extractor fingerprint)``."""
+    from .backend import Backend
+
+    arrays, _, meta = load_bundle(path, "backend")
+    if not isinstance(meta.get("params"), dict) or not isinstance(meta.get("extractor"), str):
+        raise ArchiveError(f"{path}: damaged i-vector back end (no params or extractor in its metadata)")
+    try:
+        return Backend.from_arrays(arrays, meta["params"]), meta["extractor"]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ArchiveError(f"{path}: damaged i-vector back end ({type(exc).__name__}: {exc})") from None
+
+
+def score_trials(backend, extractor: str, trials, enrolment: Ivectors, test: Ivectors, *,
+                 groups: dict | None = None) -> np.ndarray:
+    """Scores of ``trials`` (:class:`~acoustic_gmm.verify.Trials`): each model enrolled with its
+    utterances in ``enrolment`` (grouped by ``groups`` ``{model: [utt, ...]}``, default by speaker),
+    against the test utterance's i-vector.  Every i-vector must come from the extractor ``extractor``."""
+    for name, iv in (("enrolment", enrolment), ("test", test)):
+        if iv.extractor != extractor:
+            raise DataError(f"the {name} i-vectors come from another extractor ({iv.extractor}) than the one the "
+                            f"back end was trained for ({extractor})")
+    if groups is None:
+        groups = {}
+        for u, s in zip(enrolment.ids, enrolment.speakers):
+            groups.setdefault(s, []).append(u)
+    missing = sorted(set(trials.models) - set(groups))
+    if missing:
+        raise DataError(f"{len(missing)} trial model(s) have no enrolment utterances: {', '.join(missing[:5])}")
+    wanted = sorted(set(trials.models))
+    models = {m: enrolment.rows(groups[m]) for m in wanted}
+    utts = sorted(set(trials.utterances))
+    names, S = backend.score(models, test.rows(utts))
+    row = {m: i for i, m in enumerate(names)}
+    col = {u: j for j, u in enumerate(utts)}
+    return np.array([S[row[m], col[u]] for m, u in zip(trials.models, trials.utterances)])
