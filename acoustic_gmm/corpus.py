@@ -335,6 +335,17 @@ def _job_description(dd: DataDir, config: MfccConfig, batch_size: int) -> dict:
             "tables_sha1": hashlib.sha1(tables).hexdigest()}
 
 
+def _same_setting(key: str, before, now) -> bool:
+    if key == "config" and isinstance(before, dict):  # a job file from before a new field: it has the default
+        from .features import MfccConfig
+
+        try:
+            return MfccConfig.from_dict(before) == MfccConfig.from_dict(now)
+        except AcousticGMMError:
+            return False
+    return before == now
+
+
 def _prepare_partial(partial: Path, job: dict) -> None:
     job_file = partial / JOB_FILE
     if partial.exists():
@@ -343,7 +354,7 @@ def _prepare_partial(partial: Path, job: dict) -> None:
         except (OSError, ValueError):
             raise ArchiveError(f"{partial}: an unfinished extraction without a readable {JOB_FILE}; "
                                f"delete the folder to start over") from None
-        differ = [k for k in job if k != "sample_rate" and before.get(k) != job[k]]
+        differ = [k for k in job if k != "sample_rate" and not _same_setting(k, before.get(k), job[k])]
         if differ:
             raise ArchiveError(f"{partial}: an unfinished extraction with other settings ({', '.join(differ)} "
                                f"differ); rerun it with the same ones, or delete the folder to start over")

@@ -126,7 +126,7 @@ def test_config_json_round_trip_and_errors():
     assert MfccConfig.from_json(cfg.to_json()) == cfg
     with pytest.raises(ParameterError, match=r"unknown option\(s\) \['n_cepstra'\]"):
         MfccConfig.from_dict({"n_cepstra": 13})
-    with pytest.raises(ParameterError, match="cmvn must be one of \\[.none., .mean., .meanvar., .speaker.\\], got .cms."):
+    with pytest.raises(ParameterError, match="cmvn must be one of \\[.none., .mean., .meanvar., .speaker., .sliding., .sliding-var., .warp.\\], got .cms."):
         MfccConfig(cmvn="cms")
     with pytest.raises(ParameterError, match="n_mfcc must be between 1 and n_mels=40, got 50"):
         MfccConfig(n_mfcc=50)
