@@ -534,11 +534,15 @@ def ivector_backend(ivectors_path, lda_dim, scoring, utts, out):
 @click.argument("test_path", metavar="TEST_IVECTORS", type=click.Path(exists=True, dir_okay=False))
 @click.option("--enroll", "enroll_list", type=click.Path(exists=True, dir_okay=False),
               help="'model utt1 utt2 ...' per line (Kaldi's spk2utt); default: one model per speaker (utt2spk)")
+@click.option("--norm", type=click.Choice(["none", "z", "t", "s"]), default="none", show_default=True)
+@click.option("--cohort-utts", type=click.Path(exists=True, dir_okay=False),
+              help="impostor utterance ids in TEST_IVECTORS for z-, t- and s-norm")
 @click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False),
               help="write 'model utterance score' per line")
 @_errors_to_messages
-@_writes({"scores_path": "--scores"}, ("backend_path", "trials_path", "enroll_path", "test_path", "enroll_list"))
-def ivector_score(backend_path, trials_path, enroll_path, test_path, enroll_list, scores_path):
+@_writes({"scores_path": "--scores"}, ("backend_path", "trials_path", "enroll_path", "test_path", "enroll_list",
+                                       "cohort_utts"))
+def ivector_score(backend_path, trials_path, enroll_path, test_path, enroll_list, norm, cohort_utts, scores_path):
     """Score verification TRIALS: models from ENROLL_IVECTORS, test utterances from TEST_IVECTORS."""
     from .ivector import load_backend, load_ivectors, score_trials
     from .manifest import read_spk2utt
@@ -547,9 +551,11 @@ def ivector_score(backend_path, trials_path, enroll_path, test_path, enroll_list
     backend, extractor = load_backend(backend_path)
     trials = Trials.read(trials_path)
     scores = score_trials(backend, extractor, trials, load_ivectors(enroll_path), load_ivectors(test_path),
-                          groups=read_spk2utt(enroll_list) if enroll_list else None)
+                          groups=read_spk2utt(enroll_list) if enroll_list else None, norm=norm,
+                          cohort_utts=_ids(cohort_utts))
     write_scores(scores_path, trials, scores)
-    click.echo(f"{scores_path}: {len(scores):,} of {len(trials.models):,} trials scored")
+    click.echo(f"{scores_path}: {len(scores):,} of {len(trials.models):,} trials scored"
+               f"{'' if norm == 'none' else f' ({norm}-norm)'}")
     if all(t is not None for t in trials.targets):
         try:
             _echo_metrics(verification_metrics(scores, trials.targets), "")

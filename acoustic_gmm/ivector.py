@@ -564,10 +564,20 @@ def load_backend(path):
 
 
 def score_trials(backend, extractor: str, trials, enrolment: Ivectors, test: Ivectors, *,
-                 groups: dict | None = None) -> np.ndarray:
+                 groups: dict | None = None, norm: str = "none", cohort_utts=None) -> np.ndarray:
     """Scores of ``trials`` (:class:`~acoustic_gmm.verify.Trials`): each model enrolled with its
     utterances in ``enrolment`` (grouped by ``groups`` ``{model: [utt, ...]}``, default by speaker),
-    against the test utterance's i-vector.  Every i-vector must come from the extractor ``extractor``."""
+    against the test utterance's i-vector.  Every i-vector must come from the extractor ``extractor``.
+
+    ``norm`` z, t or s normalises as :func:`acoustic_gmm.verify.normalise_trials` does, with the
+    impostor utterances ``cohort_utts`` of ``test``: each model scored against them (z), each test
+    utterance against each of them as a one-utterance model (t), or both averaged (s)."""
+    from .verify import NORMS, normalise_trials
+
+    if norm not in NORMS:
+        raise ParameterError(f"norm must be one of {list(NORMS)}, got {norm!r}")
+    if norm != "none" and not cohort_utts:
+        raise ParameterError(f"{norm}-norm needs impostor utterances (cohort_utts)")
     for name, iv in (("enrolment", enrolment), ("test", test)):
         if iv.extractor != extractor:
             raise DataError(f"the {name} i-vectors come from another extractor ({iv.extractor}) than the one the "
@@ -585,4 +595,15 @@ def score_trials(backend, extractor: str, trials, enrolment: Ivectors, test: Ive
     names, S = backend.score(models, test.rows(utts))
     row = {m: i for i, m in enumerate(names)}
     col = {u: j for j, u in enumerate(utts)}
-    return np.array([S[row[m], col[u]] for m, u in zip(trials.models, trials.utterances)])
+    raw = np.array([S[row[m], col[u]] for m, u in zip(trials.models, trials.utterances)])
+    if norm == "none":
+        return raw
+    cohort = test.rows(cohort_utts)
+    z_stats = t_stats = None
+    if norm in ("z", "s"):
+        names, Z = backend.score(models, cohort)                                  # (models, cohort)
+        z_stats = {m: (Z[i].mean(), Z[i].std()) for i, m in enumerate(names)}
+    if norm in ("t", "s"):
+        _, Tc = backend.score({f"cohort{i}": v[None] for i, v in enumerate(cohort)}, test.rows(utts))
+        t_stats = {u: (Tc[:, j].mean(), Tc[:, j].std()) for u, j in col.items()}  # (cohort, tests)
+    return normalise_trials(trials, raw, norm, z_stats, t_stats)

@@ -221,3 +221,29 @@ def test_bad_arguments_are_clear(problem):
     with pytest.raises(DataError, match="another UBM"):
         train_extractor(ubm, BWStats(stats.ids, stats.N, stats.F, "x"), 2)
     assert eer(np.array([1.0]), np.array([0.0])) == 0.0
+
+
+def test_score_normalisation_of_ivector_trials():
+    from acoustic_gmm.backend import Backend
+
+    rng = np.random.default_rng(3)
+    spk = np.repeat(np.arange(12), 6)
+    X = rng.normal(size=(12, 5))[spk] * 2 + rng.normal(size=(72, 5))
+    iv = Ivectors([f"u{i}" for i in range(72)], X, [f"s{s}" for s in spk], ["x"] * 72, "ex")
+    backend = Backend(scoring="cosine").fit(X[:36], [f"s{s}" for s in spk[:36]])
+    groups = {"s6": ["u36", "u37"], "s7": ["u42", "u43"]}
+    tests = [f"u{i}" for i in (38, 39, 44, 45, 50)]
+    trials = Trials([m for m in groups for _ in tests], [u for _ in groups for u in tests], [None] * 10)
+    cohort = [f"u{i}" for i in range(0, 36, 3)]
+    raw = score_trials(backend, "ex", trials, iv, iv, groups=groups)
+    z = score_trials(backend, "ex", trials, iv, iv, groups=groups, norm="z", cohort_utts=cohort)
+    t = score_trials(backend, "ex", trials, iv, iv, groups=groups, norm="t", cohort_utts=cohort)
+    s = score_trials(backend, "ex", trials, iv, iv, groups=groups, norm="s", cohort_utts=cohort)
+    for k, (m, u) in enumerate(zip(trials.models, trials.utterances)):
+        _, against_cohort = backend.score({m: iv.rows(groups[m])}, iv.rows(cohort))
+        assert z[k] == pytest.approx((raw[k] - against_cohort.mean()) / against_cohort.std(), rel=1e-12)
+        _, cohort_models = backend.score({c: iv.rows([c]) for c in cohort}, iv.rows([u]))
+        assert t[k] == pytest.approx((raw[k] - cohort_models.mean()) / cohort_models.std(), rel=1e-12)
+    np.testing.assert_allclose(s, 0.5 * (z + t), rtol=1e-12)
+    with pytest.raises(ParameterError, match="s-norm needs impostor utterances"):
+        score_trials(backend, "ex", trials, iv, iv, groups=groups, norm="s")
