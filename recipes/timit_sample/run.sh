@@ -6,12 +6,15 @@
 #
 # Stages: 0 data dirs, 1 features, 2 baseline (one GMM per phone over its frames),
 #         3 beginning/middle/end models with 20 ms of context and class priors, 4 results table;
-# speaker verification: 5 lists and features (20 MFCC + deltas), 6 UBM (64) and enrolment (MAP, and
-#         ML from scratch as the baseline), 7 scoring (top-5 and exact), 8 results table.
+# speaker verification: 5 lists, front-end study on the UBM speakers and features, 6 UBM (64), enrolment
+#         (MAP, and ML from scratch as the baseline) and i-vectors (extractor, back ends) from the same UBM,
+#         7 scoring (GMM-UBM top-5 and exact; i-vectors cosine and PLDA), 8 results table.
 set -euo pipefail
 data=../shared/data/timit_sample; exp=exp/timit; stop_stage=8
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../common.sh"
+# the feature options the front-end study chose for a system (gmm or ivector)
+fe_options() { python -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$exp/sv/choice.json" "$1"; }
 
 if run 0; then
   python "$here/local/prepare_data.py" --data "$data" --out "$exp/data"
@@ -51,19 +54,42 @@ PY
 fi
 if run 5; then
   python "$here/local/sv_lists.py" "$exp/data/utts" "$exp/sv"
-  # Speaker information lives in the higher cepstra too: 20 coefficients (13 gave 7.5 % EER here).
-  acoustic-gmm features "$exp/data/utts" --out "$exp/sv/feats.h5" --overwrite --n-mfcc 20 --deltas 1 $jobs
+  # The front end of each system is chosen on the 8 UBM speakers alone (4 folds of 6 + 2): see the script.
+  python "$here/local/frontend_study.py" "$exp/data/utts" "$exp/sv"
+  for fe in gmm ivector; do
+    acoustic-gmm features "$exp/data/utts" --out "$exp/sv/feats.$fe.h5" --overwrite $(fe_options $fe) $jobs
+  done
 fi
 if run 6; then
-  acoustic-gmm ubm --overwrite "$exp/sv/feats.h5" -k 64 --utts "$exp/sv/ubm.list" --out "$exp/sv/ubm.h5"
-  acoustic-gmm enroll --overwrite "$exp/sv/ubm.h5" "$exp/sv/feats.h5" --enroll "$exp/sv/enroll.spk2utt" -r 16 --out "$exp/sv/map.h5"
-  acoustic-gmm enroll --overwrite "$exp/sv/ubm.h5" "$exp/sv/feats.h5" --enroll "$exp/sv/enroll.spk2utt" --ml --out "$exp/sv/ml.h5"
+  # For each front end, one UBM (64) serves both systems: MAP enrolment (and ML from scratch as the baseline),
+  # and i-vectors (dimension 50; the extractor learns without labels from every sentence that is not a test
+  # sentence; the back end is trained on the UBM speakers).
+  for fe in gmm ivector; do
+    d="$exp/sv/$fe"; mkdir -p "$d"; f="$exp/sv/feats.$fe.h5"
+    acoustic-gmm ubm --overwrite "$f" -k 64 --utts "$exp/sv/ubm.list" --out "$d/ubm.h5"
+    acoustic-gmm enroll --overwrite "$d/ubm.h5" "$f" --enroll "$exp/sv/enroll.spk2utt" -r 16 --out "$d/map.h5"
+    acoustic-gmm enroll --overwrite "$d/ubm.h5" "$f" --enroll "$exp/sv/enroll.spk2utt" --ml --out "$d/ml.h5"
+    { cat "$exp/sv/ubm.list"; cut -d' ' -f2- "$exp/sv/enroll.spk2utt" | tr ' ' '\n'; } > "$d/extractor.list"
+    acoustic-gmm ivector train --overwrite "$d/ubm.h5" "$f" --dim 50 --utts "$d/extractor.list" --out "$d/extractor.h5"
+    acoustic-gmm ivector extract --overwrite "$d/extractor.h5" "$f" --out "$d/ivectors.h5"
+    acoustic-gmm ivector backend --overwrite "$d/ivectors.h5" --utts "$exp/sv/ubm.list" --scoring cosine --out "$d/cosine.h5"
+    acoustic-gmm ivector backend --overwrite "$d/ivectors.h5" --utts "$exp/sv/ubm.list" --scoring plda --lda-dim 7 --out "$d/plda.h5"
+  done
 fi
 if run 7; then
-  for system in map:top5 map:exact ml:exact; do
-    models=${system%%:*}; how=${system##*:}; opt=$([ "$how" = exact ] && echo --exact || echo --top-c 5)
-    acoustic-gmm verify --overwrite "$exp/sv/$models.h5" "$exp/sv/trials" "$exp/sv/feats.h5" $opt --scores "$exp/sv/scores.$models.$how"
-    acoustic-gmm eer --overwrite "$exp/sv/scores.$models.$how" "$exp/sv/trials" --metrics "$exp/sv/metrics.$models.$how.json" > /dev/null
+  for fe in gmm ivector; do
+    d="$exp/sv/$fe"; f="$exp/sv/feats.$fe.h5"
+    for system in map:top5 map:exact ml:exact; do
+      models=${system%%:*}; how=${system##*:}; opt=$([ "$how" = exact ] && echo --exact || echo --top-c 5)
+      acoustic-gmm verify --overwrite "$d/$models.h5" "$exp/sv/trials" "$f" $opt --scores "$d/scores.$models.$how"
+    done
+    for backend in cosine plda; do
+      acoustic-gmm ivector score --overwrite "$d/$backend.h5" "$exp/sv/trials" "$d/ivectors.h5" "$d/ivectors.h5" \
+        --enroll "$exp/sv/enroll.spk2utt" --scores "$d/scores.ivector.$backend"
+    done
+    for scores in "$d"/scores.*; do
+      acoustic-gmm eer --overwrite "$scores" "$exp/sv/trials" --metrics "$d/metrics.${scores##*/scores.}.json" > /dev/null
+    done
   done
 fi
 if run 8; then
@@ -71,12 +97,19 @@ if run 8; then
 import json, sys
 from pathlib import Path
 sv = Path(sys.argv[1]); summary = {}
-print(f"\n{'TIMIT sample speaker verification (UBM 64)':<44} {'EER':>7} {'minDCF .01':>10} {'trials':>14}")
-for key, what in (("map.top5", "MAP means r=16, top-5 scoring"), ("map.exact", "MAP means r=16, exact scoring"),
-                  ("ml.exact", "ML GMMs from scratch (64), exact")):
-    m = json.loads((sv / f"metrics.{key}.json").read_text())
-    summary[key] = m
-    print(f"{what:<44} {100 * m['eer']:6.2f}% {m['min_dcf_0.01']:10.3f} {m['n_target']:>5} / {m['n_nontarget']:>5}")
+study = json.loads((sv / "frontend_study.json").read_text())
+print(f"\n{'TIMIT sample speaker verification (UBM 64)':<46} {'EER':>7} {'minDCF .01':>10} {'trials':>14}")
+for fe in ("gmm", "ivector"):
+    name = study["choice"][fe]
+    print(f"front end {name!r} (chosen on development speakers for {'GMM-UBM' if fe == 'gmm' else 'i-vectors'}):")
+    for key, what in (("map.top5", "GMM-UBM: MAP means r=16, top-5 scoring"),
+                      ("map.exact", "GMM-UBM: MAP means r=16, exact scoring"),
+                      ("ml.exact", "ML GMMs from scratch (64), exact"),
+                      ("ivector.cosine", "i-vectors (50), cosine"),
+                      ("ivector.plda", "i-vectors (50), LDA 7 + PLDA")):
+        m = json.loads((sv / fe / f"metrics.{key}.json").read_text())
+        summary[f"{fe}:{key}"] = m
+        print(f"  {what:<44} {100 * m['eer']:6.2f}% {m['min_dcf_0.01']:10.3f} {m['n_target']:>5} / {m['n_nontarget']:>5}")
 (sv / "metrics.json").write_text(json.dumps(summary, indent=1))
 PY
 fi
