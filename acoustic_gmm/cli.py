@@ -109,6 +109,13 @@ def _max_memory_option(func):
                              "[default: a quarter of RAM, at most 4G]")(func)
 
 
+_enroll_list_option = click.option(
+    "--enroll", "enroll_list", type=click.Path(exists=True, dir_okay=False),
+    help="'model utt1 utt2 ...' per line (Kaldi's spk2utt); default: one model per speaker (utt2spk)")
+_scores_option = click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False),
+                              help="write 'model utterance score' per line")
+
+
 def _ids(path):
     from .manifest import read_ids
 
@@ -357,8 +364,7 @@ def _em_progress(k):
 @click.option("--relevance", "-r", type=click.FloatRange(min=0), default=16.0, show_default=True)
 @click.option("--adapt", type=click.Choice(["m", "mw", "mwv"]), default="m", show_default=True,
               help="adapt means, and weights, and variances")
-@click.option("--enroll", "enroll_list", type=click.Path(exists=True, dir_okay=False),
-              help="'model utt1 utt2 ...' per line (Kaldi's spk2utt); default: one model per speaker (utt2spk)")
+@_enroll_list_option
 @click.option("--ml", is_flag=True, help="instead of MAP, train each speaker's GMM from scratch (the baseline "
                                          "GMM-UBM beats; scored exactly)")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False))
@@ -396,14 +402,13 @@ def enroll(ubm_path, feats, relevance, adapt, enroll_list, ml, out):
               help="impostor utterance ids in FEATS for z-norm (and s-norm)")
 @click.option("--cohort-models", type=click.Path(exists=True, dir_okay=False),
               help="impostor speaker models (same UBM) for t-norm (and s-norm)")
-@click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False),
-              help="write 'model utterance score' per line")
+@_scores_option
 @_errors_to_messages
 @_writes({"scores_path": "--scores"}, ("speakers_path", "trials_path", "feats", "ubm_path", "cohort_utts",
                                        "cohort_models"))
 def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, cohort_utts, cohort_models, scores_path):
     """Score verification TRIALS ('model utterance [target|nontarget]') on the utterances of FEATS."""
-    from .verify import Trials, verification_metrics, verify_trials, write_scores
+    from .verify import Trials, verify_trials, write_scores
 
     if norm in ("z", "s") and not cohort_utts:
         raise click.ClickException(f"--norm {norm} needs --cohort-utts")
@@ -416,6 +421,13 @@ def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, coho
     c = how["top_c"]
     click.echo(f"{scores_path}: {len(scores):,} of {len(trials.models):,} trials scored in {how['seconds']:.2f} s "
                f"({'exact' if c is None else f'top-{c}'}{'' if norm == 'none' else f', {norm}-norm'})")
+    _echo_trial_metrics(scores, trials)
+
+
+def _echo_trial_metrics(scores, trials) -> None:
+    """EER and minDCF of freshly scored trials, when the trials say which are targets."""
+    from .verify import verification_metrics
+
     if all(t is not None for t in trials.targets):
         try:
             _echo_metrics(verification_metrics(scores, trials.targets), "")
@@ -532,13 +544,11 @@ def ivector_backend(ivectors_path, lda_dim, scoring, utts, out):
 @click.argument("trials_path", metavar="TRIALS", type=click.Path(exists=True, dir_okay=False))
 @click.argument("enroll_path", metavar="ENROLL_IVECTORS", type=click.Path(exists=True, dir_okay=False))
 @click.argument("test_path", metavar="TEST_IVECTORS", type=click.Path(exists=True, dir_okay=False))
-@click.option("--enroll", "enroll_list", type=click.Path(exists=True, dir_okay=False),
-              help="'model utt1 utt2 ...' per line (Kaldi's spk2utt); default: one model per speaker (utt2spk)")
+@_enroll_list_option
 @click.option("--norm", type=click.Choice(["none", "z", "t", "s"]), default="none", show_default=True)
 @click.option("--cohort-utts", type=click.Path(exists=True, dir_okay=False),
               help="impostor utterance ids in TEST_IVECTORS for z-, t- and s-norm")
-@click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False),
-              help="write 'model utterance score' per line")
+@_scores_option
 @_errors_to_messages
 @_writes({"scores_path": "--scores"}, ("backend_path", "trials_path", "enroll_path", "test_path", "enroll_list",
                                        "cohort_utts"))
@@ -546,7 +556,7 @@ def ivector_score(backend_path, trials_path, enroll_path, test_path, enroll_list
     """Score verification TRIALS: models from ENROLL_IVECTORS, test utterances from TEST_IVECTORS."""
     from .ivector import load_backend, load_ivectors, score_trials
     from .manifest import read_spk2utt
-    from .verify import Trials, verification_metrics, write_scores
+    from .verify import Trials, write_scores
 
     backend, extractor = load_backend(backend_path)
     trials = Trials.read(trials_path)
@@ -556,11 +566,7 @@ def ivector_score(backend_path, trials_path, enroll_path, test_path, enroll_list
     write_scores(scores_path, trials, scores)
     click.echo(f"{scores_path}: {len(scores):,} of {len(trials.models):,} trials scored"
                f"{'' if norm == 'none' else f' ({norm}-norm)'}")
-    if all(t is not None for t in trials.targets):
-        try:
-            _echo_metrics(verification_metrics(scores, trials.targets), "")
-        except AcousticGMMError as exc:
-            click.echo(f"note: {exc}", err=True)
+    _echo_trial_metrics(scores, trials)
 
 
 # --------------------------------------------------------------------------- info
