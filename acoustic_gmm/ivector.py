@@ -44,7 +44,7 @@ from .archive import load_bundle, opened, save_bundle
 from .errors import ArchiveError, DataError, ParameterError
 from .gmm import DiagGMM, log_normalize
 
-__all__ = ["BWStats", "utterance_stats", "TvStats", "IvectorExtractor", "train_extractor", "Ivectors",
+__all__ = ["BWStats", "utterance_stats", "StatsStream", "TvStats", "IvectorExtractor", "train_extractor", "Ivectors",
            "save_ivectors", "load_ivectors", "load_extractor", "train_from_archive", "extract_archive", "fit_backend",
            "save_backend", "load_backend", "score_trials"]
 
@@ -115,8 +115,8 @@ def utterance_stats(ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None
     >>> from acoustic_gmm.features import MfccConfig
     >>> p = os.path.join(tempfile.mkdtemp(), "f.h5")
     >>> rng = np.random.default_rng(0)
-    >>> write_features(p, [(f"u{i}", rng.normal(size=(50, 2)).astype("f4"), "x", "s") for i in range(3)],
-    ...                config=MfccConfig(n_mfcc=2, n_mels=4, deltas=0), sample_rate=8000)
+    >>> n = write_features(p, [(f"u{i}", rng.normal(size=(50, 2)).astype("f4"), "x", "s") for i in range(3)],
+    ...                    config=MfccConfig(n_mfcc=2, n_mels=4, deltas=0), sample_rate=8000)
     >>> s = utterance_stats(DiagGMM([0.5, 0.5], [[0, 0], [1, 1]], [[1, 1], [1, 1]]), p)
     >>> s.N.shape, s.F.shape, float(s.N.sum().round(6))
     ((3, 2), (3, 2, 2), 150.0)
@@ -125,40 +125,91 @@ def utterance_stats(ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None
         raise ParameterError("utterance_stats: the UBM must be a diagonal GMM")
     if top_c is not None and not 1 <= top_c <= ubm.n_components:
         raise ParameterError(f"top_c must be between 1 and {ubm.n_components}, got {top_c}")
-    K, D = ubm.n_components, ubm.n_features
-    means = ubm.means.astype(np.float64)
     with opened(archive) as fa:
         ids = fa.ids if ids is None else fa.check_ids(ids)
-        if fa.n_features != D:
-            raise DataError(f"{fa.path}: frames have {fa.n_features} features, the UBM {D}")
+        K, D = ubm.n_components, ubm.n_features
         N, F = np.zeros((len(ids), K)), np.zeros((len(ids), K, D))
         bar = _bar(progress, len(ids), "statistics", "utt")
-        for lo, hi in _batches([fa.n_frames[u] for u in ids], BATCH_FRAMES):
-            batch = ids[lo:hi]
-            X = fa.frames(batch)
-            if len(X):
-                G = ubm.log_joint(X.astype(ubm.dtype, copy=False))
-                log_normalize(G)
-                if top_c is not None and top_c < K:
-                    _keep_top(G, top_c)
-                G = G.astype(np.float64)
-                X = X.astype(np.float64)
-                row = 0
-                for i, u in enumerate(batch, start=lo):
-                    n = fa.n_frames[u]
-                    if n:
-                        g = G[row:row + n]
-                        N[i] = g.sum(0)
-                        F[i] = g.T @ X[row:row + n]
-                    row += n
+        lo = 0
+        for batch in _stat_batches(ubm, fa, ids, top_c):
+            hi = lo + len(batch)
+            N[lo:hi], F[lo:hi] = batch.N, batch.F
+            lo = hi
             if bar is not None:
-                bar.update(hi - lo)
+                bar.update(len(batch))
         if bar is not None:
             bar.close()
-        speakers = [fa.speakers[u] for u in ids]
-        labels = [fa.labels[u] for u in ids]
-    F -= N[:, :, None] * means[None]
-    return BWStats(list(ids), N, F, _ubm_id(ubm), speakers, labels)
+        return BWStats(list(ids), N, F, _ubm_id(ubm), [fa.speakers[u] for u in ids], [fa.labels[u] for u in ids])
+
+
+def _stat_batches(ubm: DiagGMM, fa, ids, top_c):
+    """The statistics of ``ids`` of the open archive ``fa``, one :class:`BWStats` per batch of utterances
+    (at most BATCH_FRAMES frames or BATCH_UTTS utterances, one planned read and one product each)."""
+    K, D = ubm.n_components, ubm.n_features
+    if fa.n_features != D:
+        raise DataError(f"{fa.path}: frames have {fa.n_features} features, the UBM {D}")
+    means, uid = ubm.means.astype(np.float64), _ubm_id(ubm)
+    for lo, hi in _batches([fa.n_frames[u] for u in ids], BATCH_FRAMES, BATCH_UTTS):
+        batch = ids[lo:hi]
+        N, F = np.zeros((len(batch), K)), np.zeros((len(batch), K, D))
+        X = fa.frames(batch)
+        if len(X):
+            G = ubm.log_joint(X.astype(ubm.dtype, copy=False))
+            log_normalize(G)
+            if top_c is not None and top_c < K:
+                _keep_top(G, top_c)
+            G = G.astype(np.float64)
+            X = X.astype(np.float64)
+            row = 0
+            for i, u in enumerate(batch):
+                n = fa.n_frames[u]
+                if n:
+                    g = G[row:row + n]
+                    N[i] = g.sum(0)
+                    F[i] = g.T @ X[row:row + n]
+                row += n
+        F -= N[:, :, None] * means[None]
+        yield BWStats(list(batch), N, F, uid, [fa.speakers[u] for u in batch], [fa.labels[u] for u in batch])
+
+
+class StatsStream:
+    """The statistics of an archive's utterances, computed again batch by batch on every pass.
+
+    What :func:`train_extractor` and :meth:`IvectorExtractor.extract` take instead of a :class:`BWStats`
+    when all utterances' statistics (U x K x D float64) would not fit in memory: memory is then one
+    batch's, whatever the number of utterances, for one E-step over the frames per pass.
+
+    Examples
+    --------
+    ::
+
+        stream = StatsStream(ubm, "train.h5")          # nothing computed yet
+        extractor = train_extractor(ubm, stream, 400)  # each iteration reads the archive once
+    """
+
+    def __init__(self, ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None):
+        with opened(archive) as fa:
+            self.ids = fa.ids if ids is None else fa.check_ids(ids)
+            self.path = fa.path
+        self.ubm, self.top_c, self.ubm_id = ubm, top_c, _ubm_id(ubm)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self):
+        with opened(self.path) as fa:
+            yield from _stat_batches(self.ubm, fa, self.ids, self.top_c)
+
+    def take(self, index) -> BWStats:
+        """The statistics of the utterances at positions ``index``, in memory."""
+        return utterance_stats(self.ubm, self.path, [self.ids[i] for i in np.asarray(index)], top_c=self.top_c)
+
+
+def _in_batches(stats):
+    """A :class:`BWStats` or :class:`StatsStream` as batches of at most BATCH_UTTS utterances."""
+    for part in (stats,) if isinstance(stats, BWStats) else stats:
+        for lo in range(0, len(part), BATCH_UTTS):
+            yield part.take(np.arange(lo, min(len(part), lo + BATCH_UTTS))) if len(part) > BATCH_UTTS else part
 
 
 def _keep_top(G: np.ndarray, c: int) -> None:
@@ -168,11 +219,12 @@ def _keep_top(G: np.ndarray, c: int) -> None:
     G /= G.sum(1, keepdims=True)
 
 
-def _batches(sizes, limit: int):
-    """``(start, stop)`` ranges of consecutive items whose sizes add up to at most ``limit`` (at least one)."""
+def _batches(sizes, limit: int, most: int):
+    """``(start, stop)`` ranges of at most ``most`` consecutive items whose sizes add up to at most ``limit``
+    (at least one item each)."""
     start, total = 0, 0
     for i, n in enumerate(sizes):
-        if i > start and total + n > limit:
+        if i > start and (total + n > limit or i - start >= most):
             yield start, i
             start, total = i, 0
         total += n
@@ -270,13 +322,13 @@ class IvectorExtractor:
             accumulate.objective += float((-0.5 * logdet + 0.5 * np.einsum("ur,ur->u", b, w)).sum())
         return w, cov
 
-    def extract(self, stats: BWStats, *, covariance: bool = False, progress: bool = False):
+    def extract(self, stats, *, covariance: bool = False, progress: bool = False):
         """The i-vectors (posterior means) of ``stats``' utterances.
 
         Parameters
         ----------
-        stats : BWStats
-            Statistics from :func:`utterance_stats` with this extractor's UBM.
+        stats : BWStats or StatsStream
+            Statistics from :func:`utterance_stats` with this extractor's UBM, or a stream of them.
         covariance : bool
             Also return each posterior covariance.
 
@@ -291,24 +343,26 @@ class IvectorExtractor:
         W = np.empty((U, R))
         covs = np.empty((U, R, R)) if covariance else None
         bar = _bar(progress, U, "i-vectors", "utt")
-        for lo in range(0, U, BATCH_UTTS):
-            hi = min(U, lo + BATCH_UTTS)
-            W[lo:hi], c = self._posterior(stats.N[lo:hi], stats.F[lo:hi], covariance=covariance)
+        lo = 0
+        for batch in _in_batches(stats):
+            hi = lo + len(batch)
+            W[lo:hi], c = self._posterior(batch.N, batch.F, covariance=covariance)
             if covariance:
                 covs[lo:hi] = c
+            lo = hi
             if bar is not None:
-                bar.update(hi - lo)
+                bar.update(len(batch))
         if bar is not None:
             bar.close()
         return (W, covs) if covariance else W
 
-    def accumulate(self, stats: BWStats) -> TvStats:
+    def accumulate(self, stats) -> TvStats:
         """The E-step over ``stats``: accumulators for :meth:`updated`."""
         self._check(stats)
         K, D, R = self.T.shape
         acc = TvStats.zeros(K, D, R)
-        for lo in range(0, len(stats), BATCH_UTTS):
-            self._posterior(stats.N[lo:lo + BATCH_UTTS], stats.F[lo:lo + BATCH_UTTS], accumulate=acc)
+        for batch in _in_batches(stats):
+            self._posterior(batch.N, batch.F, accumulate=acc)
         return acc
 
     def updated(self, acc: TvStats, *, min_divergence: bool = True) -> "IvectorExtractor":
@@ -364,23 +418,21 @@ def load_extractor(path) -> IvectorExtractor:
     return ex
 
 
-def _pca_start(stats: BWStats, R: int, inv_sd: np.ndarray, rng) -> np.ndarray:
+def _pca_start(sample: BWStats, R: int, inv_sd: np.ndarray, rng) -> np.ndarray:
     """T from the leading principal directions of the utterances' shrunk, normalised mean supervectors."""
-    U = len(stats)
-    pick = np.sort(rng.choice(U, size=min(U, PCA_UTTS), replace=False))
-    S = (stats.F[pick] * inv_sd[None] / (stats.N[pick][:, :, None] + PCA_RELEVANCE)).reshape(len(pick), -1)
-    gram = S @ S.T / len(pick)
+    S = (sample.F * inv_sd[None] / (sample.N[:, :, None] + PCA_RELEVANCE)).reshape(len(sample), -1)
+    gram = S @ S.T / len(sample)
     vals, vecs = np.linalg.eigh(gram)
     order = np.argsort(vals)[::-1][:R]
     # the direction S'u / sqrt(n lambda) scaled by sqrt(lambda): a w ~ N(0, I) then spans the data's spread
-    T = S.T @ vecs[:, order] / np.sqrt(len(pick))
+    T = S.T @ vecs[:, order] / np.sqrt(len(sample))
     if T.shape[1] < R:  # fewer utterances than dimensions: the rest start small and random
         extra = rng.normal(scale=1e-3 * np.sqrt((S * S).mean()), size=(S.shape[1], R - T.shape[1]))
         T = np.hstack([T, extra])
     return T
 
 
-def train_extractor(ubm: DiagGMM, stats: BWStats, dim: int, *, n_iter: int = 10, init: str = "pca",
+def train_extractor(ubm: DiagGMM, stats, dim: int, *, n_iter: int = 10, init: str = "pca",
                     min_divergence: bool = True, seed: int = 0, progress: bool = False,
                     callback=None) -> IvectorExtractor:
     """Train a total-variability matrix of rank ``dim`` by EM on utterance statistics.
@@ -389,8 +441,9 @@ def train_extractor(ubm: DiagGMM, stats: BWStats, dim: int, *, n_iter: int = 10,
     ----------
     ubm : DiagGMM
         The UBM the statistics were computed with.
-    stats : BWStats
-        Training utterances' statistics (:func:`utterance_stats`).
+    stats : BWStats or StatsStream
+        Training utterances' statistics (:func:`utterance_stats`), or a :class:`StatsStream` that computes
+        them again on every iteration (memory: one batch).
     dim : int
         The i-vector dimension R.
     n_iter : int
@@ -430,16 +483,18 @@ def train_extractor(ubm: DiagGMM, stats: BWStats, dim: int, *, n_iter: int = 10,
         raise ParameterError(f"n_iter must be >= 1, got {n_iter}")
     if len(stats) < 2:
         raise DataError(f"train_extractor: {len(stats)} utterance(s); an extractor needs many")
-    if stats.N.shape != (len(stats), K) or stats.F.shape != (len(stats), K, D):
+    if isinstance(stats, BWStats) and (stats.N.shape != (len(stats), K) or stats.F.shape != (len(stats), K, D)):
         raise DataError(f"statistics of shape {stats.F.shape} do not match the UBM's ({K}, {D})")
     if stats.ubm_id != _ubm_id(ubm):
         raise DataError("these statistics were computed with another UBM")
     rng = np.random.default_rng(seed)
     inv_sd = 1 / np.sqrt(ubm.variances.astype(np.float64))
+    # the start looks at (at most) PCA_UTTS utterances, in memory
+    sample = stats.take(np.sort(rng.choice(len(stats), size=min(len(stats), PCA_UTTS), replace=False)))
     if init == "pca":
-        T = _pca_start(stats, dim, inv_sd, rng)
+        T = _pca_start(sample, dim, inv_sd, rng)
     else:  # Kaldi's way: random, of the size of the data's spread
-        spread = np.sqrt((stats.F * stats.F).sum() / max(stats.N.sum(), 1.0) / (K * D))
+        spread = np.sqrt((sample.F * sample.F).sum() / max(sample.N.sum(), 1.0) / (K * D))
         T = rng.normal(scale=spread, size=(K * D, dim))
     extractor = IvectorExtractor(ubm, T.reshape(K, D, dim), [], init)
     for it in range(n_iter):
@@ -514,19 +569,45 @@ def load_ivectors(path) -> Ivectors:
 
 # --------------------------------------------------------------------------- workflows (what the CLI runs)
 
+def _statistics(ubm: DiagGMM, archive, ids, top_c, max_memory, progress):
+    """All statistics in memory when they fit ``max_memory`` bytes (default: the frames' budget), else a
+    :class:`StatsStream`."""
+    from .frames import default_max_memory
+
+    stream = StatsStream(ubm, archive, ids, top_c=top_c)
+    size = len(stream) * ubm.n_components * (ubm.n_features + 1) * 8
+    if size > (default_max_memory() if max_memory is None else max_memory):
+        return stream
+    return utterance_stats(ubm, archive, stream.ids, top_c=top_c, progress=progress)
+
+
 def train_from_archive(ubm: DiagGMM, archive, dim: int, *, ids=None, n_iter: int = 10, top_c: int | None = None,
-                       init: str = "pca", progress: bool = False, callback=None) -> IvectorExtractor:
-    """Statistics of ``ids`` (default all) of ``archive``, then :func:`train_extractor` on them."""
-    stats = utterance_stats(ubm, archive, ids, top_c=top_c, progress=progress)
+                       init: str = "pca", max_memory: int | None = None, progress: bool = False,
+                       callback=None) -> IvectorExtractor:
+    """Statistics of ``ids`` (default all) of ``archive``, then :func:`train_extractor` on them: kept in
+    memory when they fit ``max_memory`` bytes, else computed again on every iteration (same result)."""
+    stats = _statistics(ubm, archive, ids, top_c, max_memory, progress)
     return train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, progress=False, callback=callback)
 
 
 def extract_archive(extractor: IvectorExtractor, archive, *, ids=None, top_c: int | None = None,
                     progress: bool = False) -> Ivectors:
-    """The i-vector of every utterance of ``archive`` (or of ``ids``), with its speaker and label."""
-    stats = utterance_stats(extractor.ubm, archive, ids, top_c=top_c, progress=progress)
-    return Ivectors(stats.ids, extractor.extract(stats, progress=progress), stats.speakers, stats.labels,
-                    extractor.fingerprint)
+    """The i-vector of every utterance of ``archive`` (or of ``ids``), with its speaker and label; one
+    batch of statistics in memory at a time."""
+    with opened(archive) as fa:
+        ids = fa.ids if ids is None else fa.check_ids(ids)
+        W = np.empty((len(ids), extractor.dim))
+        bar = _bar(progress, len(ids), "i-vectors", "utt")
+        lo = 0
+        for batch in _stat_batches(extractor.ubm, fa, ids, top_c):
+            W[lo:lo + len(batch)] = extractor.extract(batch)
+            lo += len(batch)
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        return Ivectors(list(ids), W, [fa.speakers[u] for u in ids], [fa.labels[u] for u in ids],
+                        extractor.fingerprint)
 
 
 def fit_backend(ivectors: Ivectors, *, ids=None, lda_dim: int | None = None, scoring: str = "plda",
