@@ -484,10 +484,12 @@ def ivector() -> None:
               help="the utterances' statistics up to this size (4G, 512M) are kept in memory; more are computed "
                    "again from FEATS on every iteration, with the same result [default: a quarter of RAM, at "
                    "most 4G]")
+@click.option("--scheduler", help="Dask scheduler address (tcp://host:8786): E-steps run on its workers, which "
+                                   "must see FEATS at the same path")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="extractor to write (HDF5)")
 @_errors_to_messages
 @_writes({"out": "--out"}, ("ubm_path", "feats", "utts"))
-def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memory, out):
+def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memory, scheduler, out):
     """Train a total-variability (i-vector) extractor on the utterances of FEATS."""
     from pathlib import Path
 
@@ -498,7 +500,8 @@ def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memor
         click.echo(f"  iteration {it:3d}: objective {objective:12.4f} per utterance  ({seconds:.2f} s)", err=True)
 
     extractor = train_from_archive(load_ubm(ubm_path), feats, dim, ids=_ids(utts), n_iter=iterations, top_c=top_c,
-                                   init=init, max_memory=max_memory, progress=True, callback=report)
+                                   init=init, max_memory=max_memory, client=scheduler, progress=True,
+                                   callback=report)
     extractor.save(out, metadata={"ubm": str(Path(ubm_path).resolve()), "top_c": top_c})
     click.echo(f"{out}: i-vector extractor, dimension {dim}, UBM {extractor.ubm.n_components} x "
                f"{extractor.ubm.n_features}, {iterations} iterations")

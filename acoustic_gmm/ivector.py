@@ -286,6 +286,9 @@ class IvectorExtractor:
         # the linear term straight from the raw statistics: T_k' S_k^-1/2 F_k for every k in one product
         self._Tsd = (self.T * self._inv_sd[:, :, None]).reshape(K * D, R)
 
+    def __reduce__(self):  # pickled (to Dask workers) without the products, which are rebuilt on arrival
+        return IvectorExtractor, (self.ubm, self.T, self.history, self.init)
+
     @property
     def dim(self) -> int:
         return self.T.shape[2]
@@ -359,6 +362,8 @@ class IvectorExtractor:
     def accumulate(self, stats) -> TvStats:
         """The E-step over ``stats``: accumulators for :meth:`updated`."""
         self._check(stats)
+        if hasattr(stats, "accumulate_tv"):  # a source that runs the E-step itself, e.g. on a Dask cluster
+            return stats.accumulate_tv(self)
         K, D, R = self.T.shape
         acc = TvStats.zeros(K, D, R)
         for batch in _in_batches(stats):
@@ -582,10 +587,17 @@ def _statistics(ubm: DiagGMM, archive, ids, top_c, max_memory, progress):
 
 
 def train_from_archive(ubm: DiagGMM, archive, dim: int, *, ids=None, n_iter: int = 10, top_c: int | None = None,
-                       init: str = "pca", max_memory: int | None = None, progress: bool = False,
+                       init: str = "pca", max_memory: int | None = None, client=None, progress: bool = False,
                        callback=None) -> IvectorExtractor:
     """Statistics of ``ids`` (default all) of ``archive``, then :func:`train_extractor` on them: kept in
-    memory when they fit ``max_memory`` bytes, else computed again on every iteration (same result)."""
+    memory when they fit ``max_memory`` bytes, else computed again on every iteration (same result); with
+    ``client`` (a Dask client or scheduler address) every iteration's E-step runs on the cluster."""
+    if client is not None:
+        from .distributed import DaskStats, connect
+
+        with connect(client) as c:
+            stats = DaskStats(archive, ubm, c, ids, top_c=top_c)
+            return train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, callback=callback)
     stats = _statistics(ubm, archive, ids, top_c, max_memory, progress)
     return train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, progress=False, callback=callback)
 

@@ -83,3 +83,28 @@ def test_feature_extraction_on_a_local_cluster_gives_the_same_archive(client, ma
             FeatureArchive(tmp_path / "cli.h5") as c:
         assert a.ids == b.ids == c.ids and a.labels == b.labels
         assert all(np.array_equal(a[u], b[u]) and np.array_equal(a[u], c[u]) for u in a.ids)
+
+
+def test_ivector_extractor_on_a_local_cluster_equals_the_single_process_one(client, tmp_path):
+    from click.testing import CliRunner
+
+    from acoustic_gmm.cli import main
+    from acoustic_gmm.distributed import DaskStats
+    from acoustic_gmm.gmm import DiagGMM
+    from acoustic_gmm.ivector import load_extractor, train_extractor, utterance_stats
+
+    rng = np.random.default_rng(6)
+    utts = [(f"s{i % 5}-{i}", (rng.normal(size=(int(rng.integers(50, 150)), 4)) + i % 5).astype(np.float32),
+             None, f"s{i % 5}") for i in range(23)]
+    write_features(tmp_path / "f.h5", utts, config=MfccConfig(n_mfcc=4, deltas=0), sample_rate=8000)
+    ubm = DiagGMM(np.full(6, 1 / 6), rng.normal(size=(6, 4)) * 2, np.ones((6, 4)))
+    local = train_extractor(ubm, utterance_stats(ubm, tmp_path / "f.h5"), 3, n_iter=3)
+    remote = train_extractor(ubm, DaskStats(tmp_path / "f.h5", ubm, client), 3, n_iter=3)
+    np.testing.assert_allclose(remote.T, local.T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(remote.history, local.history, rtol=1e-12)
+    # the CLI on a scheduler
+    GMM(6, dtype="float64").fit(np.concatenate([u[1] for u in utts])).save(tmp_path / "ubm.h5", name="ubm")
+    r = CliRunner().invoke(main, ["ivector", "train", str(tmp_path / "ubm.h5"), str(tmp_path / "f.h5"), "--dim", "3",
+                                  "--scheduler", client.scheduler.address, "--out", str(tmp_path / "ex.h5")])
+    assert r.exit_code == 0, r.output
+    assert load_extractor(tmp_path / "ex.h5").dim == 3
