@@ -1,7 +1,6 @@
 """EM over a Dask cluster: statistics accumulated on archive shards, summed by a tree reduction.
 
-The same for an i-vector extractor (:class:`DaskStats`): each task computes its shard's Baum-Welch
-statistics and the extractor's E-step accumulators (:class:`acoustic_gmm.ivector.TvStats`), which add.
+:class:`acoustic_gmm.ivector.DaskStats` does the same for an i-vector extractor's E-steps.
 
 Sufficient statistics add (:class:`acoustic_gmm.em.Stats`), so an E-step splits over any number of
 machines: each Dask task opens the feature archive, accumulates the statistics of its shard of
@@ -33,7 +32,7 @@ from .archive import FeatureArchive
 from .em import accumulate
 from .errors import ParameterError
 
-__all__ = ["DaskFrames", "DaskStats", "connect"]
+__all__ = ["DaskFrames", "connect"]
 
 
 @contextlib.contextmanager
@@ -107,54 +106,3 @@ class DaskFrames:
     def close(self) -> None:
         self.archive.close()
 
-
-def _shard_tv_stats(path: str, ids: list, top_c, extractor):
-    from .ivector import StatsStream
-
-    return extractor.accumulate(StatsStream(extractor.ubm, path, ids, top_c=top_c))
-
-
-class DaskStats:
-    """Utterance statistics of a feature archive whose i-vector E-steps run as Dask tasks, one per shard.
-
-    Pass it to :func:`acoustic_gmm.ivector.train_extractor` in place of the statistics: every
-    iteration, each task computes its utterances' statistics against the UBM and the extractor's
-    accumulators, summed as a tree; the M-step runs on the client.  The PCA start's sample of
-    utterances is computed on the client.
-
-    Examples
-    --------
-    ::
-
-        stats = DaskStats("feats.h5", ubm, client)
-        extractor = train_extractor(ubm, stats, 400)
-    """
-
-    def __init__(self, path, ubm, client, ids=None, *, top_c: int | None = None, n_shards: int | None = None):
-        from .ivector import StatsStream
-
-        self.local = StatsStream(ubm, path, ids, top_c=top_c)
-        self.path, self.client, self.ubm, self.top_c = str(Path(path).resolve()), client, ubm, top_c
-        self.ubm_id, self.ids = self.local.ubm_id, self.local.ids
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        n_shards = n_shards or 4 * n_workers
-        self.shards = [list(s) for s in np.array_split(np.array(self.ids, dtype=object), n_shards) if len(s)]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def take(self, index):
-        return self.local.take(index)
-
-    def __iter__(self):  # extraction and anything else that wants the statistics themselves: on the client
-        return iter(self.local)
-
-    def accumulate_tv(self, extractor):
-        """The extractor's E-step over every shard, on the cluster; accumulators summed as a tree."""
-        remote = self.client.scatter(extractor, broadcast=True)
-        parts = [self.client.submit(_shard_tv_stats, self.path, ids, self.top_c, remote, pure=False)
-                 for ids in self.shards]
-        while len(parts) > 1:
-            paired = [self.client.submit(operator.add, a, b) for a, b in zip(parts[::2], parts[1::2])]
-            parts = paired + ([parts[-1]] if len(parts) % 2 else [])
-        return parts[0].result()

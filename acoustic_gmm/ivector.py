@@ -8,6 +8,8 @@ utterance's Baum-Welch statistics against the UBM (:func:`utterance_stats`): occ
 * :func:`utterance_stats` -- the statistics of every utterance of an archive, batches of
   utterances at a time (one planned read and one posterior product per batch), optionally with
   each frame's posteriors pruned to its top-C components;
+* :class:`StatsStream`, :class:`DaskStats` -- the statistics computed again on every pass, in one batch's
+  memory, or on a Dask cluster (the extractor's E-step there too);
 * :func:`train_extractor` -- EM for ``T`` (Kenny, Boulianne & Dumouchel 2005) with minimum-divergence
   re-estimation (Brümmer; Kenny 2008), initialised by PCA of the utterances' shrunk mean supervectors;
   the accumulators are :class:`TvStats`, which add up over batches (and could over processes);
@@ -35,8 +37,10 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import operator
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -44,7 +48,8 @@ from .archive import load_bundle, opened, save_bundle
 from .errors import ArchiveError, DataError, ParameterError
 from .gmm import DiagGMM, log_normalize
 
-__all__ = ["BWStats", "utterance_stats", "StatsStream", "TvStats", "IvectorExtractor", "train_extractor", "Ivectors",
+__all__ = ["BWStats", "utterance_stats", "StatsStream", "DaskStats", "TvStats", "IvectorExtractor", "train_extractor",
+           "Ivectors",
            "save_ivectors", "load_ivectors", "load_extractor", "train_from_archive", "extract_archive", "fit_backend",
            "save_backend", "load_backend", "score_trials"]
 
@@ -572,6 +577,54 @@ def load_ivectors(path) -> Ivectors:
 
 
 
+def _shard_tv_stats(path: str, ids: list, top_c, extractor):
+    return extractor.accumulate(StatsStream(extractor.ubm, path, ids, top_c=top_c))
+
+
+class DaskStats:
+    """Utterance statistics of a feature archive whose i-vector E-steps run as Dask tasks, one per shard.
+
+    Pass it to :func:`acoustic_gmm.ivector.train_extractor` in place of the statistics: every
+    iteration, each task computes its utterances' statistics against the UBM and the extractor's
+    accumulators, summed as a tree; the M-step runs on the client.  The PCA start's sample of
+    utterances is computed on the client.
+
+    Examples
+    --------
+    ::
+
+        stats = DaskStats("feats.h5", ubm, client)
+        extractor = train_extractor(ubm, stats, 400)
+    """
+
+    def __init__(self, path, ubm, client, ids=None, *, top_c: int | None = None, n_shards: int | None = None):
+        self.local = StatsStream(ubm, path, ids, top_c=top_c)
+        self.path, self.client, self.ubm, self.top_c = str(Path(path).resolve()), client, ubm, top_c
+        self.ubm_id, self.ids = self.local.ubm_id, self.local.ids
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        n_shards = n_shards or 4 * n_workers
+        self.shards = [list(s) for s in np.array_split(np.array(self.ids, dtype=object), n_shards) if len(s)]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index):
+        return self.local.take(index)
+
+    def __iter__(self):  # extraction and anything else that wants the statistics themselves: on the client
+        return iter(self.local)
+
+    def accumulate_tv(self, extractor):
+        """The extractor's E-step over every shard, on the cluster; accumulators summed as a tree."""
+        remote = self.client.scatter(extractor, broadcast=True)
+        parts = [self.client.submit(_shard_tv_stats, self.path, ids, self.top_c, remote, pure=False)
+                 for ids in self.shards]
+        while len(parts) > 1:
+            paired = [self.client.submit(operator.add, a, b) for a, b in zip(parts[::2], parts[1::2])]
+            parts = paired + ([parts[-1]] if len(parts) % 2 else [])
+        return parts[0].result()
+
+
 # --------------------------------------------------------------------------- workflows (what the CLI runs)
 
 def _statistics(ubm: DiagGMM, archive, ids, top_c, max_memory, progress):
@@ -593,7 +646,7 @@ def train_from_archive(ubm: DiagGMM, archive, dim: int, *, ids=None, n_iter: int
     memory when they fit ``max_memory`` bytes, else computed again on every iteration (same result); with
     ``client`` (a Dask client or scheduler address) every iteration's E-step runs on the cluster."""
     if client is not None:
-        from .distributed import DaskStats, connect
+        from .distributed import connect
 
         with connect(client) as c:
             stats = DaskStats(archive, ubm, c, ids, top_c=top_c)

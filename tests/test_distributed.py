@@ -89,9 +89,8 @@ def test_ivector_extractor_on_a_local_cluster_equals_the_single_process_one(clie
     from click.testing import CliRunner
 
     from acoustic_gmm.cli import main
-    from acoustic_gmm.distributed import DaskStats
     from acoustic_gmm.gmm import DiagGMM
-    from acoustic_gmm.ivector import load_extractor, train_extractor, utterance_stats
+    from acoustic_gmm.ivector import DaskStats, load_extractor, train_extractor, utterance_stats
 
     rng = np.random.default_rng(6)
     utts = [(f"s{i % 5}-{i}", (rng.normal(size=(int(rng.integers(50, 150)), 4)) + i % 5).astype(np.float32),
