@@ -44,7 +44,7 @@ def test_non_finite_frames_when_scoring(fitted, frames):
 
 
 def test_wrong_dimensionality(fitted, frames):
-    with pytest.raises(DataError, match="X: has 5 features per frame but the model expects 4"):
+    with pytest.raises(DataError, match="X: X has 5 features, but GMM is expecting 4 features as input"):
         fitted.score_samples(np.ones((10, 5)))
     with pytest.raises(DataError, match=r"expected a 2-D array \(n_frames, n_features\), got shape \(500,\)"):
         GMM(2).fit(frames[:, 0])
@@ -55,7 +55,7 @@ def test_wrong_dimensionality(fitted, frames):
 
 
 def test_fewer_frames_than_components(frames):
-    with pytest.raises(DataError, match=r"X: 5 frame\(s\) given, at least 8 needed"):
+    with pytest.raises(DataError, match=r"X: 5 frame\(s\) given \(n_samples=5\), at least 8 needed"):
         GMM(8).fit(frames[:5])
 
 
