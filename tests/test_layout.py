@@ -57,7 +57,7 @@ def test_the_cli_only_parses_calls_and_prints():
     assert "numpy" not in imported
     commands = [f for f in tree.body if isinstance(f, ast.FunctionDef)
                 and any("command" in ast.unparse(d) for d in f.decorator_list)]
-    assert len(commands) == 14  # ten commands and the four of `acoustic-gmm ivector`
+    assert len(commands) == 18  # fourteen commands and the four of `acoustic-gmm ivector`
     for f in commands:
         body = f.body[1:] if isinstance(f.body[0], ast.Expr) else f.body  # without the docstring (the help text)
         assert body[-1].end_lineno - body[0].lineno + 1 <= 25, f"acoustic-gmm {f.name}: the command does library work"

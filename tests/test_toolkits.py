@@ -1,0 +1,78 @@
+"""The command line's way to and from Kaldi and HTK: export, import, export-model, import-model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from acoustic_gmm import GMM
+from acoustic_gmm.archive import FeatureArchive
+from acoustic_gmm.cli import main
+from acoustic_gmm.htk import read_htk, read_mmf
+from acoustic_gmm.kaldi import read_diag_gmm
+
+from .test_kaldi import make_archive, make_data_dir
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def same_archive(a, b):
+    with FeatureArchive(a) as x, FeatureArchive(b) as y:
+        assert x.ids == y.ids and x.speakers == y.speakers and x.labels == y.labels
+        for u in x.ids:
+            np.testing.assert_array_equal(x[u], y[u])
+
+
+@pytest.mark.parametrize("fmt", ["kaldi", "htk"])
+def test_export_then_import_gives_the_original_archive(tmp_path, fmt):
+    if fmt == "kaldi":
+        kaldiio = pytest.importorskip("kaldiio")
+    utts = make_archive(tmp_path / "feats.h5")
+    data = make_data_dir(tmp_path, utts)
+    out = tmp_path / ("k/feats.ark" if fmt == "kaldi" else "htk")
+    r = run("export", tmp_path / "feats.h5", "--format", fmt, "--out", out)
+    assert r.exit_code == 0, r.output
+    if fmt == "kaldi":
+        for src in (kaldiio.load_ark(str(out)), kaldiio.load_scp(str(out.with_suffix(".scp"))).items()):
+            got = dict(src)
+            assert sorted(got) == sorted(u for u, *_ in utts)
+            for u, X, *_ in utts:
+                np.testing.assert_array_equal(got[u], X)
+        listing = out.with_suffix(".scp")
+    else:
+        for u, X, *_ in utts:
+            Y, info = read_htk(out / f"{u}.htk")
+            np.testing.assert_array_equal(Y, X)
+            assert info["kind"] == "USER" and info["period_s"] == pytest.approx(0.01)
+        listing = tmp_path / "htk.list"
+        listing.write_text("".join(f"{out / u}.htk\n" for u, *_ in utts))
+    r = run("import", listing, data, "--format", fmt, "--sample-rate", 8000, "--out", tmp_path / "back.h5")
+    assert r.exit_code == 0, r.output
+    assert f"{len(utts)} utterances imported" in r.output
+    same_archive(tmp_path / "feats.h5", tmp_path / "back.h5")
+    # outputs are never replaced unasked
+    r = run("import", listing, data, "--format", fmt, "--out", tmp_path / "back.h5")
+    assert r.exit_code == 1 and "exists; pass --overwrite" in r.output
+    r = run("export", tmp_path / "feats.h5", "--format", fmt, "--out", out)
+    assert r.exit_code == 1 and ("--overwrite" in r.output) and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("fmt", ["kaldi", "htk"])
+def test_a_model_out_and_back_scores_the_same(tmp_path, fmt):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(2000, 4)) * [1, 2, 3, 4] + [0, 1, 2, 3]
+    g = GMM(8, dtype="float64", random_state=0).fit(X)
+    g.save(tmp_path / "ubm.h5", name="ubm")
+    out = tmp_path / ("ubm.txt" if fmt == "kaldi" else "ubm.mmf")
+    r = run("export-model", tmp_path / "ubm.h5", "--format", fmt, "--out", out)
+    assert r.exit_code == 0, r.output
+    w, m, v = read_diag_gmm(out) if fmt == "kaldi" else read_mmf(out)[:3]
+    np.testing.assert_allclose(m, g.means_, rtol=1e-12)
+    r = run("import-model", out, "--format", fmt, "--name", "ubm", "--out", tmp_path / "back.h5")
+    assert r.exit_code == 0, r.output
+    back = GMM.load(tmp_path / "back.h5", name="ubm")
+    np.testing.assert_allclose(back.model_.weights, g.weights_, rtol=1e-6)
+    np.testing.assert_allclose(back.score_samples(X[:50]), g.score_samples(X[:50]), rtol=1e-5)
