@@ -151,11 +151,13 @@ def _config_options(func):
 @click.option("--overwrite", is_flag=True, help="replace OUT if it exists (only once the new one is complete)")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="MfccConfig as JSON (e.g. the 'config' of 'acoustic-gmm info --json'); options given here override it")
+@click.option("--htk-config", type=click.Path(exists=True, dir_okay=False),
+              help="an HCopy configuration file (TARGETKIND MFCC or FBANK ...): HTK's front end, HTK's numbers")
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786): batches run on its workers, which "
                                   "must see the audio and OUT's folder at the same paths")
 @_config_options
 @_errors_to_messages
-def features(data_dir, out, jobs, strict, overwrite, config_file, scheduler, **options):
+def features(data_dir, out, jobs, strict, overwrite, config_file, htk_config, scheduler, **options):
     """Extract MFCC features for every utterance of a Kaldi-style DATA_DIR.
 
     DATA_DIR holds wav.scp, and optionally utt2spk, utt2label and segments. Work goes to
@@ -164,7 +166,10 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, scheduler, **o
     from .corpus import extract_corpus
     from .features import MfccConfig
 
-    config = MfccConfig.from_options(config_file, **options)
+    if htk_config and config_file:
+        raise click.ClickException("--htk-config and --config both set the front end: give one")
+    config = (MfccConfig.from_htk_config(htk_config, **options) if htk_config
+              else MfccConfig.from_options(config_file, **options))
     try:
         report = extract_corpus(data_dir, out, config=config, jobs=jobs, strict=strict, overwrite=overwrite,
                                 client=scheduler)

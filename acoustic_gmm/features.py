@@ -18,6 +18,13 @@ product is done in independent pieces of a fixed number of rows (see :func:`_row
 VAD and CMVN then work in place on the whole utterance's frames, as they always did (sliding-window
 CMVN and feature warping a block at a time as well).
 
+HTK's front end: ``MfccConfig.from_htk_config("hcopy.cfg")`` (or the ``htk`` field) computes the
+frames as HCopy does, in HTK's column layout (:mod:`acoustic_gmm.htkfront` defines each step);
+``win_ms`` and ``hop_ms`` then follow HTK's WINDOWSIZE and TARGETRATE, the other analysis fields keep
+their defaults, and there is no dither and no CMVN (``_Z`` in TARGETKIND is HTK's mean subtraction).
+The same block-by-block path gives them, bit for bit; ENORMALISE and ``_Z``, which need the whole
+utterance, are applied to the utterance's frames afterwards.
+
 Examples
 --------
 >>> import numpy as np
@@ -38,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import htkfront
 from .audio import AudioFile, check_signal, read_audio
 from .errors import DataError, ParameterError
 
@@ -104,6 +112,15 @@ class MfccConfig:
                                  "of the frames within 2 of the frame)", ("peak", "kaldi"))
     context_ms: float = _opt(0.0, "with segments: also take the frames up to this many ms beyond each edge "
                                   "(the transitions into and out of a phone carry much of its identity)")
+    htk: str = _opt("", "HTK front end: HCopy's MFCC/FBANK frames for these HTK settings, 'NAME=value ...' "
+                        "as in an HCopy configuration (e.g. 'TARGETKIND=MFCC_0_D_A TARGETRATE=100000 "
+                        "WINDOWSIZE=250000 NUMCHANS=26'); win_ms and hop_ms then follow WINDOWSIZE and "
+                        "TARGETRATE, the other analysis fields keep their defaults, dither is 0 and cmvn "
+                        "none; empty: this package's front end")
+
+    # fields an HTK configuration replaces: left at their defaults when ``htk`` is set
+    _HTK_REPLACES = ("n_mfcc", "energy", "win_ms", "hop_ms", "n_fft", "n_mels", "fmin", "fmax", "preemphasis",
+                     "lifter", "window", "deltas", "delta_width")
 
     def __post_init__(self):
         def check(ok, what):
@@ -151,9 +168,40 @@ class MfccConfig:
             choices = f.metadata.get("choices")
             check(choices is None or getattr(self, f.name) in choices,
                   f"{f.name} must be one of {list(choices) if choices else ''}, got {getattr(self, f.name)!r}")
+        if self.htk:
+            try:
+                settings = htkfront.htk_settings(self.htk)
+            except ParameterError as exc:
+                raise ParameterError(f"MfccConfig: htk: {exc}") from None
+            object.__setattr__(self, "htk", settings.canonical())  # one text per configuration: equal ones are equal
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            # the frame length and shift, for whoever reads them (segment times, HTK file headers): HTK's own
+            derived = {"win_ms": settings.window_size / 1e4, "hop_ms": settings.target_rate / 1e4}
+            for name, value in derived.items():
+                check(getattr(self, name) in (defaults[name], value),
+                      f"{name}={getattr(self, name)} disagrees with the HTK settings ({value:g} ms)")
+                object.__setattr__(self, name, value)
+            changed = [name for name in self._HTK_REPLACES
+                       if name not in derived and getattr(self, name) != defaults[name]]
+            check(not changed, f"{', '.join(changed)} cannot be set with htk: the HTK settings decide them")
+            check(self.dither == 0 and self.cmvn == "none",
+                  f"with htk, dither must be 0 and cmvn 'none' (HCopy adds no dither, and subtracts the cepstral "
+                  f"mean only with _Z in TARGETKIND), got dither={self.dither}, cmvn={self.cmvn!r}")
+
+    @property
+    def htk_settings(self) -> htkfront.HtkSettings | None:
+        """The parsed HTK settings (None for this package's own front end)."""
+        return htkfront.htk_settings(self.htk) if self.htk else None
+
+    @property
+    def htk_kind(self) -> str | None:
+        """HTK's parameter kind of the frames (``"MFCC_D_A_0"``, HTK's spelling), None without ``htk``."""
+        return htkfront.htk_settings(self.htk).target_kind if self.htk else None
 
     @property
     def n_features(self) -> int:
+        if self.htk:
+            return htkfront.htk_settings(self.htk).n_features
         return self.n_mfcc * (1 + self.deltas)
 
     def to_dict(self) -> dict:
@@ -200,7 +248,41 @@ class MfccConfig:
             if value is not None:
                 default = getattr(defaults, name, None)
                 values[name] = type(default)(value) if isinstance(default, int) and isinstance(value, str) else value
+        if options.get("htk"):  # HCopy adds no dither and no CMVN: the defaults of HTK's front end, unless given
+            for name, neutral in (("cmvn", "none"), ("dither", 0.0)):
+                if options.get(name) is None:
+                    values[name] = neutral
         return cls.from_dict(values)
+
+    @classmethod
+    def from_htk_config(cls, path, **options) -> "MfccConfig":
+        """HCopy's front end as an HTK configuration file sets it up (``HCopy -C path``).
+
+        The file holds ``NAME = value`` lines (``# comments``, optional module prefixes such as
+        ``HPARM:``, quoted values): TARGETKIND (MFCC or FBANK with _E _0 _D _A _T _N _Z; _C and _K
+        only concern files) and TARGETRATE are required, every other setting has HTK's default.
+        Settings HTK has that this front end does not implement are refused by name.  ``options``
+        set the fields that HTK's settings leave open (``sample_rate``, ``vad``, ``context_ms`` ...),
+        as :meth:`from_options` does; errors name the file.
+
+        Examples
+        --------
+        ::
+
+            cfg = MfccConfig.from_htk_config("hcopy.cfg")   # TARGETKIND = MFCC_0_D_A ...
+            feats = extract_file("a.wav", config=cfg)         # (frames, 39): c1..c12 c0, deltas, accelerations
+        """
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ParameterError(f"{path}: cannot read the HTK configuration ({exc})") from None
+        try:
+            settings = htkfront.HtkSettings.from_text(text)
+        except ParameterError as exc:
+            raise ParameterError(f"{path}: {exc}") from None
+        if options.pop("htk", None) is not None:
+            raise ParameterError("from_htk_config: the HTK settings come from the file, not the htk option")
+        return cls.from_options(None, **options, htk=settings.canonical())
 
 
 # --------------------------------------------------------------------------- front-end constants
@@ -289,15 +371,28 @@ def dct_matrix(n_mels: int, n_mfcc: int, lifter: int = 0) -> np.ndarray:
 
 
 class _Frontend:
-    """Constants for one (config, sample rate): window, filter bank, DCT with lifter folded in."""
+    """Constants for one (config, sample rate): window, filter bank, DCT with lifter folded in.
+
+    With an HTK configuration (``htk``): HTK's frame sizes, window, filter bank and DCT (lifter and
+    CEPSCALE folded in, c0 as a last column; the identity for FBANK), float32 as stored with models,
+    and float64 copies (``melfb64``, ``dct64``) for the products.
+    """
 
     def __init__(self, cfg: MfccConfig, sr: int, arrays: dict | None = None):
-        self.hop = max(1, int(round(cfg.hop_ms * sr / 1000)))
-        self.win = max(1, int(round(cfg.win_ms * sr / 1000)))
-        self.n_fft = cfg.n_fft or 1 << (self.win - 1).bit_length()
-        if arrays is not None:  # stored with a model set: they must be what this configuration computes
+        self.htk = cfg.htk_settings
+        if self.htk is not None:
+            _, self.win, self.hop, fbank_period = self.htk.geometry(sr)
+            self.n_fft = htkfront.fft_size(self.win, self.htk.double_fft)
+            n_out = self.htk.num_ceps + self.htk.has("0") if self.htk.base == "MFCC" else self.htk.num_chans
+            expected = {"window": (self.win,), "melfb": (1 + self.n_fft // 2, self.htk.num_chans),
+                        "dct": (self.htk.num_chans, n_out)}
+        else:
+            self.hop = max(1, int(round(cfg.hop_ms * sr / 1000)))
+            self.win = max(1, int(round(cfg.win_ms * sr / 1000)))
+            self.n_fft = cfg.n_fft or 1 << (self.win - 1).bit_length()
             expected = {"window": (self.win,), "melfb": (1 + self.n_fft // 2, cfg.n_mels),
                         "dct": (cfg.n_mels, cfg.n_mfcc)}
+        if arrays is not None:  # stored with a model set: they must be what this configuration computes
             for key, shape in expected.items():
                 a = arrays.get(key)
                 if a is None:
@@ -309,6 +404,15 @@ class _Frontend:
                 if not np.isfinite(a).all():
                     raise ParameterError(f"front-end array '{key}' contains NaN or inf")
             self.window, self.melfb, self.dct = (np.asarray(arrays[k], np.float32) for k in ("window", "melfb", "dct"))
+            self._product_rows()
+            return
+        if self.htk is not None:
+            s = self.htk
+            self.window = htkfront.hamming_window(self.win) if s.use_hamming else np.ones(self.win, np.float32)
+            self.melfb = htkfront.mel_filterbank(s.num_chans, fbank_period, self.n_fft, s.lo_freq, s.hi_freq,
+                                                 s.warp_freq, s.warp_lcutoff, s.warp_ucutoff)[0]
+            self.dct = (htkfront.dct_matrix(s.num_chans, s.num_ceps, s.cep_lifter, s.has("0"), s.cep_scale)
+                        if s.base == "MFCC" else np.eye(s.num_chans, dtype=np.float32))
             self._product_rows()
             return
         if self.n_fft < self.win:
@@ -325,6 +429,8 @@ class _Frontend:
     def _product_rows(self) -> None:
         # rows per matrix product call (see _rows_product): a divisor of _GEMM_ROWS small enough for one BLAS thread
         self.mel_rows, self.dct_rows = (_gemm_rows(*m.shape) for m in (self.melfb, self.dct))
+        if self.htk is not None:  # HTK's products are done in float64 (the constants are float32 numbers)
+            self.melfb64, self.dct64 = (np.ascontiguousarray(m, dtype=np.float64) for m in (self.melfb, self.dct))
 
 
 def _gemm_rows(k: int, n: int) -> int:
@@ -386,7 +492,7 @@ def _check_block(block_frames: int) -> int:
 
 
 def _rows_product(a: np.ndarray, b: np.ndarray, rows: int) -> np.ndarray:
-    """``a @ b`` (float32), computed as independent products of exactly ``rows`` rows of ``a``.
+    """``a @ b`` (float32; float64 for float64 operands), as independent products of exactly ``rows`` rows of ``a``.
 
     BLAS sums a row's products in an order that depends on how many rows the call has and on
     the thread count (OpenBLAS: a row's last bit changes with the call's height, and with two
@@ -398,12 +504,13 @@ def _rows_product(a: np.ndarray, b: np.ndarray, rows: int) -> np.ndarray:
     are also faster here than threaded big ones on a busy machine.
     """
     n, k = a.shape
-    out = np.empty((-(-n // rows) * rows, b.shape[1]), dtype=np.float32)
+    dtype = np.result_type(a, b)
+    out = np.empty((-(-n // rows) * rows, b.shape[1]), dtype=dtype)
     full = n - n % rows
     if full:
         np.matmul(a[:full].reshape(-1, rows, k), b, out=out[:full].reshape(-1, rows, b.shape[1]))
     if full < n:
-        tail = np.zeros((rows, k), dtype=np.float32)
+        tail = np.zeros((rows, k), dtype=dtype)
         tail[: n - full] = a[full:]
         np.matmul(tail, b, out=out[full:])
     return out[:n]
@@ -416,6 +523,8 @@ def _block_statics(fe: _Frontend, cfg: MfccConfig, x: np.ndarray, start: int, le
     (1: ``x[0]`` is only there as the pre-emphasis predecessor of the first frame's first
     sample; 0: the signal's first sample, which keeps its value).
     """
+    if fe.htk is not None:
+        return _htk_block_statics(fe, np.asarray(x[lead:], dtype=np.float32))
     x = np.asarray(x, dtype=np.float32)
     if cfg.dither > 0:  # a fixed noise table, indexed by sample position: the same file always gives the same frames
         x = x + np.float32(cfg.dither) * _noise(start, len(x))
@@ -438,6 +547,38 @@ def _block_statics(fe: _Frontend, cfg: MfccConfig, x: np.ndarray, start: int, le
     if cfg.energy == "log-energy":
         ceps[:, 0] = log_energy
     return ceps, log_energy
+
+
+def _htk_block_statics(fe: _Frontend, x: np.ndarray):
+    """HTK's statics (B, n_statics) and raw log energies (B,) of the frames starting at ``x[0]``, float32.
+
+    Each frame on its own, in HCopy's order (see :mod:`acoustic_gmm.htkfront`): 16-bit units,
+    ZMEANSOURCE, raw energy, pre-emphasis within the frame, window, FFT, magnitudes (powers),
+    filter bank, ``ln(max(., 1))``, DCT with lifter, c0, log energy.  The columns are c1 ... cN
+    (or the filter bank values), c0, E.
+    """
+    s = fe.htk
+    x = x * np.float32(32768)  # the 16-bit amplitudes HTK reads (exact for 16-bit PCM)
+    n = 1 + (len(x) - fe.win) // fe.hop
+    frames = np.ndarray((n, fe.win), dtype=np.float32, buffer=x, strides=(fe.hop * 4, 4)).copy()
+    if s.zmean_source:
+        frames = htkfront.zero_mean_frames(frames)
+    raw = htkfront.sum_of_squares(frames)
+    if s.preemphasis > 0:
+        frames = htkfront.preemphasise(frames, s.preemphasis)
+    if s.use_hamming:
+        frames *= fe.window
+    spec = np.fft.rfft(frames.astype(np.float64), n=fe.n_fft)
+    mag = np.square(spec.real) + np.square(spec.imag)
+    if not s.use_power:
+        np.sqrt(mag, out=mag)
+    log_fb = np.log(np.maximum(_rows_product(mag, fe.melfb64, fe.mel_rows), 1.0))  # HTK floors at 1.0
+    stat = _rows_product(log_fb, fe.dct64, fe.dct_rows) if s.base == "MFCC" else log_fb
+    out = np.empty((n, s.n_statics), dtype=np.float32)
+    out[:, : stat.shape[1]] = stat
+    if s.has("E"):
+        out[:, -1] = htkfront.log_energy(raw if s.raw_energy else htkfront.sum_of_squares(frames))
+    return out, np.log(np.maximum(raw, LOG_FLOOR)).astype(np.float32)
 
 
 def _stream_statics(read, n_samples: int, fe: _Frontend, cfg: MfccConfig, n_columns: int, block_frames: int):
@@ -523,9 +664,14 @@ def _deltas_in_place(feats: np.ndarray, n: int, order: int, width: int, block_fr
 
 def mfcc_frames(y: np.ndarray, sr: int, cfg: MfccConfig, *,
                 block_frames: int = FRAME_BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    """Static cepstra (T, n_mfcc) and per-frame log energy (T,), both float32; no deltas, no CMVN."""
+    """Static cepstra (T, n_mfcc) and per-frame log energy (T,), both float32; no deltas, no CMVN.
+
+    With an HTK configuration: HTK's statics (c1 ... cN or the filter bank, c0, E), before
+    ENORMALISE, _Z and _N, and the raw log energies.
+    """
     y = np.asarray(y)
-    return _stream_statics(_reader(y), len(y), frontend(cfg, sr), cfg, cfg.n_mfcc, _check_block(block_frames))
+    n = cfg.n_mfcc if not cfg.htk else cfg.htk_settings.n_statics
+    return _stream_statics(_reader(y), len(y), frontend(cfg, sr), cfg, n, _check_block(block_frames))
 
 
 def _reader(y: np.ndarray):
@@ -856,13 +1002,69 @@ class Analysis:
 
 
 def _too_short(n: int, sr: int, cfg: MfccConfig, fe: _Frontend, where) -> DataError:
+    win_ms = 1000 * fe.win / sr if cfg.htk else cfg.win_ms
     return DataError(f"{where}: {n} samples ({1000 * n / sr:.1f} ms) is shorter than one "
-                     f"{cfg.win_ms:g} ms analysis window ({fe.win} samples)")
+                     f"{win_ms:g} ms analysis window ({fe.win} samples)")
+
+
+def _n_columns(cfg: MfccConfig) -> int:
+    """Columns the frames are computed in: the features, or for HTK all statics and their differences (before _N)."""
+    s = cfg.htk_settings
+    return cfg.n_features if s is None else s.n_statics * (1 + len(s.windows))
 
 
 def _finish(feats, energy, sr: int, cfg: MfccConfig, duration: float, block_frames: int) -> Analysis:
+    if cfg.htk:
+        return Analysis(_htk_finish(feats, cfg.htk_settings, block_frames), energy, sr, cfg, duration)
     _deltas_in_place(feats, cfg.n_mfcc, cfg.deltas, cfg.delta_width, block_frames)
     return Analysis(feats, energy, sr, cfg, duration)
+
+
+def _htk_finish(feats: np.ndarray, s: htkfront.HtkSettings, block_frames: int) -> np.ndarray:
+    """The utterance-wide steps of HTK's front end, in HParm's order, a block at a time, in place.
+
+    ``feats`` (T, n_statics * (1 + orders)) holds the statics.  ENORMALISE (with _E), then the
+    deltas, accelerations and thirds (a block with its context frames), then _Z (the mean of the
+    cepstra and c0 over the utterance, summed in float64 row after row), then _N (the absolute
+    energy column dropped: the rows are moved down within the same buffer).  Returns (T, n_features).
+    """
+    T, S = len(feats), s.n_statics
+    if not T:
+        return feats[:, : s.n_features]
+    if s.has("E") and s.enormalise:
+        e = feats[:, S - 1]
+        e_max = e.max()
+        for a in range(0, T, block_frames):
+            e[a:a + block_frames] = htkfront.normalise_log_energy(e[a:a + block_frames], e_max, s.sil_floor, s.escale)
+    windows = s.windows
+    if windows:
+        context = sum(windows)
+        for a in range(0, T, block_frames):
+            b = min(T, a + block_frames)
+            lo, hi = max(0, a - context), min(T, b + context)
+            part = feats[lo:hi, :S]
+            for k, width in enumerate(windows, 1):
+                part = htkfront.regression(part, width, s.simple_diffs)
+                feats[a:b, k * S:(k + 1) * S] = part[a - lo:b - lo]
+    if s.has("Z"):
+        cols = s.n_base + s.has("0")
+        total = None
+        for a in range(0, T, block_frames):  # axis-0 sums add row after row: the same sums whatever the blocks
+            part = feats[a:a + block_frames, :cols].astype(np.float64)
+            if total is not None:
+                part = np.concatenate([total[None], part])
+            total = np.add.reduce(part, axis=0)
+        mean = (total / T).astype(np.float32)
+        for a in range(0, T, block_frames):
+            feats[a:a + block_frames, :cols] -= mean
+    if s.has("N"):  # HTK drops the absolute energy (or c0) when it hands the vector over: rows move down in place
+        D = feats.shape[1] - 1
+        out = feats.reshape(-1)[: T * D].reshape(T, D)
+        for a in range(0, T, block_frames):
+            b = min(T, a + block_frames)
+            out[a:b] = np.concatenate([feats[a:b, : S - 1], feats[a:b, S:]], axis=1)  # read before written
+        feats = out
+    return feats
 
 
 def analyse(signal, sample_rate: int, *, config: MfccConfig | None = None, where: str = "signal",
@@ -889,7 +1091,7 @@ def analyse(signal, sample_rate: int, *, config: MfccConfig | None = None, where
     fe = frontend(cfg, sr)
     if len(y) < fe.win:
         raise _too_short(len(y), sr, cfg, fe, where)
-    feats, energy = _stream_statics(_reader(y), len(y), fe, cfg, cfg.n_features, block_frames)
+    feats, energy = _stream_statics(_reader(y), len(y), fe, cfg, _n_columns(cfg), block_frames)
     return _finish(feats, energy, sr, cfg, duration, block_frames)
 
 
@@ -917,7 +1119,7 @@ def analyse_file(source, *, config: MfccConfig | None = None, block_frames: int 
     read = audio.read
     if audio.n_samples <= (block_frames - 1) * fe.hop + fe.win + fe.hop:
         read = _reader(audio.read(audio.n_samples))  # one block: one read (soundfile costs ~0.1 ms a call)
-    feats, energy = _stream_statics(read, audio.n_samples, fe, cfg, cfg.n_features, block_frames)
+    feats, energy = _stream_statics(read, audio.n_samples, fe, cfg, _n_columns(cfg), block_frames)
     audio.read_rest()  # the samples after the last frame are checked too, as check_signal checks them
     audio.check(str(audio.path))
     if audio.n_read < fe.win:
@@ -929,7 +1131,7 @@ def _voiced(analysis: Analysis) -> np.ndarray:
     """The configured VAD's mask of the recording's frames."""
     cfg = analysis.config
     offset = 0.0
-    if cfg.vad_rule == "kaldi":
+    if cfg.vad_rule == "kaldi" and not cfg.htk:  # HTK's log energies are already Kaldi's raw 16-bit ones
         offset = kaldi_energy_offset(frontend(cfg, analysis.sample_rate).window)
     return vad_mask(analysis.log_energy, cfg.vad_db, rule=cfg.vad_rule, energy_offset=offset)
 

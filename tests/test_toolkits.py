@@ -76,3 +76,35 @@ def test_a_model_out_and_back_scores_the_same(tmp_path, fmt):
     back = GMM.load(tmp_path / "back.h5", name="ubm")
     np.testing.assert_allclose(back.model_.weights, g.weights_, rtol=1e-6)
     np.testing.assert_allclose(back.score_samples(X[:50]), g.score_samples(X[:50]), rtol=1e-5)
+
+
+def test_features_with_an_hcopy_configuration_export_with_htks_kind(tmp_path):
+    import soundfile as sf
+
+    from acoustic_gmm.htk import parse_kind
+    from acoustic_gmm.manifest import write_data_dir
+
+    from .conftest import tone
+
+    wav = {}
+    for i in range(3):
+        wav[f"u{i}"] = tmp_path / f"u{i}.wav"
+        sf.write(wav[f"u{i}"], tone(0.5, sr=16000, freq=300 + 100 * i, seed=i), 16000, subtype="PCM_16")
+    write_data_dir(tmp_path / "data", wav)
+    conf = tmp_path / "hcopy.conf"
+    conf.write_text("# HTK Book style\nSOURCEFORMAT = WAV\nHPARM: TARGETKIND = MFCC_E_D_A\nTARGETRATE = 100000.0\n"
+                    "WINDOWSIZE = 250000.0\nNUMCHANS = 26\nNUMCEPS = 12\nENORMALISE = F\n")
+    r = run("features", tmp_path / "data", "--htk-config", conf, "--out", tmp_path / "f.h5")
+    assert r.exit_code == 0, r.output
+    with FeatureArchive(tmp_path / "f.h5") as fa:
+        assert fa.n_features == 39 and fa.config.htk_kind == "MFCC_E_D_A" and fa.n_frames["u0"] == 48
+    r = run("export", tmp_path / "f.h5", "--format", "htk", "--out", tmp_path / "htk")
+    assert r.exit_code == 0, r.output
+    X, info = read_htk(tmp_path / "htk" / "u0.htk")
+    assert info["kind_code"] == parse_kind("MFCC_E_D_A") == 6 + 0o100 + 0o400 + 0o1000
+    assert X.shape == (48, 39) and info["sample_size"] == 156 and info["period_s"] == pytest.approx(0.01)
+    r = run("features", tmp_path / "data", "--htk-config", conf, "--config", conf, "--out", tmp_path / "g.h5")
+    assert r.exit_code != 0 and "give one" in r.output
+    conf.write_text("TARGETKIND = PLP_E\nTARGETRATE = 100000.0\n")
+    r = run("features", tmp_path / "data", "--htk-config", conf, "--out", tmp_path / "g.h5")
+    assert r.exit_code == 1 and "PLP" in r.output and "Traceback" not in r.output
