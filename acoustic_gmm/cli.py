@@ -129,6 +129,8 @@ def _config_options(func):
     from .features import MfccConfig  # light: numpy only at parse time
 
     for f in reversed(dataclasses.fields(MfccConfig)):
+        if not f.metadata.get("cli", True):
+            continue
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata['help']} [default: {f.default}]"
         if f.type in ("bool", bool):

@@ -62,8 +62,8 @@ _GEMM_ONE_THREAD = 1 << 18  # OpenBLAS runs a product on one thread below m * n 
 MAX_CMVN_WINDOW = 100_000  # frames: the largest MfccConfig.cmvn_window
 
 
-def _opt(default, help, choices=None):
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _opt(default, help, choices=None, cli=True):
+    return field(default=default, metadata={"help": help, "choices": choices, "cli": cli})
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,9 @@ class MfccConfig:
                         "WINDOWSIZE=250000 NUMCHANS=26'); win_ms and hop_ms then follow WINDOWSIZE and "
                         "TARGETRATE, the other analysis fields keep their defaults, dither is 0 and cmvn "
                         "none; empty: this package's front end")
+    computed_by: str = _opt("", "frames imported from another toolkit ('kaldi: feats.scp'): their front end is "
+                                "not this package's, which then refuses to compute frames from audio with this "
+                                "configuration; empty: frames computed here", cli=False)
 
     # fields an HTK configuration replaces: left at their defaults when ``htk`` is set
     _HTK_REPLACES = ("n_mfcc", "energy", "win_ms", "hop_ms", "n_fft", "n_mels", "fmin", "fmax", "preemphasis",
@@ -445,6 +448,10 @@ _FRONTENDS: dict = {}
 
 def frontend(cfg: MfccConfig, sr: int) -> _Frontend:
     """The (cached) front-end constants for a configuration and sample rate."""
+    if cfg.computed_by:  # a model trained on imported frames must not meet frames of our own front end
+        raise ParameterError(f"these features were computed by {cfg.computed_by}, not by acoustic_gmm, which "
+                             f"cannot compute them from audio: compute them with that tool and import them "
+                             f"(acoustic-gmm import)")
     key = (cfg, sr)
     fe = _FRONTENDS.get(key)  # one lookup: hashing a config costs ~10 us, extracting a short file ~300 us
     if fe is None:
@@ -453,14 +460,18 @@ def frontend(cfg: MfccConfig, sr: int) -> _Frontend:
 
 
 def frontend_arrays(cfg: MfccConfig, sr: int) -> dict:
-    """The front end's constant arrays, to store beside models that will see new audio."""
+    """The front end's constant arrays, to store beside models that will see new audio (none for frames
+    computed by another toolkit: such models never see audio here)."""
+    if cfg.computed_by:
+        return {}
     fe = frontend(cfg, sr)
     return {"window": fe.window, "melfb": fe.melfb, "dct": fe.dct}
 
 
 def preload_frontend(cfg: MfccConfig, sr: int, arrays: dict) -> None:
     """Install stored constants (from :func:`frontend_arrays`) for this configuration and rate."""
-    _FRONTENDS.setdefault((cfg, sr), _Frontend(cfg, sr, arrays))
+    if not cfg.computed_by:
+        _FRONTENDS.setdefault((cfg, sr), _Frontend(cfg, sr, arrays))
 
 
 _NOISE = np.random.default_rng(20261122).standard_normal(1 << 16).astype(np.float32)

@@ -1068,4 +1068,5 @@ def import_features(listing, data_dir, out, *, config=None, sample_rate: int | N
                 raise DataError(f"{file}: sample period {info['period_s']} s, the first file's is {period} s")
             yield utt, X
 
-    return import_matrices(entries(), listing, dd, out, config=config, sample_rate=sample_rate)
+    return import_matrices(entries(), listing, dd, out, config=config, sample_rate=sample_rate,
+                           computed_by=f"HTK ({Path(listing).name})")

@@ -30,7 +30,7 @@ class ImportReport(NamedTuple):
 
 
 def import_matrices(entries, src, data_dir, out, *, config=None, sample_rate: int | None = None,
-                    manifest: dict | None = None) -> ImportReport:
+                    manifest: dict | None = None, computed_by: str = "") -> ImportReport:
     """Write the feature archive ``out`` from ``(utt, matrix)`` ``entries`` read from ``src``.
 
     Parameters
@@ -46,12 +46,14 @@ def import_matrices(entries, src, data_dir, out, *, config=None, sample_rate: in
         The archive to write.
     config : MfccConfig, optional
         The front end, if one describes it (its ``n_features`` must be the matrices' width); default: one
-        that says only the width, no deltas and no normalisation (its other fields do not describe the
-        front end that made the features: do not extract features from audio with it).
+        that says only the width, no deltas and no normalisation, and ``computed_by``: models trained on
+        the archive then refuse to compute frames from audio (our front end is not the one that made these).
     sample_rate : int, optional
         Recorded in the archive; default ``config.sample_rate``, else read from the first utterance's audio.
     manifest : dict, optional
         Text tables to keep in the archive's manifest (default: the data directory's).
+    computed_by : str
+        Who computed the features (``"kaldi: feats.scp"``), recorded in the default configuration.
 
     Returns
     -------
@@ -71,7 +73,7 @@ def import_matrices(entries, src, data_dir, out, *, config=None, sample_rate: in
         raise DataError(f"{src}: holds no features")
     dim = first[1].shape[1]
     if config is None:
-        config = _config_for(dim, src)
+        config = _config_for(dim, src, computed_by or f"another toolkit ({src.name})")
     elif config.n_features != dim:
         raise ParameterError(f"{src}: the features have {dim} columns, the configuration given describes "
                              f"{config.n_features}")
@@ -133,13 +135,15 @@ def _chain(first, rest):
     yield from rest
 
 
-def _config_for(dim: int, src: Path):
-    """An MfccConfig that states what is known of imported features: their dimension, and that acoustic_gmm
-    applied no deltas and no normalisation.  (MfccConfig has no field for "computed elsewhere".)"""
+def _config_for(dim: int, src: Path, computed_by: str):
+    """An MfccConfig that states what is known of imported features: their dimension, that acoustic_gmm
+    applied no deltas and no normalisation, and who computed them (so that it refuses to compute such
+    frames from audio itself)."""
     from .features import MfccConfig
 
     try:
-        return MfccConfig(n_mfcc=dim, n_mels=max(dim, MfccConfig.n_mels), deltas=0, cmvn="none")
+        return MfccConfig(n_mfcc=dim, n_mels=max(dim, MfccConfig.n_mels), deltas=0, cmvn="none",
+                          computed_by=computed_by)
     except ParameterError as exc:
         raise ParameterError(f"{src}: {dim} columns cannot be described by an MfccConfig ({exc}); "
                              f"give config=") from None

@@ -256,7 +256,7 @@ def import_features(scp_or_ark, data_dir, out, *, config=None, sample_rate: int 
     else:
         entries = kaldiio.load_ark(str(src))
     return import_matrices(_guarded(entries, src), src, dd, out, config=config, sample_rate=sample_rate,
-                           manifest=manifest)
+                           manifest=manifest, computed_by=f"Kaldi ({src.name})")
 
 
 def _is_script(path: Path) -> bool:

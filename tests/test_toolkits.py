@@ -108,3 +108,25 @@ def test_features_with_an_hcopy_configuration_export_with_htks_kind(tmp_path):
     conf.write_text("TARGETKIND = PLP_E\nTARGETRATE = 100000.0\n")
     r = run("features", tmp_path / "data", "--htk-config", conf, "--out", tmp_path / "g.h5")
     assert r.exit_code == 1 and "PLP" in r.output and "Traceback" not in r.output
+
+
+def test_models_of_imported_features_refuse_to_compute_frames_from_audio(tmp_path):
+    pytest.importorskip("kaldiio")
+    from acoustic_gmm.archive import FeatureArchive as FA
+    from acoustic_gmm.errors import ParameterError
+    from acoustic_gmm.features import extract_file
+
+    utts = make_archive(tmp_path / "feats.h5")
+    data = make_data_dir(tmp_path, utts)
+    assert run("export", tmp_path / "feats.h5", "--format", "kaldi", "--out", tmp_path / "f.ark").exit_code == 0
+    assert run("import", tmp_path / "f.scp", data, "--sample-rate", 8000, "--out", tmp_path / "in.h5").exit_code == 0
+    with FA(tmp_path / "in.h5") as fa:
+        assert fa.config.computed_by == "Kaldi (f.scp)"
+        config = fa.config
+    r = run("train", tmp_path / "in.h5", "-k", "1", "--out", tmp_path / "m.h5")
+    assert r.exit_code == 0, r.output
+    wav = next((tmp_path / "wav").glob("*.wav"))
+    with pytest.raises(ParameterError, match=r"computed by Kaldi \(f.scp\), not by acoustic_gmm"):
+        extract_file(wav, config=config)
+    r = run("classify", tmp_path / "m.h5", wav)
+    assert r.exit_code == 1 and "computed by Kaldi (f.scp)" in r.output and "Traceback" not in r.output
