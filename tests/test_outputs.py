@@ -209,7 +209,11 @@ def test_ctrl_c_during_a_real_command_prints_one_line(corpus, tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "acoustic-gmm")
     proc = subprocess.Popen([exe, "ubm", str(big), "-k", "512", "--out", str(tmp_path / "u.h5")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # imports done, EM under way (the whole fit takes over 10 s)
+    ckpt = tmp_path / "u.h5.ckpt"
+    end = time.monotonic() + 60
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)  # EM under way: its first stage has been saved (the whole fit takes over 10 s)
+    assert ckpt.exists() and proc.poll() is None
     proc.send_signal(subprocess.signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
