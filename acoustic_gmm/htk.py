@@ -78,6 +78,15 @@ class GconstWarning(UserWarning):
 
 # ----------------------------------------------------------------------------------------------- kinds
 
+def _read_bytes(path: Path, error, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def parse_kind(kind: str) -> int:
     """The parmKind code of a kind name such as ``"MFCC_E_D_A"``.
 
@@ -366,12 +375,7 @@ def read_htk(path) -> tuple[np.ndarray, dict]:
     ((4, 3), 2057, 0.025, 12)
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ArchiveError(f"{path}: no such HTK parameter file") from None
-    except OSError as exc:
-        raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    raw = _read_bytes(path, ArchiveError, "HTK parameter file")
     if len(raw) < _HEADER.size:
         raise ArchiveError(f"{path}: {len(raw)} bytes, shorter than the 12-byte HTK header (truncated or "
                            f"not an HTK parameter file)")
@@ -912,12 +916,7 @@ def read_mmf(path, name: str | None = None, *, state: int | None = None
     ([1.0], [[0.0, 1.0]], [[1.0, 4.0]], 'sil')
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such MMF file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    raw = _read_bytes(path, ModelFileError, "MMF file")
     if re.search(rb"[\x00-\x08\x0e-\x1f]", raw):
         raise ModelFileError(f"{path}: holds binary data (an HTK binary MMF, saved with -B?); only text MMFs "
                              f"are read: convert with HHEd without -B")
