@@ -1,0 +1,494 @@
+"""Left-to-right HMM class models: chains of diagonal-GMM states (HTK's HInit / HRest, isolated units).
+
+A class (a word, a phone, a digit) is a chain of ``S`` emitting states visited in order, each a
+:class:`~acoustic_gmm.gmm.DiagGMM`, with a self-loop and a move to the next state (the last state's move
+is the exit).  No skips: every path visits every state for at least one frame, so an utterance shorter
+than ``S`` frames cannot be explained and scores ``-inf``.
+
+* :class:`ChainHMM` -- the model: ``states`` and ``log_trans`` (S, 2).
+* :func:`viterbi` -- best path of one utterance through one chain, from its per-state frame scores.
+* :func:`viterbi_batch` -- best-path scores of one utterance against ``C`` chains at once, from a
+  (T, C, S) array of frame scores: what classification uses.
+* :func:`forward_backward` -- state occupancies and the total log-likelihood (Baum-Welch's E-step).
+* :func:`train_chain` -- one class's chain from its utterances: equal-slice segmentation and mixture
+  splitting per state, then Viterbi (segmental k-means) or Baum-Welch re-estimation.
+* :func:`score_utterance`, :func:`score_classes` -- best-path log-likelihoods, transitions included.
+
+A 1-state chain is today's class GMM: its ``log_trans`` is ``[0, 0]`` (no duration model), so its score
+is the sum of the GMM's frame log-likelihoods.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> utts = [np.vstack([rng.normal(-3, 1, (10, 2)), rng.normal(3, 1, (10, 2))]) for _ in range(20)]
+>>> chain, history = train_chain(utts, 2, 1, n_iter=3, dtype="float64")
+>>> np.round(chain.states[0].means[0]).tolist(), np.round(chain.states[1].means[0]).tolist()
+([-3.0, -3.0], [3.0, 3.0])
+>>> bool(np.all(np.diff(history) >= 0))
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .em import Stats, growth_schedule, split_heaviest, variance_floor
+from .errors import DataError, ParameterError, check_frames
+from .gmm import DiagGMM
+
+__all__ = ["ChainHMM", "viterbi", "viterbi_batch", "forward_backward", "frame_scores", "train_chain",
+           "score_utterance", "score_classes", "METHODS"]
+
+METHODS = ("viterbi", "baum-welch")
+# A component whose occupancy falls below this keeps its mean and variance (its weight, occ / total, is
+# then ~0): the M-step's mean and variance of no frames are undefined.
+_DEAD_OCC = 1e-8
+
+
+# --------------------------------------------------------------------------- the model
+
+@dataclass
+class ChainHMM:
+    """A left-to-right chain of ``S`` emitting GMM states.
+
+    Parameters
+    ----------
+    states : list of DiagGMM
+        The ``S`` states, in order; all of the same number of features.
+    log_trans : ndarray, shape (S, 2)
+        ``log_trans[s, 0]``: log-probability of staying in state ``s``; ``log_trans[s, 1]``: of moving to
+        ``s + 1`` (for the last state: of exiting).  Rows need not be normalised (a 1-state chain uses
+        ``[0, 0]``: no duration model).
+
+    Examples
+    --------
+    >>> g = DiagGMM([1.0], [[0.0]], [[1.0]], dtype="float64")
+    >>> ChainHMM([g, g], np.log([[0.5, 0.5], [0.9, 0.1]])).n_states
+    2
+    """
+
+    states: list
+    log_trans: np.ndarray
+
+    def __post_init__(self):
+        self.states = list(self.states)
+        if not self.states or not all(isinstance(g, DiagGMM) for g in self.states):
+            raise ParameterError("states must be a non-empty list of DiagGMM")
+        if len({g.n_features for g in self.states}) != 1:
+            raise ParameterError("all states must have the same number of features")
+        self.log_trans = np.asarray(self.log_trans, dtype=np.float64)
+        if self.log_trans.shape != (len(self.states), 2):
+            raise ParameterError(f"log_trans must have shape ({len(self.states)}, 2), got {self.log_trans.shape}")
+        if np.isnan(self.log_trans).any() or (self.log_trans > 0).any():
+            raise ParameterError("log_trans must hold log-probabilities (<= 0, no NaN)")
+        if not np.isfinite(self.log_trans[:, 1]).all():
+            raise ParameterError("every state's move (exit) log-probability must be finite")
+
+    @property
+    def n_states(self) -> int:
+        return len(self.states)
+
+    @property
+    def n_features(self) -> int:
+        return self.states[0].n_features
+
+    def frame_scores(self, X: np.ndarray) -> np.ndarray:
+        """Each frame's log-likelihood under each state's GMM, (n_frames, n_states), float64."""
+        return np.column_stack([g.score_samples(X) for g in self.states])
+
+
+# --------------------------------------------------------------------------- Viterbi
+
+def _check_trans(log_trans, shape, what="log_trans") -> np.ndarray:
+    lt = np.asarray(log_trans, dtype=np.float64)
+    if lt.shape != shape:
+        raise ParameterError(f"{what} must have shape {shape}, got {lt.shape}")
+    if np.isnan(lt).any() or not np.isfinite(lt[..., 1]).all():
+        raise ParameterError(f"{what}: no NaN, and every move (exit) log-probability must be finite")
+    return lt
+
+
+def _viterbi_core(B: np.ndarray, stay: np.ndarray, move: np.ndarray, backtrack: bool):
+    """Best-path scores of frames ``B`` (T, C, S) through C chains (``stay``, ``move`` (C, S)).
+
+    A loop over the states with vector operations over time: the best score of being in state ``s`` at
+    frame ``t`` is ``cum_s[t] + t a_s + max_{tau <= t} (entry_s[tau] - cum_s[tau - 1] - tau a_s)``, with
+    ``cum_s`` the running sum of the state's frame scores and ``entry_s[tau]`` the best score of entering
+    ``s`` at frame ``tau``; the max over entry times is a cumulative max.  Returns the (C,) scores and, if
+    ``backtrack``, each state's best entry frame for every end frame, (S, T, C).
+    """
+    T, C, S = B.shape
+    t = np.arange(T, dtype=np.float64)[:, None]
+    cum = np.cumsum(B, axis=0)
+    cum_prev = np.concatenate([np.zeros((1, C, S)), cum[:-1]], axis=0)
+    entry = np.full((T, C), -np.inf)
+    entry[0] = 0.0
+    args = np.empty((S, T, C), dtype=np.intp) if backtrack else None
+    idx = np.arange(T)[:, None]
+    with np.errstate(invalid="ignore"):  # -inf - -inf where no path exists; masked below
+        for s in range(S):
+            a = stay[:, s]
+            finite = np.isfinite(a)
+            a0 = np.where(finite, a, 0.0)
+            G = entry - cum_prev[:, :, s] - t * a0
+            M = np.maximum.accumulate(G, axis=0)
+            D = cum[:, :, s] + t * a0 + M
+            if not finite.all():  # no self-loop: the state holds exactly one frame
+                D = np.where(finite, D, entry + B[:, :, s])
+            D[np.isnan(D)] = -np.inf
+            if backtrack:
+                arg = np.maximum.accumulate(np.where(G == M, idx, 0), axis=0)
+                args[s] = np.where(finite, arg, idx)
+            entry = np.full((T, C), -np.inf)
+            entry[1:] = D[:-1] + move[:, s]
+    return D[T - 1] + move[:, S - 1], args
+
+
+def viterbi(frame_scores: np.ndarray, log_trans: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """Best path through a left-to-right chain, starting in state 0 at frame 0, ending in the last state.
+
+    Parameters
+    ----------
+    frame_scores : ndarray, shape (T, S)
+        Log-likelihood of each frame under each state (finite).
+    log_trans : ndarray, shape (S, 2)
+        Log-probabilities of staying in / moving on from each state (see :class:`ChainHMM`); the last
+        state's exit is added after the last frame.
+
+    Returns
+    -------
+    best_log_score : float
+        Frame scores plus transitions along the best path; ``-inf`` if ``T < S``.
+    path : ndarray of int, shape (T,), or None
+        The state of every frame on the best path (non-decreasing, steps of 0 or 1); None if ``T < S``.
+
+    Examples
+    --------
+    >>> B = np.log([[0.9, 0.1], [0.6, 0.4], [0.1, 0.9]])
+    >>> score, path = viterbi(B, np.log([[0.5, 0.5], [0.5, 1.0]]))
+    >>> path.tolist(), round(score, 4) == round(float(np.log(0.9 * 0.5 * 0.6 * 0.5 * 0.9)), 4)
+    ([0, 0, 1], True)
+    """
+    B = np.asarray(frame_scores, dtype=np.float64)
+    if B.ndim != 2 or B.shape[1] == 0:
+        raise DataError(f"frame_scores must be (n_frames, n_states), got shape {B.shape}")
+    T, S = B.shape
+    lt = _check_trans(log_trans, (S, 2))
+    if not np.isfinite(B).all():
+        raise DataError("frame_scores must be finite")
+    if T < S:
+        return -np.inf, None
+    best, args = _viterbi_core(B[:, None, :], lt[None, :, 0], lt[None, :, 1], backtrack=True)
+    path = np.empty(T, dtype=np.intp)
+    end = T - 1
+    for s in range(S - 1, -1, -1):
+        start = int(args[s, end, 0])
+        path[start:end + 1] = s
+        end = start - 1
+    return float(best[0]), path
+
+
+def viterbi_batch(frame_scores: np.ndarray, log_trans: np.ndarray) -> np.ndarray:
+    """Best-path scores of one utterance against ``C`` chains of ``S`` states at once.
+
+    Parameters
+    ----------
+    frame_scores : ndarray, shape (T, C, S)
+        Log-likelihood of every frame under every class's every state.
+    log_trans : ndarray, shape (C, S, 2)
+        Every class's transitions (see :class:`ChainHMM`).
+
+    Returns
+    -------
+    ndarray, shape (C,)
+        What :func:`viterbi` would return for each class; all ``-inf`` if ``T < S``.
+
+    Examples
+    --------
+    >>> B = np.zeros((4, 2, 3))
+    >>> viterbi_batch(B, np.log(np.full((2, 3, 2), 0.5))).round(4).tolist()
+    [-2.7726, -2.7726]
+    """
+    B = np.asarray(frame_scores, dtype=np.float64)
+    if B.ndim != 3 or 0 in B.shape[1:]:
+        raise DataError(f"frame_scores must be (n_frames, n_classes, n_states), got shape {B.shape}")
+    T, C, S = B.shape
+    lt = _check_trans(log_trans, (C, S, 2))
+    if not np.isfinite(B).all():
+        raise DataError("frame_scores must be finite")
+    if T < S:
+        return np.full(C, -np.inf)
+    return _viterbi_core(B, lt[:, :, 0], lt[:, :, 1], backtrack=False)[0]
+
+
+# --------------------------------------------------------------------------- forward-backward
+
+def forward_backward(frame_scores_list, log_trans: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """State occupancies of utterances in a chain, by the forward-backward algorithm in log space.
+
+    The utterances are padded to the longest and processed together: a loop over time of vector
+    operations over utterances and states.
+
+    Parameters
+    ----------
+    frame_scores_list : list of ndarray, each (T_n, S)
+        Each utterance's per-state frame log-likelihoods; every ``T_n >= S``.
+    log_trans : ndarray, shape (S, 2)
+
+    Returns
+    -------
+    loglik : ndarray, shape (N,)
+        Each utterance's total log-likelihood (all paths, exit included).
+    occupancy : list of ndarray, each (T_n, S)
+        ``P(state s at frame t | utterance)``; rows sum to 1.
+
+    Examples
+    --------
+    >>> ll, gam = forward_backward([np.zeros((3, 2))], np.log([[0.5, 0.5], [0.5, 0.5]]))
+    >>> gam[0].round(3).tolist()
+    [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
+    """
+    Bs = [np.asarray(b, dtype=np.float64) for b in frame_scores_list]
+    if not Bs or any(b.ndim != 2 for b in Bs) or len({b.shape[1] for b in Bs}) != 1:
+        raise DataError("frame_scores_list must be a non-empty list of (T_n, S) arrays with one S")
+    S = Bs[0].shape[1]
+    lt = _check_trans(log_trans, (S, 2))
+    stay, move = lt[:, 0], lt[:, 1]
+    L = np.array([len(b) for b in Bs])
+    if (L < S).any():
+        raise DataError(f"utterance(s) {np.flatnonzero(L < S).tolist()[:10]} have fewer frames than the {S} states")
+    N, Tmax = len(Bs), int(L.max())
+    valid = np.arange(Tmax)[None, :] < L[:, None]  # (N, Tmax)
+    B = np.zeros((N, Tmax, S))
+    B[valid] = np.concatenate(Bs)
+    B = B.transpose(1, 0, 2)  # (Tmax, N, S)
+    ninf = np.full((N, 1), -np.inf)
+    alpha = np.empty((Tmax, N, S))
+    alpha[0] = -np.inf
+    alpha[0, :, 0] = B[0, :, 0]
+    for t in range(1, Tmax):
+        prev = alpha[t - 1]
+        alpha[t] = np.logaddexp(prev + stay, np.hstack([ninf, prev[:, :-1] + move[:-1]])) + B[t]
+    loglik = alpha[L - 1, np.arange(N), S - 1] + move[S - 1]
+    end = np.full(S, -np.inf)
+    end[-1] = move[-1]
+    beta = np.full((Tmax, N, S), -np.inf)
+    for t in range(Tmax - 1, -1, -1):
+        if t < Tmax - 1:
+            nxt = B[t + 1] + beta[t + 1]
+            rec = np.logaddexp(stay + nxt, np.hstack([move[:-1] + nxt[:, 1:], ninf]))
+            beta[t] = np.where((t < L - 1)[:, None], rec, -np.inf)
+        beta[t, L - 1 == t] = end
+    with np.errstate(invalid="ignore"):
+        gamma = np.exp(alpha + beta - loglik[None, :, None])
+    gamma = np.nan_to_num(gamma, nan=0.0).transpose(1, 0, 2)[valid]
+    return loglik, np.split(gamma, np.cumsum(L)[:-1])
+
+
+# --------------------------------------------------------------------------- training
+
+def _update(stats: Stats, prev: DiagGMM, floor: np.ndarray, dtype) -> DiagGMM:
+    """Exact ML (EM) update of a diagonal GMM from statistics, variances clipped at ``floor``.
+
+    Components of (almost) no occupancy keep their mean and variance (their weight becomes ~0); a state of
+    no occupancy at all keeps ``prev``.  Clipping a variance at the floor is the constrained maximum, so the
+    update never lowers the likelihood of a previous model that respected the same floor.
+    """
+    occ = stats.occ
+    if occ.sum() <= _DEAD_OCC:
+        return prev
+    live = occ > _DEAD_OCC
+    safe = np.where(live, occ, 1.0)[:, None]
+    mean_c = stats.sum_x / safe
+    var = stats.sum_xx / safe - mean_c * mean_c
+    means = np.where(live[:, None], mean_c + stats.shift, prev.means)
+    var = np.where(live[:, None], np.maximum(var, floor), prev.variances)
+    return DiagGMM(occ / occ.sum(), means, var, dtype=dtype)
+
+
+def _weighted_stats(g: DiagGMM, X: np.ndarray, weight: np.ndarray | None = None) -> Stats:
+    """Statistics of frames ``X`` for the components of ``g``: responsibilities times ``weight`` (per frame)."""
+    resp = g.posteriors(X).astype(np.float64)
+    if weight is not None:
+        resp *= weight[:, None]
+    return Stats.from_posteriors(X, resp)
+
+
+def _grow(X: np.ndarray, n_components: int, *, floor, split_iter: int, dtype) -> DiagGMM:
+    """HTK-style mix-up on one state's frames: 1 Gaussian, then split and ``split_iter`` EM steps per size."""
+    glob = Stats.from_posteriors(X)
+    one = DiagGMM([1.0], glob.means, np.maximum(glob.sum_xx / glob.occ[0] - (glob.sum_x / glob.occ[0]) ** 2,
+                                                floor), dtype=dtype)
+    model = one
+    for size in growth_schedule(n_components)[1:]:
+        model = split_heaviest(model, size)
+        for _ in range(split_iter):
+            model = _update(_weighted_stats(model, X), model, floor, dtype)
+    return model
+
+
+def _trans_from_occupancy(occ: np.ndarray, n_utts: int) -> np.ndarray:
+    """ML transitions from each state's (expected) number of frames: every utterance leaves every state once.
+
+    With ``d`` frames in a state over ``N`` utterances there are ``d - N`` self-loops and ``N`` moves.  A
+    1-state chain gets ``[0, 0]`` (no duration model: its score is the GMM's).
+    """
+    if len(occ) == 1:
+        return np.zeros((1, 2))
+    occ = np.maximum(occ, n_utts)
+    with np.errstate(divide="ignore"):
+        return np.log(np.column_stack([(occ - n_utts) / occ, n_utts / occ]))
+
+
+def train_chain(utterances, n_states: int, n_components: int, *, method: str = "viterbi", n_iter: int = 10,
+                var_floor: float = 1e-3, split_iter: int = 4, dtype="float32",
+                random_state=None) -> tuple[ChainHMM, list[float]]:
+    """Train one class's left-to-right chain from its utterances (HInit + HRest, no skips).
+
+    Start: every utterance cut into ``n_states`` equal slices; each state's GMM grown on its pooled frames
+    from one Gaussian by HTK's mix-up (split the heaviest component, ``split_iter`` EM steps per size) up
+    to ``n_components``; transitions from the slices' durations.  Then ``n_iter`` iterations of
+
+    * ``method="viterbi"`` (segmental k-means): best-path alignment of every utterance, then one EM step
+      of each state's GMM on its aligned frames and the transitions from the aligned durations;
+    * ``method="baum-welch"``: forward-backward occupancies, then one EM step of each state's GMM with
+      every frame weighted by its state occupancy, transitions from the expected durations.
+
+    The number of components stays fixed after the start; a component with no occupancy keeps its mean and
+    variance (weight ~0), and a state with no frames keeps its previous GMM (possible only for
+    Baum-Welch's vanishing occupancies: Viterbi always aligns at least one frame per state).  Variances are
+    floored at ``var_floor`` times the class's global variance (:func:`acoustic_gmm.em.variance_floor`).
+
+    Parameters
+    ----------
+    utterances : list of ndarray, each (T_n, D), or ndarray (N, T, D)
+        The class's training utterances; each needs at least ``n_states`` frames.
+    n_states, n_components : int
+        States in the chain, Gaussians per state.
+    method : {"viterbi", "baum-welch"}
+    n_iter : int
+        Re-estimation iterations after the start.
+    var_floor : float
+        Relative variance floor.
+    split_iter : int
+        EM iterations after each mix-up step of the start.
+    dtype : {"float32", "float64"}
+        Arithmetic of the states' GMMs.  With float64 the history never decreases (exact EM steps); with
+        float32 only to float32 rounding of the frame scores.
+    random_state : ignored
+        The start is deterministic; accepted for symmetry with :func:`acoustic_gmm.em.train`.
+
+    Returns
+    -------
+    chain : ChainHMM
+    history : list of float, length ``n_iter + 1``
+        Total log-likelihood of the training utterances under the start model and after every iteration:
+        the best-path score (Viterbi) or the forward log-likelihood (Baum-Welch), transitions included.
+        Never decreases (see ``dtype``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> utts = [np.vstack([rng.normal(0, 1, (8, 3)), rng.normal(5, 1, (12, 3))]) for _ in range(10)]
+    >>> chain, hist = train_chain(utts, 2, 2, method="baum-welch", n_iter=2, dtype="float64")
+    >>> chain.n_states, len(hist), hist[0] <= hist[1] <= hist[2]
+    (2, 3, True)
+    """
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {METHODS}, got {method!r}")
+    for name, value, low in (("n_states", n_states, 1), ("n_components", n_components, 1), ("n_iter", n_iter, 0),
+                             ("split_iter", split_iter, 0)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not var_floor >= 0:
+        raise ParameterError(f"var_floor must be >= 0, got {var_floor!r}")
+    if isinstance(utterances, np.ndarray) and utterances.ndim == 3:  # equal-length utterances, (N, T, D)
+        utterances = list(utterances)
+    if isinstance(utterances, np.ndarray) or not len(utterances):
+        raise DataError("utterances must be a non-empty list of (n_frames, n_features) arrays")
+    D = np.asarray(utterances[0]).shape[-1] if np.ndim(utterances[0]) == 2 else None
+    utts = [check_frames(u, n_features=D, min_frames=n_states, what=f"utterances[{i}]", owner="the first utterance")
+            for i, u in enumerate(utterances)]
+    S, N = n_states, len(utts)
+    lengths = np.array([len(u) for u in utts])
+    offsets = np.r_[0, np.cumsum(lengths)]
+    X = np.concatenate(utts).astype(np.float64, copy=False)
+    gvar = X.var(0)
+    constant = np.flatnonzero(gvar <= 1e-12 * np.maximum(1.0, X.mean(0) ** 2))
+    if len(constant):
+        raise DataError(f"feature dimension(s) {constant.tolist()[:10]} are constant over all {len(X)} frames")
+    floor = variance_floor(gvar, var_floor)
+
+    # start: equal slices
+    labels = np.concatenate([np.repeat(np.arange(S), np.diff((np.arange(S + 1) * T) // S)) for T in lengths])
+    states = [_grow(X[labels == s], n_components, floor=floor, split_iter=split_iter, dtype=dtype)
+              for s in range(S)]
+    log_trans = _trans_from_occupancy(np.bincount(labels, minlength=S).astype(np.float64), N)
+
+    history: list[float] = []
+    for it in range(n_iter + 1):
+        B = np.column_stack([g.score_samples(X) for g in states])
+        scores = [B[offsets[n]:offsets[n + 1]] for n in range(N)]
+        if method == "viterbi":
+            results = [viterbi(b, log_trans) for b in scores]
+            history.append(float(sum(r[0] for r in results)))
+            if it == n_iter:
+                break
+            labels = np.concatenate([r[1] for r in results])
+            states = [_update(_weighted_stats(g, X[labels == s]), g, floor, dtype) for s, g in enumerate(states)]
+            log_trans = _trans_from_occupancy(np.bincount(labels, minlength=S).astype(np.float64), N)
+        else:
+            loglik, gammas = forward_backward(scores, log_trans)
+            history.append(float(loglik.sum()))
+            if it == n_iter:
+                break
+            gamma = np.concatenate(gammas)
+            states = [_update(_weighted_stats(g, X, gamma[:, s]), g, floor, dtype) for s, g in enumerate(states)]
+            log_trans = _trans_from_occupancy(gamma.sum(0), N)
+    return ChainHMM(states, log_trans), history
+
+
+# --------------------------------------------------------------------------- scoring
+
+def score_utterance(chain: ChainHMM, X: np.ndarray) -> float:
+    """Best-path (Viterbi) log-likelihood of frames ``X`` (T, D) in ``chain``, transitions included.
+
+    ``-inf`` if ``T < n_states``.  For a 1-state chain with ``log_trans = [[0, 0]]`` (what
+    :func:`train_chain` gives) this is ``chain.states[0].score_samples(X).sum()``.
+
+    Examples
+    --------
+    >>> g = DiagGMM([1.0], [[0.0]], [[1.0]], dtype="float64")
+    >>> X = np.array([[0.0], [1.0]])
+    >>> bool(np.isclose(score_utterance(ChainHMM([g], [[0.0, 0.0]]), X), g.score_samples(X).sum()))
+    True
+    """
+    X = check_frames(X, n_features=chain.n_features, what="X", owner="the chain")
+    return viterbi(chain.frame_scores(X), chain.log_trans)[0]
+
+
+def frame_scores(chains, X: np.ndarray) -> np.ndarray:
+    """Frame scores of ``X`` (T, D) under every state of ``C`` chains of equal length: (T, C, S)."""
+    chains = list(chains)
+    if not chains or len({c.n_states for c in chains}) != 1:
+        raise ParameterError("chains must be a non-empty list of chains with the same number of states")
+    X = check_frames(X, n_features=chains[0].n_features, what="X", owner="the chains")
+    return np.stack([c.frame_scores(X) for c in chains], axis=1)
+
+
+def score_classes(chains, X: np.ndarray) -> np.ndarray:
+    """Best-path log-likelihood of ``X`` (T, D) in each of ``C`` chains (same ``n_states``): (C,).
+
+    Examples
+    --------
+    >>> g0 = DiagGMM([1.0], [[0.0]], [[1.0]], dtype="float64")
+    >>> g1 = DiagGMM([1.0], [[5.0]], [[1.0]], dtype="float64")
+    >>> chains = [ChainHMM([g0], [[0.0, 0.0]]), ChainHMM([g1], [[0.0, 0.0]])]
+    >>> int(np.argmax(score_classes(chains, np.zeros((3, 1)))))
+    0
+    """
+    B = frame_scores(chains, X)
+    return viterbi_batch(B, np.stack([c.log_trans for c in chains]))
