@@ -136,7 +136,7 @@ def adapt_once(model_set, utterances, labels, *, align=None, mllr: bool = True, 
         for (c, s), X in aligned.items():
             models[c][s] = map_update(accumulate(models[c][s], X), models[c][s], relevance=relevance)
     return ModelSet(models, model_set.label_key, model_set.config, model_set.log_priors,
-                    model_set.reject_threshold, dict(model_set.metadata), model_set.sample_rate)
+                    model_set.reject_threshold, dict(model_set.metadata), model_set.sample_rate, model_set.log_trans)
 
 
 def adapt_model_set(model_set, utterances, *, iterations: int = 3, mllr: bool = True,

@@ -87,6 +87,7 @@ class ModelSet:
     reject_threshold: float | None = None      # per-frame margin of the best class over the runner-up
     metadata: dict = field(default_factory=dict)
     sample_rate: int | None = None             # of the training audio: new audio must match or be resampled
+    log_trans: dict | None = None              # HMM states: {class: (n_states, 2) log stay / move}; None: slices
 
     def __post_init__(self):
         if not self.models:
@@ -97,6 +98,11 @@ class ModelSet:
         dims = {m.n_features for v in self.models.values() for m in v}
         if len(dims) != 1:
             raise ParameterError(f"models disagree on the feature dimension: {sorted(dims)}")
+        if self.log_trans is not None:
+            S = len(next(iter(self.models.values())))
+            if set(self.log_trans) != set(self.models) or any(
+                    np.shape(t) != (S, 2) or not np.all(np.asarray(t) <= 0) for t in self.log_trans.values()):
+                raise ParameterError(f"log_trans must give every class an ({S}, 2) array of log probabilities")
         self._stack = None
 
     @property
@@ -146,6 +152,15 @@ class ModelSet:
         slices = np.concatenate([slice_of_frames(n, self.n_slices) for n in lengths])
         per_frame = F[np.arange(len(F)), :, slices].astype(np.float64)  # (n, C): each frame under its slice
         total = np.add.reduceat(per_frame, np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
+        if self.log_trans is not None:  # HMM states: each class's best path, all classes at once
+            from .hmm import viterbi_batch
+
+            trans = np.stack([np.asarray(self.log_trans[c], dtype=np.float64) for c in self.classes])
+            starts = np.r_[0, np.cumsum(lengths)[:-1]]
+            for i, (a, n) in enumerate(zip(starts, lengths)):
+                if n >= self.n_slices:  # shorter utterances keep the equal-slice score (no path exists)
+                    total[i] = viterbi_batch(F[a:a + n].astype(np.float64), trans)
+            per_frame = F.max(axis=2).astype(np.float64)
         if self.log_priors:
             total += np.array([self.log_priors[c] for c in self.classes])
         return Scores(self.classes, total, lengths, per_frame.argmax(1))
@@ -187,6 +202,8 @@ class ModelSet:
         named = {f"{c}#{s}": m for c in self.classes for s, m in enumerate(self.models[c])}
         meta = {"kind": "model_set", "label_key": self.label_key, "classes": self.classes,
                 "n_slices": self.n_slices, "log_priors": self.log_priors, "reject_threshold": self.reject_threshold,
+                "log_trans": None if self.log_trans is None else
+                {c: np.asarray(t, dtype=np.float64).tolist() for c, t in self.log_trans.items()},
                 "feature_config": None if self.config is None else self.config.to_dict(),
                 "sample_rate": self.sample_rate, **self.metadata}
         arrays = frontend_arrays(self.config, self.sample_rate) if self.config and self.sample_rate else None
@@ -231,6 +248,16 @@ class ModelSet:
                 isinstance(log_priors, dict) and set(classes) <= set(log_priors)
                 and all(_finite_number(log_priors[c]) for c in classes)):
             raise bad("log_priors", "must map every class to a finite number")
+        log_trans = meta.get("log_trans")
+        if log_trans is not None:
+            try:
+                log_trans = {c: np.array(log_trans[c], dtype=np.float64) for c in classes}
+                if not all(t.shape == (n_slices, 2) and (t <= 0).all() and not np.isnan(t).any()
+                           for t in log_trans.values()):
+                    raise ValueError
+            except (KeyError, TypeError, ValueError):
+                raise bad("log_trans", f"must give every class an ({n_slices}, 2) array of log probabilities") \
+                    from None
         threshold = meta.get("reject_threshold")
         if threshold is not None and not _finite_number(threshold):
             raise bad("reject_threshold", f"is {threshold!r}, expected a finite number or null")
@@ -243,7 +270,7 @@ class ModelSet:
         except (ParameterError, TypeError) as exc:
             raise bad("feature_config", f"is not a feature configuration ({exc})") from None
         known = {"kind", "label_key", "classes", "n_slices", "log_priors", "reject_threshold", "feature_config",
-                 "sample_rate"}
+                 "sample_rate", "log_trans"}
         extra = {k: v for k, v in meta.items() if k not in known}
         if config is not None and rate:
             arrays = load_arrays(path)
@@ -254,7 +281,7 @@ class ModelSet:
                     raise ModelFileError(f"{path}: arrays: {exc}") from None
         try:
             return cls(models, label_key, config, log_priors, None if threshold is None else float(threshold),
-                       extra, rate)
+                       extra, rate, log_trans)
         except ParameterError as exc:  # the models disagree with each other
             raise ModelFileError(f"{path}: {exc}") from None
 
@@ -289,11 +316,27 @@ def class_frames(archive, label_key: str, ids=None) -> dict[str, list[np.ndarray
 def _fit_class(task):
     """Train one class's models; runs in a worker, which reads the class's frames from the archive itself
     (the parent sends a path and ids, not frames)."""
-    label, path, ids, n_components, n_slices, gmm_params = task
+    label, path, ids, n_components, n_slices, gmm_params, states = task
     from .archive import FeatureArchive
     from .estimator import GMM
 
     models, notes = [], []
+    if states is not None:  # an HMM chain of n_slices states, trained by Viterbi or Baum-Welch
+        from .hmm import train_chain
+
+        with FeatureArchive(path) as fa:
+            utts = [u for u in fa.utterances(ids) if len(u) >= n_slices]
+        if len(utts) < len(ids):
+            notes.append(f"class {label!r}: {len(ids) - len(utts)} utterance(s) shorter than {n_slices} frames "
+                         f"left out of training")
+        if not utts:
+            raise DataError(f"class {label!r}: no utterance has {n_slices} frames, one per state")
+        k = max(1, min(n_components, sum(len(u) for u in utts) // (10 * n_slices)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            chain, _ = train_chain(utts, n_slices, k, method=states, n_iter=STATE_ITERATIONS,
+                                   dtype=gmm_params.get("dtype", "float32"))
+        return label, (list(chain.states), chain.log_trans), notes
     with FeatureArchive(path) as fa:
         if n_slices == 1:  # the frames as they are stored: read into memory or streamed, as GMM.fit decides
             parts = [fa.subset(ids)]
@@ -319,12 +362,17 @@ def _fit_class(task):
 
 
 SCORE_BATCH = 4096  # utterances scored at a time when calibrating the reject threshold
+STATE_ITERATIONS = 10  # Viterbi or Baum-Welch iterations of HMM-state training after the equal-slice start
 
 
 def train_model_set(archive, *, label_key: str = "label", n_components: int = 16, n_slices: int = 1,
                     ids=None, priors: bool = False, reject_quantile: float | None = 0.05, jobs: int | None = None,
-                    progress: bool | None = None, **gmm_params) -> ModelSet:
+                    progress: bool | None = None, states: str | None = None, **gmm_params) -> ModelSet:
     """Train one GMM per class (and slice) from a feature archive (a path or a FeatureArchive).
+
+    ``states="viterbi"`` or ``"baum-welch"`` makes each class a left-to-right HMM of ``n_slices``
+    emitting states instead of fixed slices (:func:`acoustic_gmm.hmm.train_chain`: an equal-slice start,
+    then that re-estimation); an utterance's score is then its best path (Viterbi), transitions included.
 
     ``priors`` adds each class's log frequency to its scores; ``reject_quantile`` calibrates the
     open-set threshold: that quantile of the training utterances' margins (see
@@ -345,26 +393,31 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = 16
 
     if not isinstance(n_slices, int) or n_slices < 1:
         raise ParameterError(f"n_slices must be an integer >= 1, got {n_slices!r}")
+    if states not in (None, "viterbi", "baum-welch"):
+        raise ParameterError(f"states must be None, 'viterbi' or 'baum-welch', got {states!r}")
     with opened(archive) as fa:  # closed before the workers fork; each opens the file itself
         groups = class_ids(fa, label_key, None if ids is None else fa.check_ids(ids))
         if not groups:
             raise DataError(f"{fa.path}: no utterances to train on")
         config, source, rate = fa.config, str(fa.path), fa.sample_rate
-    tasks = [(c, source, groups[c], n_components, n_slices, gmm_params) for c in sorted(groups)]
-    models = {}
+    tasks = [(c, source, groups[c], n_components, n_slices, gmm_params, states) for c in sorted(groups)]
+    models, log_trans = {}, ({} if states else None)
     with parallel_map(_fit_class, tasks, jobs) as results, \
             tqdm(total=len(tasks), unit="class", desc="train", disable=None if progress is None else not progress,
                  leave=False) as bar:
         for label, fitted, notes in results:
             for note in notes:
                 warnings.warn(note, stacklevel=2)
+            if states:
+                fitted, log_trans[label] = fitted
             models[label] = fitted
             bar.set_postfix_str(label)
             bar.update()
     counts = {c: len(groups[c]) for c in groups}
     log_priors = {c: float(np.log(n / sum(counts.values()))) for c, n in counts.items()} if priors else None
     ms = ModelSet(models, label_key, config, log_priors, None,
-                  {"n_components": n_components, "trained_on": source, "utterances": counts}, rate)
+                  {"n_components": n_components, "trained_on": source, "utterances": counts,
+                   "states": states}, rate, log_trans)
     if reject_quantile is not None:
         train_ids = [u for c in sorted(groups) for u in groups[c]]
         with opened(archive) as fa:

@@ -193,6 +193,11 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, htk_config, sc
 @click.option("--slices", type=click.IntRange(min=1), default=1, show_default=True,
               help="models per class over successive equal parts of an utterance (3: beginning, middle, end)")
 @click.option("--init", type=click.Choice(["split", "kmeans"]), default="split", show_default=True)
+@click.option("--states", type=click.IntRange(min=1), default=None,
+              help="each class a left-to-right HMM of this many emitting states, each a GMM (instead of --slices); "
+                   "scored by its best path")
+@click.option("--state-training", type=click.Choice(["viterbi", "baum-welch"]), default="viterbi",
+              show_default=True, help="with --states: re-estimation after the equal-slice start")
 @click.option("--priors/--no-priors", default=False, show_default=True, help="add each class's log frequency")
 @click.option("--reject-quantile", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="open-set threshold: this quantile of the training utterances' margins of the best class "
@@ -203,18 +208,22 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, htk_config, sc
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="model set to write (HDF5)")
 @_errors_to_messages
 @_writes({"out": "--out"}, ("feats", "utts"))
-def train(feats, label_key, components, slices, init, priors, reject_quantile, utts, jobs, max_memory, out):
+def train(feats, label_key, components, slices, init, states, state_training, priors, reject_quantile, utts, jobs,
+          max_memory, out):
     """Train one GMM per class of a feature archive FEATS."""
     from .classify import train_model_set
 
+    if states and slices != 1:
+        raise click.ClickException("--states and --slices both cut a class into parts: give one")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        ms = train_model_set(feats, label_key=label_key, n_components=components, n_slices=slices, ids=_ids(utts),
-                             priors=priors, reject_quantile=reject_quantile, jobs=jobs, init=init,
-                             max_memory=max_memory)
+        ms = train_model_set(feats, label_key=label_key, n_components=components, n_slices=states or slices,
+                             ids=_ids(utts), priors=priors, reject_quantile=reject_quantile, jobs=jobs, init=init,
+                             max_memory=max_memory, states=state_training if states else None)
     _echo_warnings(caught)
     ms.save(out)
-    click.echo(f"{out}: {len(ms.classes)} classes x {slices} slice(s) x up to {components} components "
+    parts = f"{states} HMM state(s) ({state_training})" if states else f"{slices} slice(s)"
+    click.echo(f"{out}: {len(ms.classes)} classes x {parts} x up to {components} components "
                f"({label_key}); reject threshold {ms.reject_threshold}")
 
 

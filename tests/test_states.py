@@ -1,0 +1,68 @@
+"""HMM-state class models through the model set and the command line (train --states N)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from acoustic_gmm.archive import write_features
+from acoustic_gmm.classify import ModelSet
+from acoustic_gmm.cli import main
+from acoustic_gmm.errors import ModelFileError
+from acoustic_gmm.features import MfccConfig
+from acoustic_gmm.gmm import DiagGMM
+
+
+def order_archive(path, n, seed):
+    """Two classes with the same sounds in opposite order: 'ab' is A then B, 'ba' is B then A."""
+    rng = np.random.default_rng(seed)
+    A, B = np.array([2.0, 0.0]), np.array([-2.0, 0.0])
+    utts = []
+    for i in range(n):
+        for label, (first, second) in (("ab", (A, B)), ("ba", (B, A))):
+            t1, t2 = rng.integers(8, 20, size=2)
+            X = np.vstack([first + rng.normal(size=(t1, 2)), second + rng.normal(size=(t2, 2))])
+            utts.append((f"{label}{i:03d}", X.astype(np.float32), label, "s"))
+    write_features(path, utts, config=MfccConfig(n_mfcc=2, n_mels=4, deltas=0), sample_rate=8000)
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_one_state_scores_as_the_class_gmm():
+    rng = np.random.default_rng(0)
+    models = {c: [DiagGMM(np.full(3, 1 / 3), rng.normal(size=(3, 2)), rng.uniform(0.5, 2, (3, 2)))] for c in "xyz"}
+    plain = ModelSet(models)
+    chain = ModelSet(models, log_trans={c: np.zeros((1, 2)) for c in "xyz"})
+    utts = [rng.normal(size=(n, 2)) for n in (1, 7, 40)]
+    np.testing.assert_allclose(chain.score(utts).total, plain.score(utts).total, rtol=1e-6)
+
+
+def test_train_with_states_tells_the_order_of_sounds(tmp_path):
+    order_archive(tmp_path / "train.h5", 30, seed=1)
+    order_archive(tmp_path / "test.h5", 50, seed=2)
+    accuracy = {}
+    for name, opts in (("bag", []), ("viterbi", ["--states", "2"]),
+                       ("baum-welch", ["--states", "2", "--state-training", "baum-welch"])):
+        r = run("train", tmp_path / "train.h5", "-k", "2", *opts, "--out", tmp_path / f"{name}.h5")
+        assert r.exit_code == 0, r.output
+        r = run("evaluate", tmp_path / f"{name}.h5", tmp_path / "test.h5", "--metrics", tmp_path / f"{name}.json")
+        assert r.exit_code == 0, r.output
+        accuracy[name] = json.loads((tmp_path / f"{name}.json").read_text())["accuracy"]
+    assert accuracy["bag"] < 0.7 and accuracy["viterbi"] > 0.95 and accuracy["baum-welch"] > 0.95, accuracy
+    ms = ModelSet.load(tmp_path / "viterbi.h5")
+    assert ms.n_slices == 2 and ms.log_trans["ab"].shape == (2, 2) and (ms.log_trans["ab"] <= 0).all()
+    r = run("train", tmp_path / "train.h5", "--states", "2", "--slices", "3", "--out", tmp_path / "x.h5")
+    assert r.exit_code == 1 and "give one" in r.output
+    # a damaged transition table is refused by name
+    with h5py.File(tmp_path / "viterbi.h5", "r+") as f:
+        meta = json.loads(f.attrs["metadata"])
+        meta["log_trans"]["ab"] = [[0.5, -1.0], [0.0, 0.0]]
+        f.attrs["metadata"] = json.dumps(meta)
+    with pytest.raises(ModelFileError, match="metadata 'log_trans' must give every class"):
+        ModelSet.load(tmp_path / "viterbi.h5")
