@@ -200,10 +200,11 @@ def open_h5(path, content: str | None = None):
 
 
 def file_kind(path) -> str:
-    """``"features"``, ``"models"`` or ``"speakers"``: what an acoustic_gmm HDF5 file holds."""
+    """What an acoustic_gmm HDF5 file holds: ``"features"``, ``"models"``, ``"speakers"`` or one of the
+    i-vector bundles (``"ivector-extractor"``, ``"ivectors"``, ``"backend"``)."""
     with open_h5(path) as f:
         kind = _attr(f, "content", str(path), ArchiveError, "str", None)
-    if kind not in ("features", "models", "speakers"):
+    if kind not in KINDS or kind == "shard":
         raise ArchiveError(f"{path}: an HDF5 file but not one acoustic_gmm wrote (no 'content' attribute)")
     return str(kind)
 
@@ -1199,6 +1200,10 @@ def describe(path) -> dict:
         describe("ubm.h5")["models"]["ubm"]     # {'n_components': 256, 'n_features': 39, ...}
     """
     kind = file_kind(path)
+    if kind in ("ivector-extractor", "ivectors", "backend"):  # bundles: their arrays' shapes and the metadata
+        arrays, texts, meta = load_bundle(path, kind)
+        return {"path": str(path), "content": kind, "arrays": {k: list(v.shape) for k, v in arrays.items()},
+                "texts": {k: len(v) for k, v in texts.items()}, "metadata": meta}
     if kind == "features":
         with FeatureArchive(path) as fa:
             return {"path": str(path), "content": "features", "format_version": fa.format_version,
@@ -1228,6 +1233,12 @@ def format_description(facts: dict) -> str:
     if facts["content"] == "speakers":
         return (f"{path}: speakers ({facts['adapt']}, r={facts['relevance']}), UBM {facts['ubm_id']}\n"
                 f"  {len(facts['speakers'])}: {', '.join(facts['speakers'][:20])}")
+    if "arrays" in facts:
+        meta = {k: v for k, v in facts["metadata"].items() if k != "history"}
+        return "\n".join([f"{path}: {KINDS[facts['content']]}"]
+                          + [f"  {k:<14}{' x '.join(map(str, shape)) or 'scalar'}" for k, shape in facts["arrays"].items()]
+                          + [f"  {k:<14}{n} entries" for k, n in facts["texts"].items()]
+                          + [f"  metadata    {json.dumps(meta)[:400]}"])
     lines = [f"{path}: {facts['content']}" + (f" (format {facts['format_version']})" if "format_version" in facts
                                               else "")]
     if facts["content"] == "features":

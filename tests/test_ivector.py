@@ -268,3 +268,17 @@ def test_streamed_statistics_train_and_extract_as_in_memory(tmp_path, monkeypatc
     np.testing.assert_allclose(ivs.vectors, memory.extract(utterance_stats(ubm, path)), rtol=0, atol=1e-12)
     np.testing.assert_allclose(memory.extract(StatsStream(ubm, path)), ivs.vectors, rtol=0, atol=1e-12)
     assert ivs.ids[:2] == ["spk5_0-0", "spk5_0-1"] and ivs.speakers[0] == "spk5_0"
+
+
+def test_info_describes_the_ivector_files(problem, tmp_path):
+    from acoustic_gmm.archive import describe, format_description
+
+    ubm, T, _, stats = problem
+    ex = train_extractor(ubm, stats.take(np.arange(100)), R, n_iter=1)
+    ex.save(tmp_path / "ex.h5")
+    facts = describe(tmp_path / "ex.h5")
+    assert facts["content"] == "ivector-extractor" and facts["arrays"]["T"] == [K, D, R]
+    text = format_description(facts)
+    assert text.startswith(f"{tmp_path / 'ex.h5'}: i-vector extractor") and f"{K} x {D} x {R}" in text
+    r = CliRunner().invoke(main, ["info", str(tmp_path / "ex.h5")])
+    assert r.exit_code == 0 and "i-vector extractor" in r.output
