@@ -198,6 +198,8 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, htk_config, sc
                    "scored by its best path")
 @click.option("--state-training", type=click.Choice(["viterbi", "baum-welch"]), default="viterbi",
               show_default=True, help="with --states: re-estimation after the equal-slice start")
+@click.option("--mmi", type=click.IntRange(min=0), default=0, show_default=True,
+              help="then this many iterations of MMI (extended Baum-Welch) on the training utterances")
 @click.option("--priors/--no-priors", default=False, show_default=True, help="add each class's log frequency")
 @click.option("--reject-quantile", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="open-set threshold: this quantile of the training utterances' margins of the best class "
@@ -208,8 +210,8 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, htk_config, sc
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="model set to write (HDF5)")
 @_errors_to_messages
 @_writes({"out": "--out"}, ("feats", "utts"))
-def train(feats, label_key, components, slices, init, states, state_training, priors, reject_quantile, utts, jobs,
-          max_memory, out):
+def train(feats, label_key, components, slices, init, states, state_training, mmi, priors, reject_quantile, utts,
+          jobs, max_memory, out):
     """Train one GMM per class of a feature archive FEATS."""
     from .classify import train_model_set
 
@@ -220,6 +222,12 @@ def train(feats, label_key, components, slices, init, states, state_training, pr
         ms = train_model_set(feats, label_key=label_key, n_components=components, n_slices=states or slices,
                              ids=_ids(utts), priors=priors, reject_quantile=reject_quantile, jobs=jobs, init=init,
                              max_memory=max_memory, states=state_training if states else None)
+        if mmi:
+            from .mmi import train_from_archive
+
+            ms, history = train_from_archive(ms, feats, ids=_ids(utts), n_iter=mmi)
+            click.echo(f"MMI objective {history.objective[0]:.1f} -> {history.objective[-1]:.1f}, training accuracy "
+                       f"{history.train_accuracy[0]:.4f} -> {history.train_accuracy[-1]:.4f}")
     _echo_warnings(caught)
     ms.save(out)
     parts = f"{states} HMM state(s) ({state_training})" if states else f"{slices} slice(s)"

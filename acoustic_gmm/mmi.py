@@ -56,7 +56,8 @@ from .em import Stats, variance_floor
 from .errors import DataError, ParameterError, check_frames
 from .gmm import DiagGMM, logsumexp
 
-__all__ = ["MMIHistory", "MMIStats", "ebw_update", "mmi_objective", "mmi_stats", "mmi_update", "train_mmi"]
+__all__ = ["MMIHistory", "MMIStats", "ebw_update", "mmi_objective", "mmi_stats", "mmi_update", "train_mmi",
+           "train_from_archive"]
 
 WEIGHT_ITERATIONS = 100   # iterations of Povey's weight update (as in his thesis and Kaldi)
 MIN_OCCUPANCY = 1e-10     # a Gaussian with less numerator + denominator occupancy is left as it was
@@ -415,3 +416,18 @@ def train_mmi(model_set: ModelSet, utterances, labels, *, n_iter: int = 4, scale
         if it < n_iter:
             model_set = _apply(model_set, stats, E, tau, var_floor, weight_floor)
     return model_set, history
+
+
+def train_from_archive(model_set: ModelSet, archive, *, ids=None, n_iter: int = 4, scale: float = 1.0,
+                       E: float = 2.0, tau: float = 0.0, boost: float = 0.0) -> tuple[ModelSet, MMIHistory]:
+    """:func:`train_mmi` on the utterances of a feature archive (``ids``, default all), labelled by the
+    model set's ``label_key``; every utterance is held in memory."""
+    from .archive import opened
+    from .classify import class_ids
+
+    with opened(archive) as fa:
+        groups = class_ids(fa, model_set.label_key, None if ids is None else fa.check_ids(ids))
+        ids = [u for c in sorted(groups) for u in groups[c] if c in model_set.models]
+        labels = [c for c in sorted(groups) for _ in groups[c] if c in model_set.models]
+        utterances = fa.utterances(ids)
+    return train_mmi(model_set, utterances, labels, n_iter=n_iter, scale=scale, E=E, tau=tau, boost=boost)

@@ -66,3 +66,15 @@ def test_train_with_states_tells_the_order_of_sounds(tmp_path):
         f.attrs["metadata"] = json.dumps(meta)
     with pytest.raises(ModelFileError, match="metadata 'log_trans' must give every class"):
         ModelSet.load(tmp_path / "viterbi.h5")
+
+
+def test_train_with_mmi_raises_its_objective(tmp_path):
+    order_archive(tmp_path / "train.h5", 20, seed=3)
+    r = run("train", tmp_path / "train.h5", "-k", "2", "--mmi", "2", "--out", tmp_path / "m.h5")
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("MMI objective"))
+    before, after = (float(v) for v in line.split("objective ")[1].split(", ")[0].split(" -> "))
+    assert after >= before, line
+    assert ModelSet.load(tmp_path / "m.h5").n_slices == 1
+    r = run("train", tmp_path / "train.h5", "-k", "2", "--states", "2", "--mmi", "1", "--out", tmp_path / "s.h5")
+    assert r.exit_code == 1 and "Traceback" not in r.output  # MMI of HMM-state models: not yet, said plainly
