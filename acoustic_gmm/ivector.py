@@ -281,6 +281,7 @@ class IvectorExtractor:
     T: np.ndarray
     history: list = field(default_factory=list)
     init: str = "pca"
+    features: dict | None = None  # the training archive's feature configuration and sample rate
 
     def __post_init__(self):
         self.T = np.ascontiguousarray(self.T, dtype=np.float64)
@@ -292,7 +293,7 @@ class IvectorExtractor:
         self._Tsd = (self.T * self._inv_sd[:, :, None]).reshape(K * D, R)
 
     def __reduce__(self):  # pickled (to Dask workers) without the products, which are rebuilt on arrival
-        return IvectorExtractor, (self.ubm, self.T, self.history, self.init)
+        return IvectorExtractor, (self.ubm, self.T, self.history, self.init, self.features)
 
     @property
     def dim(self) -> int:
@@ -383,13 +384,13 @@ class IvectorExtractor:
         if min_divergence:
             # the prior of w re-estimated as N(0, H/n) and folded into T, so that w stays N(0, I)
             T = T @ np.linalg.cholesky(acc.H / acc.n)
-        return IvectorExtractor(self.ubm, T, list(self.history), self.init)
+        return IvectorExtractor(self.ubm, T, list(self.history), self.init, self.features)
 
     def save(self, path, *, metadata: dict | None = None) -> None:
         """Write the extractor (its UBM included) to an HDF5 file."""
         ubm = self.ubm
         meta = {"fingerprint": self.fingerprint, "ubm_id": _ubm_id(ubm), "history": self.history, "init": self.init,
-                "dtype": np.dtype(ubm.dtype).name, **(metadata or {})}
+                "dtype": np.dtype(ubm.dtype).name, "features": self.features, **(metadata or {})}
         save_bundle(path, "ivector-extractor", arrays={"T": self.T, "ubm_weights": ubm.weights,
                                                         "ubm_means": ubm.means, "ubm_variances": ubm.variances},
                     metadata=meta)
@@ -422,7 +423,10 @@ def load_extractor(path) -> IvectorExtractor:
         raise ArchiveError(f"{path}: damaged i-vector extractor (no array {exc})") from None
     except ParameterError as exc:
         raise ArchiveError(f"{path}: the UBM in this extractor is not valid ({exc})") from None
-    ex = IvectorExtractor(ubm, T, list(meta.get("history", [])), str(meta.get("init", "pca")))
+    features = meta.get("features")
+    if features is not None and not (isinstance(features, dict) and isinstance(features.get("config"), dict)):
+        raise ArchiveError(f"{path}: metadata 'features' is not a feature configuration")
+    ex = IvectorExtractor(ubm, T, list(meta.get("history", [])), str(meta.get("init", "pca")), features)
     if meta.get("fingerprint") not in (None, ex.fingerprint):
         raise ArchiveError(f"{path}: the stored fingerprint does not match the stored parameters (damaged file)")
     return ex
@@ -645,14 +649,19 @@ def train_from_archive(ubm: DiagGMM, archive, dim: int, *, ids=None, n_iter: int
     """Statistics of ``ids`` (default all) of ``archive``, then :func:`train_extractor` on them: kept in
     memory when they fit ``max_memory`` bytes, else computed again on every iteration (same result); with
     ``client`` (a Dask client or scheduler address) every iteration's E-step runs on the cluster."""
+    with opened(archive) as fa:
+        features = {"config": fa.config.to_dict(), "sample_rate": fa.sample_rate}
     if client is not None:
         from .distributed import connect
 
         with connect(client) as c:
             stats = DaskStats(archive, ubm, c, ids, top_c=top_c)
-            return train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, callback=callback)
-    stats = _statistics(ubm, archive, ids, top_c, max_memory, progress)
-    return train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, progress=False, callback=callback)
+            extractor = train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, callback=callback)
+    else:
+        stats = _statistics(ubm, archive, ids, top_c, max_memory, progress)
+        extractor = train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, progress=False, callback=callback)
+    extractor.features = features
+    return extractor
 
 
 def extract_archive(extractor: IvectorExtractor, archive, *, ids=None, top_c: int | None = None,
@@ -661,6 +670,16 @@ def extract_archive(extractor: IvectorExtractor, archive, *, ids=None, top_c: in
     batch of statistics in memory at a time."""
     with opened(archive) as fa:
         ids = fa.ids if ids is None else fa.check_ids(ids)
+        if extractor.features is not None:  # the same front end as the extractor's training data, or nothing
+            ours = extractor.features["config"]
+            theirs = fa.config.to_dict()
+            diff = [f"{k}: extractor {ours.get(k)!r} vs features {theirs.get(k)!r}"
+                    for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+            if extractor.features.get("sample_rate") not in (None, fa.sample_rate):
+                diff.append(f"sample rate: extractor {extractor.features['sample_rate']} vs features {fa.sample_rate}")
+            if diff:
+                raise DataError(f"{fa.path} was extracted with another front end than the extractor's training "
+                                f"data ({'; '.join(diff[:4])})")
         W = np.empty((len(ids), extractor.dim))
         bar = _bar(progress, len(ids), "i-vectors", "utt")
         lo = 0

@@ -210,6 +210,14 @@ def test_the_cli_from_ubm_to_eer(tmp_path):
                                str(tmp_path / "x.scores")])
     assert result.exit_code == 1 and "come from another extractor" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "x.scores").exists()
+    # features of another front end (same width) are refused by the extractor, naming the difference
+    with FeatureArchive(test) as fa:
+        utts = [(u, fa[u], fa.labels[u], fa.speakers[u]) for u in fa.ids]
+    write_features(tmp_path / "other.h5", utts, config=MfccConfig(n_mfcc=5, n_mels=12, deltas=0), sample_rate=8000)
+    result = run.invoke(main, ["ivector", "extract", str(tmp_path / "ex.h5"), str(tmp_path / "other.h5"),
+                               "--out", str(tmp_path / "o.h5")])
+    assert result.exit_code == 1 and "another front end than the extractor's training data (n_mels: extractor 10 " \
+                                     "vs features 12)" in result.output
 
 
 def test_bad_arguments_are_clear(problem):
