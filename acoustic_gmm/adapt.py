@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classify import ModelSet, split_slices
+from .classify import ModelSet
 from .em import accumulate, map_update
 from .errors import DataError, ParameterError, check_frames
 from .gmm import DiagGMM
@@ -108,12 +108,12 @@ def transform_means(model: DiagGMM, W: np.ndarray, centre: np.ndarray) -> DiagGM
 
 
 def _by_model(model_set, utterances, labels):
-    """``{(class, slice): frames}``: every utterance's frames, split into slices, under its label."""
+    """``{(class, slice): frames}``: every utterance's frames, aligned to its label's slices or HMM states."""
     parts: dict[tuple, list] = {}
     for u, label in zip(utterances, labels):
-        for s, part in enumerate(split_slices(u, model_set.n_slices)):
-            if len(part):
-                parts.setdefault((label, s), []).append(part)
+        states = model_set.align(u, label)
+        for s in np.unique(states):
+            parts.setdefault((label, int(s)), []).append(u[states == s])
     return {key: np.concatenate(p) for key, p in parts.items()}
 
 

@@ -99,10 +99,15 @@ class ModelSet:
         if len(dims) != 1:
             raise ParameterError(f"models disagree on the feature dimension: {sorted(dims)}")
         if self.log_trans is not None:
+            from .hmm import _check_trans
+
             S = len(next(iter(self.models.values())))
-            if set(self.log_trans) != set(self.models) or any(
-                    np.shape(t) != (S, 2) or not np.all(np.asarray(t) <= 0) for t in self.log_trans.values()):
-                raise ParameterError(f"log_trans must give every class an ({S}, 2) array of log probabilities")
+            if set(self.log_trans) != set(self.models):
+                raise ParameterError("log_trans must give every class its transitions")
+            self.log_trans = {c: _check_trans(t, (S, 2), f"log_trans of class {c!r}")
+                              for c, t in self.log_trans.items()}
+            if any((t > 0).any() for t in self.log_trans.values()):
+                raise ParameterError("log_trans must hold log probabilities (<= 0)")
         self._stack = None
 
     @property
@@ -164,6 +169,18 @@ class ModelSet:
         if self.log_priors:
             total += np.array([self.log_priors[c] for c in self.classes])
         return Scores(self.classes, total, lengths, per_frame.argmax(1))
+
+    def align(self, frames: np.ndarray, label: str) -> np.ndarray:
+        """Which of class ``label``'s models (slice or HMM state) each frame of an utterance belongs to:
+        equal slices, or with HMM states the best path (equal slices if it is shorter than the chain)."""
+        states = slice_of_frames(len(frames), self.n_slices)
+        if self.log_trans is not None and len(frames) >= self.n_slices:
+            from .hmm import viterbi
+
+            c = self.classes.index(label)
+            F = self.frame_scores(np.asarray(frames, dtype=np.float32))[:, c, :].astype(np.float64)
+            states = viterbi(F, self.log_trans[label])[1]
+        return states
 
     def predict(self, utterances, *, reject: bool = False) -> list[str]:
         scores = self.score(utterances)
@@ -249,12 +266,9 @@ class ModelSet:
                 and all(_finite_number(log_priors[c]) for c in classes)):
             raise bad("log_priors", "must map every class to a finite number")
         log_trans = meta.get("log_trans")
-        if log_trans is not None:
+        if log_trans is not None:  # checked with the rest by the constructor below
             try:
                 log_trans = {c: np.array(log_trans[c], dtype=np.float64) for c in classes}
-                if not all(t.shape == (n_slices, 2) and (t <= 0).all() and not np.isnan(t).any()
-                           for t in log_trans.values()):
-                    raise ValueError
             except (KeyError, TypeError, ValueError):
                 raise bad("log_trans", f"must give every class an ({n_slices}, 2) array of log probabilities") \
                     from None
@@ -282,7 +296,7 @@ class ModelSet:
         try:
             return cls(models, label_key, config, log_priors, None if threshold is None else float(threshold),
                        extra, rate, log_trans)
-        except ParameterError as exc:  # the models disagree with each other
+        except ParameterError as exc:  # the models disagree with each other, or the transitions are not valid
             raise ModelFileError(f"{path}: {exc}") from None
 
 
@@ -433,6 +447,7 @@ def check_compatible(model_set: ModelSet, archive) -> None:
         raise DataError(f"{archive.path} has {archive.n_features}-dimensional features but the models expect "
                         f"{model_set.n_features}")
     if model_set.config is not None and archive.config != model_set.config:
-        ours, theirs = model_set.config.to_dict(), archive.config.to_dict()
-        diff = ", ".join(f"{k}: models {ours[k]!r} vs features {theirs[k]!r}" for k in ours if ours[k] != theirs[k])
+        from .features import config_differences
+
+        diff = ", ".join(config_differences(model_set.config, archive.config))
         raise DataError(f"{archive.path} was extracted with another feature configuration than the models ({diff})")

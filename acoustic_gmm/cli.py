@@ -597,7 +597,7 @@ def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memor
     extractor = train_from_archive(load_ubm(ubm_path), feats, dim, ids=_ids(utts), n_iter=iterations, top_c=top_c,
                                    init=init, max_memory=max_memory, client=scheduler, progress=True,
                                    callback=report)
-    extractor.save(out, metadata={"ubm": str(Path(ubm_path).resolve()), "top_c": top_c})
+    extractor.save(out, metadata={"ubm": str(Path(ubm_path).resolve())})
     click.echo(f"{out}: i-vector extractor, dimension {dim}, UBM {extractor.ubm.n_components} x "
                f"{extractor.ubm.n_features}, {iterations} iterations")
 
@@ -611,12 +611,10 @@ def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memor
 @_writes({"out": "--out"}, ("extractor_path", "feats", "utts"))
 def ivector_extract(extractor_path, feats, utts, out):
     """The i-vector of every utterance of FEATS."""
-    from .archive import load_bundle
     from .ivector import extract_archive, load_extractor, save_ivectors
 
     extractor = load_extractor(extractor_path)
-    top_c = load_bundle(extractor_path, "ivector-extractor")[2].get("top_c")
-    ivectors = extract_archive(extractor, feats, ids=_ids(utts), top_c=top_c, progress=True)
+    ivectors = extract_archive(extractor, feats, ids=_ids(utts), progress=True)
     save_ivectors(out, ivectors, metadata={"features": feats})
     click.echo(f"{out}: {len(ivectors):,} i-vectors of dimension {extractor.dim}")
 
@@ -633,10 +631,10 @@ def ivector_backend(ivectors_path, lda_dim, scoring, utts, out):
     """Train the scoring back end (centring, LDA, length norm, PLDA or cosine) on IVECTORS' speakers."""
     from .ivector import fit_backend, load_ivectors, save_backend
 
-    ivectors = load_ivectors(ivectors_path)
-    backend = fit_backend(ivectors, ids=_ids(utts), lda_dim=lda_dim, scoring=scoring)
+    ivectors, ids = load_ivectors(ivectors_path), _ids(utts)
+    backend = fit_backend(ivectors, ids=ids, lda_dim=lda_dim, scoring=scoring)
     save_backend(out, backend, ivectors.extractor)
-    n = len(ivectors) if utts is None else len(_ids(utts))
+    n = len(ivectors) if ids is None else len(ids)
     click.echo(f"{out}: {scoring} back end{'' if lda_dim is None else f', LDA to {lda_dim}'}, trained on {n:,} "
                f"i-vectors")
 

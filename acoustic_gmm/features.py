@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import dataclasses
 import json
 import math
@@ -49,7 +50,7 @@ from . import htkfront
 from .audio import AudioFile, check_signal, read_audio
 from .errors import DataError, ParameterError
 
-__all__ = ["MfccConfig", "Analysis", "AudioFile", "FRAME_BLOCK", "read_audio", "analyse", "analyse_file",
+__all__ = ["MfccConfig", "config_differences", "Analysis", "AudioFile", "FRAME_BLOCK", "read_audio", "analyse", "analyse_file",
            "utterance_frames", "segment_frames", "extract", "extract_segments", "extract_file", "mfcc_frames",
            "add_deltas", "vad_mask", "normalise", "n_frames", "frontend", "frontend_arrays", "preload_frontend",
            "check_signal", "mel_filters", "dct_matrix", "window_function", "kaldi_energy_offset",
@@ -289,6 +290,19 @@ class MfccConfig:
 
 
 # --------------------------------------------------------------------------- front-end constants
+
+@functools.lru_cache(maxsize=1)
+def _default_config() -> MfccConfig:
+    """``MfccConfig()``, made once: its checks cost as much as a short file's frames."""
+    return MfccConfig()
+
+
+def config_differences(ours: MfccConfig, theirs: MfccConfig, *, names=("models", "features")) -> list[str]:
+    """The fields in which two configurations differ, as ``"field: models X vs features Y"``."""
+    a, b = ours.to_dict(), theirs.to_dict()
+    return [f"{k}: {names[0]} {a.get(k)!r} vs {names[1]} {b.get(k)!r}"
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
 
 def window_function(name: str, n: int) -> np.ndarray:
     """``scipy.signal.get_window(name, n, fftbins=True)`` (periodic), float64.
@@ -1086,7 +1100,7 @@ def analyse(signal, sample_rate: int, *, config: MfccConfig | None = None, where
     :class:`DataError` (naming ``where``) for NaN/inf samples, digital silence, or a signal
     shorter than one analysis window.
     """
-    cfg = config or MfccConfig()
+    cfg = config or _default_config()
     block_frames = _check_block(block_frames)
     y = np.asarray(signal)
     if y.ndim != 1:
@@ -1115,7 +1129,7 @@ def analyse_file(source, *, config: MfccConfig | None = None, block_frames: int 
     ``config.sample_rate`` asks for another rate, the whole file is read and resampled at once
     (``librosa.resample``), then framed in blocks.
     """
-    cfg = config or MfccConfig()
+    cfg = config or _default_config()
     if not isinstance(source, AudioFile):
         with AudioFile(source) as audio:
             return analyse_file(audio, config=cfg, block_frames=block_frames)

@@ -546,6 +546,7 @@ def write_mmf(path, weights, means, variances, *, name: str = "gmm", kind="USER"
 _TOKEN = re.compile(r'<[^<>\s]*>|~[A-Za-z]|"(?:[^"\\\n]|\\.)*"|[^\s<>"~]+|\S')
 
 # covariance kinds and options we cannot honour
+_VECTOR_MACROS = {"u": "MEAN", "v": "VARIANCE", "d": "DURATION", "w": "SWEIGHTS"}
 _FULL_COV = {"INVCOVAR", "LLTCOVAR", "XFORM", "FULLC", "LLTC", "XFORMC", "INVDIAGC"}
 _DUR_KINDS = {"NULLD", "POISSOND", "GAMMAD", "GEND"}
 
@@ -836,22 +837,14 @@ class _MMF:
                 self.macros[("s", name)] = self.stateinfo()
             elif typ == "m":
                 self.macros[("m", name)] = self.mixpdf()
-            elif typ == "u":
-                t.expect("MEAN")
-                self.macros[("u", name)] = t.vector(t.integer("<MEAN> size"), "<MEAN>")
-            elif typ == "v":
-                t.expect("VARIANCE")
-                self.macros[("v", name)] = t.vector(t.integer("<VARIANCE> size"), "<VARIANCE>")
+            elif typ in _VECTOR_MACROS:  # ~u <MEAN> n ..., ~v <VARIANCE> n ..., ~d <DURATION> ..., ~w <SWEIGHTS> ...
+                key = _VECTOR_MACROS[typ]
+                t.expect(key)
+                self.macros[(typ, name)] = t.vector(t.integer(f"<{key}> size"), f"<{key}>")
             elif typ == "t":
                 t.expect("TRANSP")
                 size = t.integer("<TRANSP> size")
                 self.macros[("t", name)] = t.vector(size * size, "<TRANSP>").reshape(size, size)
-            elif typ == "d":
-                t.expect("DURATION")
-                self.macros[("d", name)] = t.vector(t.integer("<DURATION> size"), "<DURATION>")
-            elif typ == "w":
-                t.expect("SWEIGHTS")
-                self.macros[("w", name)] = t.vector(t.integer("<SWEIGHTS> size"), "<SWEIGHTS>")
             elif typ in "icx":
                 raise t.err(f'~{typ} "{name}": full or transformed covariances are not supported', at)
             else:
@@ -1056,6 +1049,7 @@ def import_features(listing, data_dir, out, *, config=None, sample_rate: int | N
         raise OutputError(f"{out}: exists; choose a new name, or pass overwrite=True")
     pairs = _listing(listing)
     dd = read_data_dir(data_dir)
+    hop_ms = read_htk(pairs[0][1])[1]["period_s"] * 1000 if pairs else None  # every file must agree with it
 
     def entries():
         period = None
@@ -1068,4 +1062,4 @@ def import_features(listing, data_dir, out, *, config=None, sample_rate: int | N
             yield utt, X
 
     return import_matrices(entries(), listing, dd, out, config=config, sample_rate=sample_rate,
-                           computed_by=f"HTK ({Path(listing).name})")
+                           computed_by=f"HTK ({Path(listing).name})", hop_ms=hop_ms)

@@ -30,7 +30,7 @@ class ImportReport(NamedTuple):
 
 
 def import_matrices(entries, src, data_dir, out, *, config=None, sample_rate: int | None = None,
-                    manifest: dict | None = None, computed_by: str = "") -> ImportReport:
+                    manifest: dict | None = None, computed_by: str = "", hop_ms: float | None = None) -> ImportReport:
     """Write the feature archive ``out`` from ``(utt, matrix)`` ``entries`` read from ``src``.
 
     Parameters
@@ -54,6 +54,9 @@ def import_matrices(entries, src, data_dir, out, *, config=None, sample_rate: in
         Text tables to keep in the archive's manifest (default: the data directory's).
     computed_by : str
         Who computed the features (``"kaldi: feats.scp"``), recorded in the default configuration.
+    hop_ms : float, optional
+        The frame period the features declare (HTK files do), recorded in the default configuration and
+        checked against a given one.
 
     Returns
     -------
@@ -73,10 +76,13 @@ def import_matrices(entries, src, data_dir, out, *, config=None, sample_rate: in
         raise DataError(f"{src}: holds no features")
     dim = first[1].shape[1]
     if config is None:
-        config = _config_for(dim, src, computed_by or f"another toolkit ({src.name})")
+        config = _config_for(dim, src, computed_by or f"another toolkit ({src.name})", hop_ms)
     elif config.n_features != dim:
         raise ParameterError(f"{src}: the features have {dim} columns, the configuration given describes "
                              f"{config.n_features}")
+    elif hop_ms is not None and abs(config.hop_ms - hop_ms) > 1e-6:
+        raise ParameterError(f"{src}: the features are {hop_ms:g} ms apart, the configuration given says "
+                             f"{config.hop_ms:g} ms")
     if sample_rate is None:
         sample_rate = config.sample_rate or _audio_rate(dd, first[0])
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
@@ -135,7 +141,7 @@ def _chain(first, rest):
     yield from rest
 
 
-def _config_for(dim: int, src: Path, computed_by: str):
+def _config_for(dim: int, src: Path, computed_by: str, hop_ms: float | None = None):
     """An MfccConfig that states what is known of imported features: their dimension, that acoustic_gmm
     applied no deltas and no normalisation, and who computed them (so that it refuses to compute such
     frames from audio itself)."""
@@ -143,7 +149,7 @@ def _config_for(dim: int, src: Path, computed_by: str):
 
     try:
         return MfccConfig(n_mfcc=dim, n_mels=max(dim, MfccConfig.n_mels), deltas=0, cmvn="none",
-                          computed_by=computed_by)
+                          computed_by=computed_by, **({} if hop_ms is None else {"hop_ms": hop_ms}))
     except ParameterError as exc:
         raise ParameterError(f"{src}: {dim} columns cannot be described by an MfccConfig ({exc}); "
                              f"give config=") from None

@@ -40,7 +40,6 @@ import hashlib
 import operator
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -53,7 +52,8 @@ __all__ = ["BWStats", "utterance_stats", "StatsStream", "DaskStats", "TvStats", 
            "save_ivectors", "load_ivectors", "load_extractor", "train_from_archive", "extract_archive", "fit_backend",
            "save_backend", "load_backend", "score_trials"]
 
-BATCH_FRAMES = 1 << 17   # frames per batch of utterances in utterance_stats
+BATCH_BYTES = 256 << 20  # posteriors of one batch of utterances in utterance_stats (float32 + float64 copy)
+BATCH_FRAMES = 1 << 17   # ... and at most this many frames
 BATCH_UTTS = 256         # utterances per batch in the E-step and extraction: (U, R, R) of float64 in memory
 PCA_UTTS = 8192          # utterances (at most) whose supervectors initialise T
 PCA_RELEVANCE = 16.0     # shrinks the mean supervectors of the PCA start towards the UBM, as MAP does
@@ -134,16 +134,13 @@ def utterance_stats(ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None
         ids = fa.ids if ids is None else fa.check_ids(ids)
         K, D = ubm.n_components, ubm.n_features
         N, F = np.zeros((len(ids), K)), np.zeros((len(ids), K, D))
-        bar = _bar(progress, len(ids), "statistics", "utt")
         lo = 0
-        for batch in _stat_batches(ubm, fa, ids, top_c):
-            hi = lo + len(batch)
-            N[lo:hi], F[lo:hi] = batch.N, batch.F
-            lo = hi
-            if bar is not None:
+        with _bar(progress, len(ids), "statistics", "utt") as bar:
+            for batch in _stat_batches(ubm, fa, ids, top_c):
+                hi = lo + len(batch)
+                N[lo:hi], F[lo:hi] = batch.N, batch.F
+                lo = hi
                 bar.update(len(batch))
-        if bar is not None:
-            bar.close()
         return BWStats(list(ids), N, F, _ubm_id(ubm), [fa.speakers[u] for u in ids], [fa.labels[u] for u in ids])
 
 
@@ -154,7 +151,8 @@ def _stat_batches(ubm: DiagGMM, fa, ids, top_c):
     if fa.n_features != D:
         raise DataError(f"{fa.path}: frames have {fa.n_features} features, the UBM {D}")
     means, uid = ubm.means.astype(np.float64), _ubm_id(ubm)
-    for lo, hi in _batches([fa.n_frames[u] for u in ids], BATCH_FRAMES, BATCH_UTTS):
+    frames = max(1, min(BATCH_FRAMES, BATCH_BYTES // (12 * K)))
+    for lo, hi in _batches([fa.n_frames[u] for u in ids], frames, BATCH_UTTS):
         batch = ids[lo:hi]
         N, F = np.zeros((len(batch), K)), np.zeros((len(batch), K, D))
         X = fa.frames(batch)
@@ -238,11 +236,9 @@ def _batches(sizes, limit: int, most: int):
 
 
 def _bar(progress: bool, total: int, desc: str, unit: str):
-    if not progress:
-        return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=not progress)
 
 
 @dataclass
@@ -282,6 +278,7 @@ class IvectorExtractor:
     history: list = field(default_factory=list)
     init: str = "pca"
     features: dict | None = None  # the training archive's feature configuration and sample rate
+    top_c: int | None = None      # the posterior pruning its statistics were computed with
 
     def __post_init__(self):
         self.T = np.ascontiguousarray(self.T, dtype=np.float64)
@@ -289,11 +286,12 @@ class IvectorExtractor:
         # computed once: T_k' S_k^-1 T_k for every component (normalised space: T_k' T_k)
         self._P = np.einsum("kdr,kds->krs", self.T, self.T).reshape(K, R * R)
         self._inv_sd = 1 / np.sqrt(self.ubm.variances.astype(np.float64))
+        self._ubm_id = _ubm_id(self.ubm)
         # the linear term straight from the raw statistics: T_k' S_k^-1/2 F_k for every k in one product
         self._Tsd = (self.T * self._inv_sd[:, :, None]).reshape(K * D, R)
 
     def __reduce__(self):  # pickled (to Dask workers) without the products, which are rebuilt on arrival
-        return IvectorExtractor, (self.ubm, self.T, self.history, self.init, self.features)
+        return IvectorExtractor, (self.ubm, self.T, self.history, self.init, self.features, self.top_c)
 
     @property
     def dim(self) -> int:
@@ -302,12 +300,12 @@ class IvectorExtractor:
     @property
     def fingerprint(self) -> str:
         """Identifies this extractor: i-vector files and back ends carry it, and are refused by another."""
-        h = hashlib.sha1(_ubm_id(self.ubm).encode())
+        h = hashlib.sha1(self._ubm_id.encode())
         h.update(self.T.tobytes())
         return h.hexdigest()[:16]
 
     def _check(self, stats: BWStats) -> None:
-        if stats.ubm_id != _ubm_id(self.ubm):
+        if stats.ubm_id != self._ubm_id:
             raise DataError("these statistics were computed with another UBM than the extractor's")
 
     def _posterior(self, N, F, *, accumulate: TvStats | None = None, covariance: bool = False):
@@ -351,18 +349,15 @@ class IvectorExtractor:
         U, R = len(stats), self.dim
         W = np.empty((U, R))
         covs = np.empty((U, R, R)) if covariance else None
-        bar = _bar(progress, U, "i-vectors", "utt")
         lo = 0
-        for batch in _in_batches(stats):
-            hi = lo + len(batch)
-            W[lo:hi], c = self._posterior(batch.N, batch.F, covariance=covariance)
-            if covariance:
-                covs[lo:hi] = c
-            lo = hi
-            if bar is not None:
+        with _bar(progress, U, "i-vectors", "utt") as bar:
+            for batch in _in_batches(stats):
+                hi = lo + len(batch)
+                W[lo:hi], c = self._posterior(batch.N, batch.F, covariance=covariance)
+                if covariance:
+                    covs[lo:hi] = c
+                lo = hi
                 bar.update(len(batch))
-        if bar is not None:
-            bar.close()
         return (W, covs) if covariance else W
 
     def accumulate(self, stats) -> TvStats:
@@ -384,13 +379,14 @@ class IvectorExtractor:
         if min_divergence:
             # the prior of w re-estimated as N(0, H/n) and folded into T, so that w stays N(0, I)
             T = T @ np.linalg.cholesky(acc.H / acc.n)
-        return IvectorExtractor(self.ubm, T, list(self.history), self.init, self.features)
+        return IvectorExtractor(self.ubm, T, list(self.history), self.init, self.features, self.top_c)
 
     def save(self, path, *, metadata: dict | None = None) -> None:
         """Write the extractor (its UBM included) to an HDF5 file."""
         ubm = self.ubm
-        meta = {"fingerprint": self.fingerprint, "ubm_id": _ubm_id(ubm), "history": self.history, "init": self.init,
-                "dtype": np.dtype(ubm.dtype).name, "features": self.features, **(metadata or {})}
+        meta = {"fingerprint": self.fingerprint, "ubm_id": self._ubm_id, "history": self.history, "init": self.init,
+                "dtype": np.dtype(ubm.dtype).name, "features": self.features, "top_c": self.top_c,
+                **(metadata or {})}
         save_bundle(path, "ivector-extractor", arrays={"T": self.T, "ubm_weights": ubm.weights,
                                                         "ubm_means": ubm.means, "ubm_variances": ubm.variances},
                     metadata=meta)
@@ -426,7 +422,10 @@ def load_extractor(path) -> IvectorExtractor:
     features = meta.get("features")
     if features is not None and not (isinstance(features, dict) and isinstance(features.get("config"), dict)):
         raise ArchiveError(f"{path}: metadata 'features' is not a feature configuration")
-    ex = IvectorExtractor(ubm, T, list(meta.get("history", [])), str(meta.get("init", "pca")), features)
+    top_c = meta.get("top_c")
+    if top_c is not None and (isinstance(top_c, bool) or not isinstance(top_c, int) or not 1 <= top_c <= len(w)):
+        raise ArchiveError(f"{path}: metadata 'top_c' is {top_c!r}, expected null or 1 to {len(w)}")
+    ex = IvectorExtractor(ubm, T, list(meta.get("history", [])), str(meta.get("init", "pca")), features, top_c)
     if meta.get("fingerprint") not in (None, ex.fingerprint):
         raise ArchiveError(f"{path}: the stored fingerprint does not match the stored parameters (damaged file)")
     return ex
@@ -447,8 +446,7 @@ def _pca_start(sample: BWStats, R: int, inv_sd: np.ndarray, rng) -> np.ndarray:
 
 
 def train_extractor(ubm: DiagGMM, stats, dim: int, *, n_iter: int = 10, init: str = "pca",
-                    min_divergence: bool = True, seed: int = 0, progress: bool = False,
-                    callback=None) -> IvectorExtractor:
+                    min_divergence: bool = True, seed: int = 0, callback=None) -> IvectorExtractor:
     """Train a total-variability matrix of rank ``dim`` by EM on utterance statistics.
 
     Parameters
@@ -503,8 +501,12 @@ def train_extractor(ubm: DiagGMM, stats, dim: int, *, n_iter: int = 10, init: st
         raise DataError("these statistics were computed with another UBM")
     rng = np.random.default_rng(seed)
     inv_sd = 1 / np.sqrt(ubm.variances.astype(np.float64))
-    # the start looks at (at most) PCA_UTTS utterances, in memory
-    sample = stats.take(np.sort(rng.choice(len(stats), size=min(len(stats), PCA_UTTS), replace=False)))
+    # the start looks at a sample of utterances, in memory: at most PCA_UTTS, and (with the copies the PCA
+    # makes) within the frames' memory budget; the random start needs only the data's spread
+    from .frames import default_max_memory
+
+    n = min(PCA_UTTS, max(2 * dim, default_max_memory() // (3 * K * (D + 1) * 8))) if init == "pca" else 256
+    sample = stats.take(np.sort(rng.choice(len(stats), size=min(len(stats), n), replace=False)))
     if init == "pca":
         T = _pca_start(sample, dim, inv_sd, rng)
     else:  # Kaldi's way: random, of the size of the data's spread
@@ -520,9 +522,6 @@ def train_extractor(ubm: DiagGMM, stats, dim: int, *, n_iter: int = 10, init: st
         extractor.history = history
         if callback is not None:
             callback(it + 1, objective, time.perf_counter() - t0)
-        if progress:
-            print(f"  iteration {it + 1:3d}: objective {objective:.4f} per utterance "
-                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
     return extractor
 
 
@@ -535,6 +534,7 @@ class Ivectors:
     speakers: list
     labels: list
     extractor: str
+    path: str = ""  # the file they were read from, named in errors
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -551,7 +551,8 @@ class Ivectors:
         where = {u: i for i, u in enumerate(self.ids)}
         missing = [u for u in ids if u not in where]
         if missing:
-            raise DataError(f"{len(missing)} utterance(s) have no i-vector: {', '.join(missing[:5])}"
+            raise DataError(f"{self.path + ': ' if self.path else ''}{len(missing)} utterance(s) have no "
+                            f"i-vector: {', '.join(missing[:5])}"
                             + (", ..." if len(missing) > 5 else ""))
         return self.vectors[[where[u] for u in ids]]
 
@@ -577,7 +578,7 @@ def load_ivectors(path) -> Ivectors:
         raise ArchiveError(f"{path}: utterance ids occur more than once")
     if not isinstance(meta.get("extractor"), str):
         raise ArchiveError(f"{path}: no extractor fingerprint in the metadata")
-    return Ivectors(ids, V, texts["speakers"], texts["labels"], meta["extractor"])
+    return Ivectors(ids, V, texts["speakers"], texts["labels"], meta["extractor"], str(path))
 
 
 
@@ -603,7 +604,7 @@ class DaskStats:
 
     def __init__(self, path, ubm, client, ids=None, *, top_c: int | None = None, n_shards: int | None = None):
         self.local = StatsStream(ubm, path, ids, top_c=top_c)
-        self.path, self.client, self.ubm, self.top_c = str(Path(path).resolve()), client, ubm, top_c
+        self.path, self.client, self.ubm, self.top_c = str(self.local.path.resolve()), client, ubm, top_c
         self.ubm_id, self.ids = self.local.ubm_id, self.local.ids
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         n_shards = n_shards or 4 * n_workers
@@ -659,8 +660,8 @@ def train_from_archive(ubm: DiagGMM, archive, dim: int, *, ids=None, n_iter: int
             extractor = train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, callback=callback)
     else:
         stats = _statistics(ubm, archive, ids, top_c, max_memory, progress)
-        extractor = train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, progress=False, callback=callback)
-    extractor.features = features
+        extractor = train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, callback=callback)
+    extractor.features, extractor.top_c = features, top_c
     return extractor
 
 
@@ -671,25 +672,17 @@ def extract_archive(extractor: IvectorExtractor, archive, *, ids=None, top_c: in
     with opened(archive) as fa:
         ids = fa.ids if ids is None else fa.check_ids(ids)
         if extractor.features is not None:  # the same front end as the extractor's training data, or nothing
-            ours = extractor.features["config"]
-            theirs = fa.config.to_dict()
-            diff = [f"{k}: extractor {ours.get(k)!r} vs features {theirs.get(k)!r}"
-                    for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+            from .features import MfccConfig, config_differences
+
+            diff = config_differences(MfccConfig.from_dict(extractor.features["config"]), fa.config,
+                                      names=("extractor", "features"))
             if extractor.features.get("sample_rate") not in (None, fa.sample_rate):
                 diff.append(f"sample rate: extractor {extractor.features['sample_rate']} vs features {fa.sample_rate}")
             if diff:
                 raise DataError(f"{fa.path} was extracted with another front end than the extractor's training "
                                 f"data ({'; '.join(diff[:4])})")
-        W = np.empty((len(ids), extractor.dim))
-        bar = _bar(progress, len(ids), "i-vectors", "utt")
-        lo = 0
-        for batch in _stat_batches(extractor.ubm, fa, ids, top_c):
-            W[lo:lo + len(batch)] = extractor.extract(batch)
-            lo += len(batch)
-            if bar is not None:
-                bar.update(len(batch))
-        if bar is not None:
-            bar.close()
+        top_c = extractor.top_c if top_c is None else top_c
+        W = extractor.extract(StatsStream(extractor.ubm, fa, ids, top_c=top_c), progress=progress)
         return Ivectors(list(ids), W, [fa.speakers[u] for u in ids], [fa.labels[u] for u in ids],
                         extractor.fingerprint)
 
@@ -706,7 +699,10 @@ def fit_backend(ivectors: Ivectors, *, ids=None, lda_dim: int | None = None, sco
         X = ivectors.rows(ids)  # DataError naming those not there
         spk = dict(zip(ivectors.ids, ivectors.speakers))
         speakers = [spk[u] for u in ids]
-    return Backend(lda_dim=lda_dim, scoring=scoring, plda_iter=plda_iter).fit(X, speakers)
+    try:
+        return Backend(lda_dim=lda_dim, scoring=scoring, plda_iter=plda_iter).fit(X, speakers)
+    except DataError as exc:  # too few speakers, one utterance each ...: say which file
+        raise DataError(f"{ivectors.path + ': ' if ivectors.path else ''}{exc}") from None
 
 
 def save_backend(path, backend, extractor: str, *, metadata: dict | None = None) -> None:
@@ -741,11 +737,12 @@ def score_trials(backend, extractor: str, trials, enrolment: Ivectors, test: Ive
 
     if norm not in NORMS:
         raise ParameterError(f"norm must be one of {list(NORMS)}, got {norm!r}")
-    if norm != "none" and not cohort_utts:
-        raise ParameterError(f"{norm}-norm needs impostor utterances (cohort_utts)")
+    if norm != "none" and (not cohort_utts or len(cohort_utts) < 2):
+        raise ParameterError(f"{norm}-norm needs at least 2 impostor utterances (cohort_utts), got "
+                             f"{len(cohort_utts or [])}")
     for name, iv in (("enrolment", enrolment), ("test", test)):
         if iv.extractor != extractor:
-            raise DataError(f"the {name} i-vectors come from another extractor ({iv.extractor}) than the one the "
+            raise DataError(f"{iv.path + ': ' if iv.path else ''}the {name} i-vectors come from another extractor ({iv.extractor}) than the one the "
                             f"back end was trained for ({extractor})")
     if groups is None:
         groups = {}

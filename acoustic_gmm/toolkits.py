@@ -1,9 +1,10 @@
 """Features and models to and from other toolkits: the workflows of ``acoustic-gmm export``, ``import``,
 ``export-model`` and ``import-model`` over :mod:`acoustic_gmm.kaldi` and :mod:`acoustic_gmm.htk`.
 
-Each applies the command line's output rules (:func:`acoustic_gmm.outputs.check_outputs`: nothing
-replaced unasked, no input overwritten, the output locked while it is written) and calls the format's
-module.
+The feature workflows apply the command line's output rules (:func:`acoustic_gmm.outputs.check_outputs`:
+nothing replaced unasked, no input overwritten, the output locked while it is written; an HTK export goes
+to a folder, which must be new, empty or ``overwrite``-able) and call the format's module; for the model
+workflows the command line applies them.
 
 Examples
 --------

@@ -253,7 +253,7 @@ def test_score_normalisation_of_ivector_trials():
         _, cohort_models = backend.score({c: iv.rows([c]) for c in cohort}, iv.rows([u]))
         assert t[k] == pytest.approx((raw[k] - cohort_models.mean()) / cohort_models.std(), rel=1e-12)
     np.testing.assert_allclose(s, 0.5 * (z + t), rtol=1e-12)
-    with pytest.raises(ParameterError, match="s-norm needs impostor utterances"):
+    with pytest.raises(ParameterError, match="s-norm needs at least 2 impostor utterances"):
         score_trials(backend, "ex", trials, iv, iv, groups=groups, norm="s")
 
 

@@ -64,7 +64,7 @@ def test_train_with_states_tells_the_order_of_sounds(tmp_path):
         meta = json.loads(f.attrs["metadata"])
         meta["log_trans"]["ab"] = [[0.5, -1.0], [0.0, 0.0]]
         f.attrs["metadata"] = json.dumps(meta)
-    with pytest.raises(ModelFileError, match="metadata 'log_trans' must give every class"):
+    with pytest.raises(ModelFileError, match=r"viterbi.h5: log_trans must hold log probabilities \(<= 0\)"):
         ModelSet.load(tmp_path / "viterbi.h5")
 
 
@@ -78,3 +78,16 @@ def test_train_with_mmi_raises_its_objective(tmp_path):
     assert ModelSet.load(tmp_path / "m.h5").n_slices == 1
     r = run("train", tmp_path / "train.h5", "-k", "2", "--states", "2", "--mmi", "1", "--out", tmp_path / "s.h5")
     assert r.exit_code == 1 and "Traceback" not in r.output  # MMI of HMM-state models: not yet, said plainly
+
+
+def test_adaptation_aligns_frames_to_hmm_states_by_their_best_path():
+    from acoustic_gmm.adapt import _by_model
+
+    A, B = np.array([[3.0, 0.0]]), np.array([[-3.0, 0.0]])
+    one = lambda m: DiagGMM([1.0], m, [[1.0, 1.0]])  # noqa: E731
+    ms = ModelSet({"ab": [one(A), one(B)]}, log_trans={"ab": np.log([[0.9, 0.1], [0.9, 0.1]])})
+    X = np.vstack([np.repeat(A, 3, 0), np.repeat(B, 9, 0)])  # 3 frames of A, then 9 of B: not equal halves
+    np.testing.assert_array_equal(ms.align(X, "ab"), [0] * 3 + [1] * 9)
+    parts = _by_model(ms, [X], ["ab"])
+    assert len(parts[("ab", 0)]) == 3 and len(parts[("ab", 1)]) == 9
+    np.testing.assert_array_equal(ModelSet(ms.models).align(X, "ab"), [0] * 6 + [1] * 6)  # slices: equal halves

@@ -130,3 +130,17 @@ def test_models_of_imported_features_refuse_to_compute_frames_from_audio(tmp_pat
         extract_file(wav, config=config)
     r = run("classify", tmp_path / "m.h5", wav)
     assert r.exit_code == 1 and "computed by Kaldi (f.scp)" in r.output and "Traceback" not in r.output
+
+
+def test_imported_htk_files_keep_their_frame_period(tmp_path):
+    from acoustic_gmm.htk import write_htk
+
+    utts = make_archive(tmp_path / "feats.h5")
+    data = make_data_dir(tmp_path, utts)
+    for u, X, *_ in utts:
+        write_htk(tmp_path / f"{u}.htk", X, kind="USER", period_s=0.005)
+    (tmp_path / "list").write_text("".join(f"{tmp_path / u}.htk\n" for u, *_ in utts))
+    r = run("import", tmp_path / "list", data, "--format", "htk", "--sample-rate", 8000, "--out", tmp_path / "i.h5")
+    assert r.exit_code == 0, r.output
+    with FeatureArchive(tmp_path / "i.h5") as fa:
+        assert fa.config.hop_ms == 5.0 and fa.config.computed_by == "HTK (list)"
