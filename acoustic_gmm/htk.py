@@ -49,21 +49,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ArchiveError, DataError, ModelFileError, OutputError, ParameterError, check_frames
+from .htkfront import _BASE_NAMES, _BASEMASK, BASE_KINDS, QUALIFIERS, kind_name, parse_kind
 from .outputs import atomic_path
 
 __all__ = ["BASE_KINDS", "QUALIFIERS", "parse_kind", "kind_name", "htk_checksum", "write_htk", "read_htk",
            "export_features", "import_features",
            "write_mmf", "read_mmf", "GconstWarning"]
 
-#: HTK's base parameter kinds (the low 6 bits of parmKind).
-BASE_KINDS = {"WAVEFORM": 0, "LPC": 1, "LPREFC": 2, "LPCEPSTRA": 3, "LPDELCEP": 4, "IREFC": 5, "MFCC": 6,
-              "FBANK": 7, "MELSPEC": 8, "USER": 9, "DISCRETE": 10, "PLP": 11}
-#: Qualifier bits, in the order HTK prints them (``ParmKind2Str``).
-QUALIFIERS = {"E": 0o100, "D": 0o400, "N": 0o200, "A": 0o1000, "T": 0o100000, "C": 0o2000, "K": 0o10000,
-              "Z": 0o4000, "0": 0o20000, "V": 0o40000}
-
-_BASE_NAMES = {v: k for k, v in BASE_KINDS.items()}
-_BASEMASK = 0o77
 _E, _N, _C, _K, _V = (QUALIFIERS[q] for q in "ENCKV")
 _HEADER = struct.Struct(">iiHH")  # sampSize and parmKind unsigned: _T is the sign bit of the int16
 _CRC_MOD = 36897
@@ -85,72 +77,6 @@ def _read_bytes(path: Path, error, what: str) -> bytes:
         raise error(f"{path}: no such {what}") from None
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def parse_kind(kind: str) -> int:
-    """The parmKind code of a kind name such as ``"MFCC_E_D_A"``.
-
-    Parameters
-    ----------
-    kind : str
-        A base kind (``WAVEFORM LPC LPREFC LPCEPSTRA LPDELCEP IREFC MFCC FBANK MELSPEC USER DISCRETE
-        PLP``) followed by qualifiers ``_E _N _D _A _C _Z _K _0 _V _T`` in any order; case-insensitive.
-
-    Returns
-    -------
-    int
-        The 16-bit code (base | qualifier bits).
-
-    Raises
-    ------
-    ParameterError
-        Unknown base kind or qualifier, a repeated qualifier, an empty piece.
-
-    Examples
-    --------
-    >>> parse_kind("MFCC_E_D_A"), oct(parse_kind("MFCC_0_D_A_Z"))
-    (838, '0o25406')
-    """
-    if isinstance(kind, (bool, np.bool_)) or not isinstance(kind, str):
-        raise ParameterError(f"parameter kind must be a string such as 'MFCC_E_D_A', got {kind!r}")
-    pieces = kind.strip().upper().split("_")
-    base = pieces[0]
-    if base not in BASE_KINDS:
-        raise ParameterError(f"parameter kind {kind!r}: unknown base kind {base!r} "
-                             f"(one of {', '.join(BASE_KINDS)})")
-    code = BASE_KINDS[base]
-    seen = set()
-    for q in pieces[1:]:
-        if q not in QUALIFIERS:
-            raise ParameterError(f"parameter kind {kind!r}: unknown qualifier {'_' + q!r} "
-                                 f"(known: {' '.join('_' + k for k in QUALIFIERS)})")
-        if q in seen:
-            raise ParameterError(f"parameter kind {kind!r}: qualifier _{q} given twice")
-        seen.add(q)
-        code |= QUALIFIERS[q]
-    return code
-
-
-def kind_name(code: int) -> str:
-    """The HTK name of a parmKind code, qualifiers in HTK's order (``_E _D _N _A _T _C _K _Z _0 _V``).
-
-    Raises :class:`ParameterError` for a code outside 0..65535 or with an unknown base kind.
-
-    Examples
-    --------
-    >>> kind_name(parse_kind("mfcc_a_0_d_z"))
-    'MFCC_D_A_Z_0'
-    """
-    if isinstance(code, (bool, np.bool_)) or not isinstance(code, (int, np.integer)):
-        raise ParameterError(f"parameter kind code must be an integer, got {code!r}")
-    code = int(code)
-    if not 0 <= code <= 0xFFFF:
-        raise ParameterError(f"parameter kind code {code} is outside 0..65535 (a 16-bit field)")
-    base = code & _BASEMASK
-    if base not in _BASE_NAMES:
-        raise ParameterError(f"parameter kind code {code} (octal {code:o}): unknown base kind {base} "
-                             f"(0..{max(_BASE_NAMES)} are defined)")
-    return _BASE_NAMES[base] + "".join("_" + q for q, bit in QUALIFIERS.items() if code & bit)
 
 
 def _kind_code(kind, path) -> int:

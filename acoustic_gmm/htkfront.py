@@ -66,7 +66,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["HtkSettings", "htk_settings", "parse_htk_config", "frame_geometry", "fft_size", "hamming_window",
+__all__ = ["BASE_KINDS", "QUALIFIERS", "parse_kind", "kind_name", "HtkSettings", "htk_settings", "parse_htk_config", "frame_geometry", "fft_size", "hamming_window",
            "mel_filterbank", "dct_matrix", "zero_mean_frames", "sum_of_squares", "preemphasise", "log_energy",
            "normalise_log_energy", "regression", "LZERO", "MINLARG"]
 
@@ -135,11 +135,6 @@ _HWAVE_READS = {"SOURCERATE", "SOURCEFORMAT", "BYTEORDER", "NATURALREADORDER", "
 _HCOPY_READS = {"TARGETKIND", "SOURCEKIND", "SOURCEFORMAT", "TARGETFORMAT", "TRACE", "SAVEASVQ", "NSTREAMS"}
 _HPARM_READS = set(_BY_NAME) | _NO_EFFECT | set(_ONLY) | _UNSUPPORTED
 
-_QUALIFIERS = "EDNATCKZ0V"  # HTK's (Str2ParmKind); _F of HTK 3.5 does nothing and is refused
-_BASES = ("WAVEFORM", "LPC", "LPREFC", "LPCEPSTRA", "LPDELCEP", "IREFC", "MFCC", "FBANK", "MELSPEC", "USER",
-          "DISCRETE", "PLP", "ANON")
-
-
 def _bool(value: str, name: str) -> bool:
     v = value.upper()
     if v in ("T", "TRUE"):
@@ -173,23 +168,99 @@ def _format(value) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+# --------------------------------------------------------------------------- parameter kinds
+# (shared with acoustic_gmm.htk, which reads and writes them in file headers)
+
+#: HTK's base parameter kinds (the low 6 bits of parmKind).
+BASE_KINDS = {"WAVEFORM": 0, "LPC": 1, "LPREFC": 2, "LPCEPSTRA": 3, "LPDELCEP": 4, "IREFC": 5, "MFCC": 6,
+              "FBANK": 7, "MELSPEC": 8, "USER": 9, "DISCRETE": 10, "PLP": 11}
+#: Qualifier bits, in the order HTK prints them (``ParmKind2Str``).
+QUALIFIERS = {"E": 0o100, "D": 0o400, "N": 0o200, "A": 0o1000, "T": 0o100000, "C": 0o2000, "K": 0o10000,
+              "Z": 0o4000, "0": 0o20000, "V": 0o40000}
+
+_BASE_NAMES = {v: k for k, v in BASE_KINDS.items()}
+_BASEMASK = 0o77
+
+def parse_kind(kind: str) -> int:
+    """The parmKind code of a kind name such as ``"MFCC_E_D_A"``.
+
+    Parameters
+    ----------
+    kind : str
+        A base kind (``WAVEFORM LPC LPREFC LPCEPSTRA LPDELCEP IREFC MFCC FBANK MELSPEC USER DISCRETE
+        PLP``) followed by qualifiers ``_E _N _D _A _C _Z _K _0 _V _T`` in any order; case-insensitive.
+
+    Returns
+    -------
+    int
+        The 16-bit code (base | qualifier bits).
+
+    Raises
+    ------
+    ParameterError
+        Unknown base kind or qualifier, a repeated qualifier, an empty piece.
+
+    Examples
+    --------
+    >>> parse_kind("MFCC_E_D_A"), oct(parse_kind("MFCC_0_D_A_Z"))
+    (838, '0o25406')
+    """
+    if isinstance(kind, (bool, np.bool_)) or not isinstance(kind, str):
+        raise ParameterError(f"parameter kind must be a string such as 'MFCC_E_D_A', got {kind!r}")
+    pieces = kind.strip().upper().split("_")
+    base = pieces[0]
+    if base not in BASE_KINDS:
+        raise ParameterError(f"parameter kind {kind!r}: unknown base kind {base!r} "
+                             f"(one of {', '.join(BASE_KINDS)})")
+    code = BASE_KINDS[base]
+    seen = set()
+    for q in pieces[1:]:
+        if q not in QUALIFIERS:
+            raise ParameterError(f"parameter kind {kind!r}: unknown qualifier {'_' + q!r} "
+                                 f"(known: {' '.join('_' + k for k in QUALIFIERS)})")
+        if q in seen:
+            raise ParameterError(f"parameter kind {kind!r}: qualifier _{q} given twice")
+        seen.add(q)
+        code |= QUALIFIERS[q]
+    return code
+
+
+def kind_name(code: int) -> str:
+    """The HTK name of a parmKind code, qualifiers in HTK's order (``_E _D _N _A _T _C _K _Z _0 _V``).
+
+    Raises :class:`ParameterError` for a code outside 0..65535 or with an unknown base kind.
+
+    Examples
+    --------
+    >>> kind_name(parse_kind("mfcc_a_0_d_z"))
+    'MFCC_D_A_Z_0'
+    """
+    if isinstance(code, (bool, np.bool_)) or not isinstance(code, (int, np.integer)):
+        raise ParameterError(f"parameter kind code must be an integer, got {code!r}")
+    code = int(code)
+    if not 0 <= code <= 0xFFFF:
+        raise ParameterError(f"parameter kind code {code} is outside 0..65535 (a 16-bit field)")
+    base = code & _BASEMASK
+    if base not in _BASE_NAMES:
+        raise ParameterError(f"parameter kind code {code} (octal {code:o}): unknown base kind {base} "
+                             f"(0..{max(_BASE_NAMES)} are defined)")
+    return _BASE_NAMES[base] + "".join("_" + q for q, bit in QUALIFIERS.items() if code & bit)
+
+
 def _parse_kind(text: str) -> tuple[str, frozenset]:
-    """HTK's Str2ParmKind: a base kind and the set of ``_X`` qualifiers after it."""
-    base, quals = text, set()
-    while len(base) > 2 and base[-2] == "_":
-        q = base[-1]
-        if q not in _QUALIFIERS:
-            raise ParameterError(f"TARGETKIND = {text}: unknown qualifier _{q} (HTK's are "
-                                 f"{' '.join('_' + c for c in _QUALIFIERS)})")
-        quals.add(q)
-        base = base[:-2]
-    if base not in _BASES:
-        raise ParameterError(f"TARGETKIND = {text}: {base} is not an HTK parameter kind")
+    """A TARGETKIND's base kind and set of ``_X`` qualifiers, read as HTK files' kinds are
+    (:func:`parse_kind`), then limited to what this front end computes."""
+    try:
+        code = parse_kind(text)
+    except ParameterError as exc:
+        raise ParameterError(f"TARGETKIND = {text}: {exc}") from None
+    base = text.strip().upper().split("_")[0]
+    quals = frozenset(q for q, bit in QUALIFIERS.items() if code & bit)
     if base not in ("MFCC", "FBANK"):
         raise ParameterError(f"TARGETKIND = {text}: only MFCC and FBANK are supported, not {base}")
     if "V" in quals:
         raise ParameterError(f"TARGETKIND = {text}: _V (vector quantised) is not supported")
-    return base, frozenset(quals)
+    return base, quals
 
 
 _LINE = re.compile(r"""\s*(?:([A-Za-z][A-Za-z0-9]*)\s*:\s*)?([A-Za-z][A-Za-z0-9_]*)\s*=\s*

@@ -346,7 +346,7 @@ def test_a_config_file_with_module_prefixes_comments_and_quotes(tmp_path):
     ("TARGETKIND = MFCC\n", "TARGETRATE must be set"),
     ("TARGETKIND = PLP\nTARGETRATE = 100000\n", "only MFCC and FBANK are supported, not PLP"),
     ("TARGETKIND = LPCEPSTRA_E\nTARGETRATE = 100000\n", "only MFCC and FBANK are supported, not LPCEPSTRA"),
-    ("TARGETKIND = MFCC_X\nTARGETRATE = 100000\n", "unknown qualifier _X"),
+    ("TARGETKIND = MFCC_X\nTARGETRATE = 100000\n", "unknown qualifier '_X'"),
     ("TARGETKIND = MFCC_A\nTARGETRATE = 100000\n", "_A needs _D"),
     ("TARGETKIND = MFCC_E_N\nTARGETRATE = 100000\n", "_N needs _D"),
     ("TARGETKIND = FBANK_0\nTARGETRATE = 100000\n", "_0 .c0. is for MFCC only"),
