@@ -671,19 +671,22 @@ def _delta(x: np.ndarray, width: int) -> np.ndarray:
     return acc.astype(np.float32)
 
 
-def _deltas_in_place(feats: np.ndarray, n: int, order: int, width: int, block_frames: int) -> None:
-    """Fill ``feats[:, n:]`` with the deltas (and deltas of deltas) of the statics ``feats[:, :n]``, a block at a time.
+def _deltas_in_place(feats: np.ndarray, n: int, widths, block_frames: int, delta=None) -> None:
+    """Fill ``feats[:, n:]`` with the deltas (and deltas of deltas ...) of the statics ``feats[:, :n]``, a block
+    at a time; ``widths`` gives each order's regression half-width, ``delta(part, width)`` computes one
+    order (default: ours; HTK's front end passes its own).
 
-    A block takes ``order * width`` frames of context on each side, so that every one of its
+    A block takes ``sum(widths)`` frames of context on each side, so that every one of its
     deltas is what the whole utterance at once would give.
     """
-    T, context = len(feats), order * width
+    delta = delta or _delta
+    T, context = len(feats), sum(widths)
     for a in range(0, T, block_frames):
         b = min(T, a + block_frames)
         lo, hi = max(0, a - context), min(T, b + context)
         part = feats[lo:hi, :n]
-        for k in range(1, order + 1):
-            part = _delta(part, width)
+        for k, width in enumerate(widths, 1):
+            part = delta(part, width)
             feats[a:b, k * n:(k + 1) * n] = part[a - lo:b - lo]
 
 
@@ -720,7 +723,7 @@ def add_deltas(ceps: np.ndarray, order: int, width: int) -> np.ndarray:
     n = ceps.shape[1]
     out = np.empty((len(ceps), n * (1 + order)), dtype=np.float32)
     out[:, :n] = ceps
-    _deltas_in_place(out, n, order, width, FRAME_BLOCK)
+    _deltas_in_place(out, n, (width,) * order, FRAME_BLOCK)
     return out
 
 
@@ -1041,7 +1044,7 @@ def _n_columns(cfg: MfccConfig) -> int:
 def _finish(feats, energy, sr: int, cfg: MfccConfig, duration: float, block_frames: int) -> Analysis:
     if cfg.htk:
         return Analysis(_htk_finish(feats, cfg.htk_settings, block_frames), energy, sr, cfg, duration)
-    _deltas_in_place(feats, cfg.n_mfcc, cfg.deltas, cfg.delta_width, block_frames)
+    _deltas_in_place(feats, cfg.n_mfcc, (cfg.delta_width,) * cfg.deltas, block_frames)
     return Analysis(feats, energy, sr, cfg, duration)
 
 
@@ -1061,16 +1064,9 @@ def _htk_finish(feats: np.ndarray, s: htkfront.HtkSettings, block_frames: int) -
         e_max = e.max()
         for a in range(0, T, block_frames):
             e[a:a + block_frames] = htkfront.normalise_log_energy(e[a:a + block_frames], e_max, s.sil_floor, s.escale)
-    windows = s.windows
-    if windows:
-        context = sum(windows)
-        for a in range(0, T, block_frames):
-            b = min(T, a + block_frames)
-            lo, hi = max(0, a - context), min(T, b + context)
-            part = feats[lo:hi, :S]
-            for k, width in enumerate(windows, 1):
-                part = htkfront.regression(part, width, s.simple_diffs)
-                feats[a:b, k * S:(k + 1) * S] = part[a - lo:b - lo]
+    if s.windows:
+        _deltas_in_place(feats, S, s.windows, block_frames,
+                         lambda part, width: htkfront.regression(part, width, s.simple_diffs))
     if s.has("Z"):
         cols = s.n_base + s.has("0")
         total = None
