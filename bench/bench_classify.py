@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"))
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    wavs = sorted((Path(args.data) / "recordings").glob("*.wav"))
+    wavs = sorted((Path(args.data).resolve() / "recordings").glob("*.wav"))  # wav.scp paths: absolute
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_data_dir(tmp / "data", {w.stem: w for w in wavs}, utt2label={w.stem: w.stem.split("_")[0] for w in wavs})

@@ -191,7 +191,7 @@ def main() -> None:
     ap.add_argument("--no-warm", action="store_true", help="skip the warm rows")
     args = ap.parse_args()
 
-    paths = sorted(str(p) for p in (Path(args.data) / "recordings").glob("*.wav"))
+    paths = sorted(str(p) for p in (Path(args.data).resolve() / "recordings").glob("*.wav"))
     if not paths:
         sys.exit(f"no recordings under {args.data}/recordings")
     audio = sum(sf.info(p).duration for p in paths)

@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--components", type=int, default=256)
     ap.add_argument("--top-c", type=int, default=5)
     args = ap.parse_args()
-    wavs = sorted((Path(args.data) / "recordings").glob("*.wav"))
+    wavs = sorted((Path(args.data).resolve() / "recordings").glob("*.wav"))  # wav.scp paths: absolute
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         write_data_dir(Path(tmp) / "d", {w.stem: w for w in wavs}, utt2spk={w.stem: w.stem.split("_")[1] for w in wavs})
