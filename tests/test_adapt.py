@@ -119,7 +119,7 @@ def test_adaptation_rescues_a_held_out_speaker_on_real_speech(fsdd, tmp_path):
     _, fa, _, _ = fsdd
     held_out = [u for u in fa.ids if fa.speakers[u] == "nicolas"]
     ms = train_model_set(fa, label_key="label", n_components=8, ids=[u for u in fa.ids if fa.speakers[u] != "nicolas"],
-                         progress=False)
+                         progress=False, var_floor=1e-3)  # the figures below were measured at this floor
     before = evaluate(ms, fa, held_out)
     after = evaluate(ms, fa, held_out, adapt={})
     # measured: 76.7 % (115/150) -> 97.3 % (146/150); frames 38.0 % -> 67.7 % (plain EM, overrelax=1:

@@ -91,3 +91,26 @@ def test_adaptation_aligns_frames_to_hmm_states_by_their_best_path():
     parts = _by_model(ms, [X], ["ab"])
     assert len(parts[("ab", 0)]) == 3 and len(parts[("ab", 1)]) == 9
     np.testing.assert_array_equal(ModelSet(ms.models).align(X, "ab"), [0] * 6 + [1] * 6)  # slices: equal halves
+
+
+
+@pytest.mark.parametrize("opts", [[], ["--states", "2"], ["--states", "2", "--state-training", "baum-welch"],
+                                  ["--slices", "2"]])
+def test_train_floors_variances_at_the_given_share_of_the_class_variance(tmp_path, opts):
+    # --var-floor reaches every kind of class model (it once stopped short of HMM states, which kept 1e-3).
+    # Frames from 4 tight clusters (sd 0.1) at (+-2, +-2) in any order: every slice and state sees the class's
+    # own distribution (variance ~4 a feature), which a floor of 0.6 must hold the fitted variances near.
+    rng = np.random.default_rng(3)
+    corners = np.array([[2, 2], [2, -2], [-2, 2], [-2, -2]], dtype=float)
+    utts = [(f"{c}{i:03d}", (corners[rng.integers(4, size=30)] + 0.1 * rng.normal(size=(30, 2))).astype(np.float32),
+             c, "s") for c in ("x", "y") for i in range(20)]
+    write_features(tmp_path / "train.h5", utts, config=MfccConfig(n_mfcc=2, n_mels=4, deltas=0), sample_rate=8000)
+    var = {c: np.concatenate([X for _, X, label, _ in utts if label == c]).var(0) for c in ("x", "y")}
+    smallest = {}
+    for floor in ("0.001", "0.6"):
+        r = run("train", tmp_path / "train.h5", "-k", "4", *opts, "--var-floor", floor, "--out", tmp_path / "m.h5",
+                "--overwrite")
+        assert r.exit_code == 0, r.output
+        ms = ModelSet.load(tmp_path / "m.h5")
+        smallest[floor] = min(float((m.variances / var[c]).min()) for c in ms.classes for m in ms.models[c])
+    assert smallest["0.001"] < 0.005 and smallest["0.6"] > 0.5, smallest

@@ -29,22 +29,27 @@ from acoustic_gmm.corpus import extract_corpus
 from acoustic_gmm.features import MfccConfig
 
 FRONT_ENDS = {  # 13 MFCC (c0 included) + deltas + accelerations, as the package's defaults, then:
-    "CMN (default)": {},
+    "per-utterance CMN (old default)": {"cmvn": "mean"},
     "CMVN": {"cmvn": "meanvar"},
     "per-speaker CMVN": {"cmvn": "speaker"},
     "per-speaker CMVN, 30 dB VAD": {"cmvn": "speaker", "vad": True, "vad_db": 30.0},
     "feature warping 3 s": {"cmvn": "warp"},
     "per-speaker CMVN, 30 dB VAD, 20 MFCC": {"cmvn": "speaker", "vad": True, "vad_db": 30.0, "n_mfcc": 20},
 }
-MODELS = {"16 components": (16, 1, None), "32 components": (32, 1, None), "3 states x 8 (Baum-Welch)": (8, 3, "baum-welch")}
+# (components, slices or states, None: fixed slices or an HMM re-estimation, variance floor)
+MODELS = {"16 components": (16, 1, None, 1e-3), "32 components": (32, 1, None, 1e-3),
+          "16 components, floor 0.3": (16, 1, None, 0.3),
+          "3 slices x 8, floor 0.3": (8, 3, None, 0.3),
+          "3 states x 8 (Baum-Welch)": (8, 3, "baum-welch", 1e-3),
+          "3 states x 8 (Baum-Welch), floor 0.3": (8, 3, "baum-welch", 0.3)}
 
 
 def accuracy(fa, train_ids, test_ids, model):
-    k, s, states = model
+    k, s, states, floor = model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ms = train_model_set(fa, n_components=k, n_slices=s, states=states, ids=train_ids, reject_quantile=None,
-                             progress=False)
+                             progress=False, var_floor=floor)
     predicted = ms.predict(fa.utterances(test_ids))
     return float(np.mean([p == fa.labels[u] for p, u in zip(predicted, test_ids)]))
 
@@ -71,7 +76,7 @@ def main():
                         for s in speakers}
                 inner = {s: float(np.mean([pair[(t, s)] for t in speakers if t != s])) for s in speakers}
                 results[f"{fname} | {mname}"] = {"inner": inner, "loso": loso}
-                print(f"{fname:<38} {mname:<26} dev {100 * np.mean(list(inner.values())):6.2f}  "
+                print(f"{fname:<38} {mname:<38} dev {100 * np.mean(list(inner.values())):6.2f}  "
                       f"LOSO {100 * np.mean(list(loso.values())):6.2f}  ({time.time() - t0:.0f} s)", flush=True)
     speakers = sorted(next(iter(results.values()))["loso"])
     chosen = {s: max(results, key=lambda c: (results[c]["inner"][s], -list(results).index(c))) for s in speakers}
