@@ -295,16 +295,21 @@ def evaluate(models, feats, utts, metrics_path, confusion, show_confusion, adapt
 @click.option("--reject", is_flag=True,
               help="label <unknown> the inputs whose best class beats the runner-up by less than the calibrated margin")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--one-speaker", is_flag=True,
+              help="the audio files are one speaker's: with models trained on per-speaker CMVN (the default) they "
+                   "are normalised together, as that speaker's utterances were in training")
 @_adapt_options
 @_errors_to_messages
-def classify(models, inputs, top, as_json, reject, jobs, adapt, adapt_iterations, relevance):
+def classify(models, inputs, top, as_json, reject, jobs, one_speaker, adapt, adapt_iterations, relevance):
     """Classify audio files (or every utterance of a feature archive) with a model set.
 
     Audio is turned into features with the configuration the models were trained on.
     Files that cannot be read are reported; the others are still classified, and the exit
-    status is then 1.  With --adapt, the audio files are taken to be one speaker's (an
-    archive's utterances are grouped by its utt2spk): they share that speaker's CMVN when the
-    models were trained with --cmvn speaker, and the models are adapted to each speaker first.
+    status is then 1.  With per-speaker CMVN (the default front end), an audio file is normalised
+    on its own unless --one-speaker says the files are one speaker's: give several of a speaker's
+    files together when you can (on FSDD's unseen speakers, 92 % against 79 % one file at a time).
+    With --adapt, the audio files are taken to be one speaker's (an archive's utterances are
+    grouped by its utt2spk), and the models are adapted to each speaker first.
     """
     from .classify import ModelSet
     from .evaluation import classify as run, load_inputs
@@ -312,7 +317,7 @@ def classify(models, inputs, top, as_json, reject, jobs, adapt, adapt_iterations
     ms = ModelSet.load(models)
     if reject and ms.reject_threshold is None:
         raise click.ClickException(f"{models}: has no reject threshold (train with --reject-quantile)")
-    ids, feats, speakers, problems = load_inputs(ms, inputs, jobs=jobs, one_speaker=adapt)
+    ids, feats, speakers, problems = load_inputs(ms, inputs, jobs=jobs, one_speaker=one_speaker or adapt)
     if feats:
         for r in run(ms, ids, feats, speakers, top=top, reject=reject,
                      adapt=_adapt_settings(adapt, adapt_iterations, relevance)):

@@ -97,9 +97,11 @@ class MfccConfig:
                                       "digital silence from flooring the log spectrum")
     deltas: int = _opt(2, "0: statics only, 1: + deltas, 2: + delta-deltas", (0, 1, 2))
     delta_width: int = _opt(2, "delta regression half-width (HTK's DELTAWINDOW)")
-    cmvn: str = _opt("mean", "cepstral mean (and variance) normalisation: per utterance (mean, meanvar), mean "
-                             "and variance over all of a speaker's utterances (speaker: Kaldi's default; an "
-                             "utterance with no speaker is its own), or over a sliding window of cmvn_window "
+    cmvn: str = _opt("speaker", "cepstral mean (and variance) normalisation: mean and variance over all of a "
+                                "speaker's utterances (speaker: Kaldi's default for recognition, and the best of "
+                                "these for unseen speakers in the defaults study; an utterance with no speaker is "
+                                "its own; for speaker recognition use mean or sliding), per utterance (mean, "
+                                "meanvar), or over a sliding window of cmvn_window "
                              "frames (sliding: mean, sliding-var: mean and variance, as Kaldi's "
                              "apply-cmvn-sliding; warp: feature warping to a standard normal)",
                      ("none", "mean", "meanvar", "speaker", "sliding", "sliding-var", "warp"))

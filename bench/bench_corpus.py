@@ -184,13 +184,13 @@ def main() -> None:
     if args.only in (None, "fsdd"):
         feats = work / "fsdd.h5"
         if not feats.exists():
-            cold(CLI + ["features", str(fsdd_data(Path(args.data), work)), "--out", str(feats)])
+            cold(CLI + ["features", str(fsdd_data(Path(args.data), work)), "--out", str(feats), "--cmvn", "mean"])
         print("FSDD: 3,000 recordings at 8 kHz, 13 MFCC + deltas + delta-deltas (39 per frame), CMN")
         ubm_rows(feats, 64, work, sklearn, repeat=7)  # a few seconds each: paired rounds against the noise
     feats = work / "feats.h5"
     if not feats.exists():
         data = make_corpus(Path(args.data), work, args.copies)
-        t = cold(CLI + ["features", str(data), "--out", str(feats), "--n-mfcc", "20"])
+        t = cold(CLI + ["features", str(data), "--out", str(feats), "--n-mfcc", "20", "--cmvn", "mean"])
         print(f"features (cold CLI, once): {t:.1f} s")
     if args.only in (None, "16k"):
         print(f"\n16 kHz corpus: {3000 * args.copies:,} one-second files made from FSDD, 20 MFCC + deltas + "

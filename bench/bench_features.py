@@ -146,7 +146,7 @@ def cold_rows(label: str, wavs: list[Path], audio_seconds: float, tmp: Path, cli
                        env=one_thread)
     data, out = tmp / f"data-{label}", tmp / f"cold-{label}.h5"
     write_data_dir(data, {p.stem: p for p in wavs})
-    ours = run_cold([str(cli), "features", str(data), "--out", str(out), "--jobs", str(args.jobs)], args.repeat,
+    ours = run_cold([str(cli), "features", str(data), "--out", str(out), "--cmvn", "mean", "--jobs", str(args.jobs)], args.repeat,
                     before=lambda: out.unlink(missing_ok=True))
     print(f"{label:34s} {len(wavs):6d} {audio_seconds / 60:6.1f} {plain_s:9.2f} {ours:9.2f} {plain_s / ours:7.1f}x "
           f"{audio_seconds / ours:10,.0f}x")
@@ -169,12 +169,12 @@ def long_recording(paths, tmp: Path, cli: Path) -> None:
     models = tmp / "digits.h5"
     data = tmp / "data-train"
     write_data_dir(data, {Path(p).stem: p for p in paths}, utt2label={Path(p).stem: Path(p).stem[0] for p in paths})
-    subprocess.run([str(cli), "features", str(data), "--out", str(tmp / "train.h5")], check=True, capture_output=True)
+    subprocess.run([str(cli), "features", str(data), "--out", str(tmp / "train.h5"), "--cmvn", "mean"], check=True, capture_output=True)
     subprocess.run([str(cli), "train", str(tmp / "train.h5"), "-k", "8", "--out", str(models)], check=True,
                    capture_output=True)
     print(f"\n2-hour 8 kHz recording ({long_wav.stat().st_size / 1e6:.0f} MB of 16-bit WAV, 720,000 frames "
           f"= {720_000 * 39 * 4 / 1e6:.0f} MB of float32 features):")
-    rss, seconds = peak_rss([str(cli), "features", str(tmp / "data-long"), "--out", str(tmp / "long.h5")])
+    rss, seconds = peak_rss([str(cli), "features", str(tmp / "data-long"), "--out", str(tmp / "long.h5"), "--cmvn", "mean"])
     print(f"  acoustic-gmm features   peak RSS {rss:7.0f} MB   {seconds:6.1f} s")
     rss, seconds = peak_rss([str(cli), "classify", str(models), str(long_wav)])
     print(f"  acoustic-gmm classify   peak RSS {rss:7.0f} MB   {seconds:6.1f} s")
@@ -195,7 +195,7 @@ def main() -> None:
     if not paths:
         sys.exit(f"no recordings under {args.data}/recordings")
     audio = sum(sf.info(p).duration for p in paths)
-    config = MfccConfig()
+    config = MfccConfig(cmvn="mean")  # per-utterance CMN, as the plain loop does (not the per-speaker default)
     cli = Path(sys.executable).with_name("acoustic-gmm")
     print(f"{len(paths)} files, {audio / 60:.1f} min of audio; {os.cpu_count()} cores; "
           f"MFCC 13 + d + dd = {config.n_features} dims, per-utterance CMN; best of {args.repeat}")

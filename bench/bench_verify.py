@@ -40,7 +40,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         write_data_dir(Path(tmp) / "d", {w.stem: w for w in wavs}, utt2spk={w.stem: w.stem.split("_")[1] for w in wavs})
-        extract_corpus(Path(tmp) / "d", Path(tmp) / "f.h5", config=MfccConfig(n_mfcc=20, deltas=1, vad=True, vad_db=30),
+        extract_corpus(Path(tmp) / "d", Path(tmp) / "f.h5", config=MfccConfig(n_mfcc=20, deltas=1, cmvn="mean", vad=True, vad_db=30),
                        progress=False)
         fa = FeatureArchive(Path(tmp) / "f.h5")
         train = [u for u in fa.ids if int(u.split("_")[2]) >= 5]

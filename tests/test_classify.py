@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -133,7 +134,10 @@ def test_cli_train_evaluate_classify(make_corpus, tmp_path):
     signals = {f"{c}_{i}": tone(0.6, freq=f, seed=i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(4)}
     data, paths = make_corpus(signals)
     runner = CliRunner()
-    assert runner.invoke(main, ["features", str(data), "-o", str(tmp_path / "f.h5"), "-j", "1"]).exit_code == 0
+    # per-utterance CMN: classify normalises each file on its own, as training then did (a pure tone's
+    # spectrum is all in its mean, which per-speaker CMVN of two tones keeps and one file's alone removes)
+    assert runner.invoke(main, ["features", str(data), "-o", str(tmp_path / "f.h5"), "-j", "1",
+                                "--cmvn", "mean"]).exit_code == 0
     result = runner.invoke(main, ["train", str(tmp_path / "f.h5"), "-k", "2", "--slices", "2", "-o",
                                   str(tmp_path / "m.h5"), "-j", "1"])
     assert result.exit_code == 0, result.output
@@ -159,7 +163,7 @@ def test_cli_train_evaluate_classify(make_corpus, tmp_path):
 
 def test_classify_cold_start_does_not_import_librosa(make_corpus, tmp_path):
     data, paths = make_corpus({"a_1": tone(0.5), "b_1": tone(0.5, freq=1200)})
-    extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
+    extract_corpus(data, tmp_path / "f.h5", config=MfccConfig(cmvn="mean"), progress=False, jobs=1)
     ms = train_model_set(tmp_path / "f.h5", label_key="label", n_components=1, progress=False, jobs=1)
     ms.save(tmp_path / "m.h5")
     code = ("import sys; from acoustic_gmm.cli import main\n"
@@ -168,3 +172,27 @@ def test_classify_cold_start_does_not_import_librosa(make_corpus, tmp_path):
             "print('librosa' in sys.modules, file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.split("\t")[1] == "b" and proc.stderr.strip() == "False"
+
+
+def test_classify_one_speaker_normalises_the_files_together(make_corpus, tmp_path):
+    # models on per-speaker CMVN (the default front end): --one-speaker gives audio files the frames
+    # `features` gives the same files as one speaker's, and so the same scores as the archive
+    signals = {f"{c}_{i}": tone(0.5, freq=f, seed=i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(3)}
+    data, paths = make_corpus(signals, speakers={u: "one" for u in signals})
+    runner = CliRunner()
+    assert runner.invoke(main, ["features", str(data), "-o", str(tmp_path / "f.h5"), "-j", "1"]).exit_code == 0
+    assert FeatureArchive(tmp_path / "f.h5").config.cmvn == "speaker"
+    r = runner.invoke(main, ["train", str(tmp_path / "f.h5"), "-k", "1", "-o", str(tmp_path / "m.h5"), "-j", "1"])
+    assert r.exit_code == 0, r.output
+
+    def scores(*args):
+        r = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), *args, "--json"])
+        assert r.exit_code == 0, r.output
+        return {Path(d["id"]).stem: d["score"] for d in map(json.loads, r.stdout.splitlines())}
+
+    archive = scores(str(tmp_path / "f.h5"))
+    together = scores(*map(str, paths.values()), "--one-speaker")
+    alone = scores(*map(str, paths.values()))
+    assert together.keys() == archive.keys() == alone.keys()
+    np.testing.assert_allclose([together[u] for u in archive], list(archive.values()), rtol=1e-5)
+    assert max(abs(alone[u] - archive[u]) for u in archive) > 1.0

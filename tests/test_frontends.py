@@ -331,7 +331,7 @@ def test_command_line_options_and_extraction(make_corpus, recording):
 
 def test_config_fields_validate_and_round_trip():
     default = MfccConfig()
-    assert (default.cmvn, default.cmvn_window, default.vad, default.vad_rule) == ("mean", 300, False, "peak")
+    assert (default.cmvn, default.cmvn_window, default.vad, default.vad_rule) == ("speaker", 300, False, "peak")
     cfg = MfccConfig(cmvn="sliding-var", cmvn_window=600, vad=True, vad_rule="kaldi")
     assert MfccConfig.from_json(cfg.to_json()) == cfg
     assert MfccConfig.from_options(cmvn="warp", cmvn_window="250", vad_rule="kaldi") == \

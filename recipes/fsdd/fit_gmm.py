@@ -37,7 +37,7 @@ def main() -> None:
     wavs = sorted(p for p in (root / "recordings").glob("*.wav") if fsdd_data.parse_name(p)[2] >= 5)
     wavs = wavs[:: max(1, len(wavs) // args.files)][: args.files]
     t0 = time.perf_counter()
-    X = np.vstack([frames for frames, _ in extract_files(wavs, config=MfccConfig())])  # MFCC + d + dd, CMN
+    X = np.vstack([frames for frames, _ in extract_files(wavs, config=MfccConfig(cmvn="mean"))])  # MFCC + d + dd, CMN
     print(f"{len(wavs)} FSDD training recordings -> {X.shape[0]:,} frames x {X.shape[1]} MFCC+d+dd "
           f"({time.perf_counter() - t0:.1f} s)")
 

@@ -63,7 +63,7 @@ if run 6; then
   # 20 cepstra + deltas, CMN, VAD: the verification front end (speaker information is in the higher cepstra).
   # UBM of 256: with 450 enrolment takes a 64-component ML GMM is as good as MAP (1.33 % EER both); at 256
   # the speaker's own data no longer supports a model of that size and MAP (means, weights, variances) wins.
-  acoustic-gmm features "$exp/data/all" --out "$exp/sv.h5" --overwrite --n-mfcc 20 --deltas 1 --vad --vad-db 30 $jobs
+  acoustic-gmm features "$exp/data/all" --out "$exp/sv.h5" --overwrite --n-mfcc 20 --deltas 1 --cmvn mean --vad --vad-db 30 $jobs
   mkdir -p "$exp/sv"
   for system in map ml ivector; do : > "$exp/sv/scores.$system"; : > "$exp/sv/trials"; done
   for lists in "$exp"/data/sv/*.trials; do

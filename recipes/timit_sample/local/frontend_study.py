@@ -29,15 +29,15 @@ from acoustic_gmm.manifest import read_data_dir
 from acoustic_gmm.verify import Scorer, Trials, eer, enroll, score_trials, train_ubm
 
 FRONT_ENDS = {  # name -> `acoustic-gmm features` options (20 cepstra: speaker information is in the higher ones)
-    "CMN, deltas": "--n-mfcc 20 --deltas 1",
-    "CMN, no deltas": "--n-mfcc 20 --deltas 0",
+    "CMN, deltas": "--n-mfcc 20 --deltas 1 --cmvn mean",
+    "CMN, no deltas": "--n-mfcc 20 --deltas 0 --cmvn mean",
     "CMVN, deltas": "--n-mfcc 20 --deltas 1 --cmvn meanvar",
     "no CMN, deltas": "--n-mfcc 20 --deltas 1 --cmvn none",
     "sliding CMN 3 s, deltas": "--n-mfcc 20 --deltas 1 --cmvn sliding",
     "feature warping 3 s, deltas": "--n-mfcc 20 --deltas 1 --cmvn warp",
     "feature warping 3 s, no deltas": "--n-mfcc 20 --deltas 0 --cmvn warp",
-    "CMN, deltas, Kaldi VAD": "--n-mfcc 20 --deltas 1 --vad --vad-rule kaldi",
-    "CMN, deltas, 30 dB VAD": "--n-mfcc 20 --deltas 1 --vad --vad-db 30",
+    "CMN, deltas, Kaldi VAD": "--n-mfcc 20 --deltas 1 --cmvn mean --vad --vad-rule kaldi",
+    "CMN, deltas, 30 dB VAD": "--n-mfcc 20 --deltas 1 --cmvn mean --vad --vad-db 30",
 }
 UBM, DIM, ITERATIONS = 64, 50, 10
 
