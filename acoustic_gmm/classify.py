@@ -158,13 +158,12 @@ class ModelSet:
         per_frame = F[np.arange(len(F)), :, slices].astype(np.float64)  # (n, C): each frame under its slice
         total = np.add.reduceat(per_frame, np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
         if self.log_trans is not None:  # HMM states: each class's best path, all classes at once
-            from .hmm import viterbi_batch
+            from .hmm import viterbi_many
 
             trans = np.stack([np.asarray(self.log_trans[c], dtype=np.float64) for c in self.classes])
-            starts = np.r_[0, np.cumsum(lengths)[:-1]]
-            for i, (a, n) in enumerate(zip(starts, lengths)):
-                if n >= self.n_slices:  # shorter utterances keep the equal-slice score (no path exists)
-                    total[i] = viterbi_batch(F[a:a + n].astype(np.float64), trans)
+            best = viterbi_many(F, lengths, trans)
+            long_enough = lengths >= self.n_slices  # shorter ones keep the equal-slice score (no path exists)
+            total[long_enough] = best[long_enough]
             per_frame = F.max(axis=2).astype(np.float64)
         if self.log_priors:
             total += np.array([self.log_priors[c] for c in self.classes])

@@ -39,7 +39,7 @@ from .em import Stats, growth_schedule, split_heaviest, variance_floor
 from .errors import DataError, ParameterError, check_frames
 from .gmm import DiagGMM
 
-__all__ = ["ChainHMM", "viterbi", "viterbi_batch", "forward_backward", "frame_scores", "train_chain",
+__all__ = ["ChainHMM", "viterbi", "viterbi_batch", "viterbi_many", "forward_backward", "frame_scores", "train_chain",
            "score_utterance", "score_classes", "METHODS"]
 
 METHODS = ("viterbi", "baum-welch")
@@ -111,8 +111,11 @@ def _check_trans(log_trans, shape, what="log_trans") -> np.ndarray:
     return lt
 
 
-def _viterbi_core(B: np.ndarray, stay: np.ndarray, move: np.ndarray, backtrack: bool):
+def _viterbi_core(B: np.ndarray, stay: np.ndarray, move: np.ndarray, backtrack: bool, ends: np.ndarray | None = None):
     """Best-path scores of frames ``B`` (T, C, S) through C chains (``stay``, ``move`` (C, S)).
+
+    ``ends`` (C,) reads chain c's score at frame ``ends[c]`` instead of the last one: the recursion only
+    looks back, so frames after a chain's end (padding) change nothing before it.
 
     A loop over the states with vector operations over time: the best score of being in state ``s`` at
     frame ``t`` is ``cum_s[t] + t a_s + max_{tau <= t} (entry_s[tau] - cum_s[tau - 1] - tau a_s)``, with
@@ -144,7 +147,8 @@ def _viterbi_core(B: np.ndarray, stay: np.ndarray, move: np.ndarray, backtrack: 
                 args[s] = np.where(finite, arg, idx)
             entry = np.full((T, C), -np.inf)
             entry[1:] = D[:-1] + move[:, s]
-    return D[T - 1] + move[:, S - 1], args
+    last = D[T - 1] if ends is None else D[ends, np.arange(C)]
+    return last + move[:, S - 1], args
 
 
 def viterbi(frame_scores: np.ndarray, log_trans: np.ndarray) -> tuple[float, np.ndarray | None]:
@@ -222,6 +226,42 @@ def viterbi_batch(frame_scores: np.ndarray, log_trans: np.ndarray) -> np.ndarray
     if T < S:
         return np.full(C, -np.inf)
     return _viterbi_core(B, lt[:, :, 0], lt[:, :, 1], backtrack=False)[0]
+
+
+VITERBI_BATCH_CELLS = 1 << 21  # padded frames x chains x states per batch of utterances (16 MiB of float64)
+
+
+def viterbi_many(frame_scores: np.ndarray, lengths, log_trans: np.ndarray) -> np.ndarray:
+    """:func:`viterbi_batch` for many utterances, batched: (U, C) best-path scores.
+
+    ``frame_scores`` (N, C, S) holds the utterances' frames one after another, ``lengths`` (U,) how many
+    each has.  Utterances of similar length are padded to a common length and run through the recursion
+    together (a batch of utterances is more chains), which gives the same numbers as one call per
+    utterance (a test checks it) at a fraction of the Python overhead; shorter than the chain: ``-inf``.
+    """
+    B = np.asarray(frame_scores, dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.intp)
+    _, C, S = B.shape
+    lt = _check_trans(log_trans, (C, S, 2))
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    out = np.full((len(lengths), C), -np.inf)
+    order = [u for u in np.argsort(lengths, kind="stable") if lengths[u] >= S]
+    i = 0
+    while i < len(order):  # a batch: the next utterances by length, as many as fit the cell budget
+        j = i + 1
+        while j < len(order) and lengths[order[j]] * (j + 1 - i) * C * S <= VITERBI_BATCH_CELLS:
+            j += 1
+        batch = order[i:j]
+        T = int(lengths[batch[-1]])
+        P = np.zeros((T, len(batch), C, S))
+        for k, u in enumerate(batch):
+            P[:lengths[u], k] = B[starts[u]:starts[u] + lengths[u]]
+        ends = np.repeat(lengths[batch] - 1, C)
+        scores, _ = _viterbi_core(P.reshape(T, len(batch) * C, S), np.tile(lt[:, :, 0], (len(batch), 1)),
+                                  np.tile(lt[:, :, 1], (len(batch), 1)), backtrack=False, ends=ends)
+        out[batch] = scores.reshape(len(batch), C)
+        i = j
+    return out
 
 
 # --------------------------------------------------------------------------- forward-backward

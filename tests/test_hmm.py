@@ -243,3 +243,24 @@ def test_order_of_sounds_needs_states(method):
     assert bag < 0.7          # measured: 0.565 (the bag of frames is the same for both classes)
     assert chain2 > 0.95      # measured: 1.0
     assert chain3 > 0.95      # measured: 1.0
+
+
+def test_viterbi_many_equals_one_call_per_utterance():
+    # padded batches of utterances give exactly the per-utterance scores, whatever the batch size
+    from acoustic_gmm import hmm
+
+    rng = np.random.default_rng(5)
+    C, S = 4, 3
+    lengths = np.array([1, 2, 3, 7, 3, 40, 12, 12, 5, 90, 4])
+    B = rng.normal(size=(lengths.sum(), C, S))
+    trans = np.log(rng.dirichlet([1, 1], size=(C, S)))
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    want = np.array([hmm.viterbi_batch(B[a:a + n], trans) for a, n in zip(starts, lengths)])
+    for cells in (1, 200, 1 << 21):  # one utterance a batch, a few, all at once
+        old, hmm.VITERBI_BATCH_CELLS = hmm.VITERBI_BATCH_CELLS, cells
+        try:
+            got = hmm.viterbi_many(B, lengths, trans)
+        finally:
+            hmm.VITERBI_BATCH_CELLS = old
+        assert np.array_equal(got, want)
+    assert np.isneginf(want[:2]).all() and np.isfinite(want[2:]).all()
