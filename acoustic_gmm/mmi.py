@@ -29,8 +29,11 @@ one Kaldi uses too), then a floor.
 
 Model sets of several slices are handled: frames of slice ``s`` of an utterance (as
 :func:`~acoustic_gmm.classify.split_slices` cuts them) go to the models of slice ``s``.
-HMM-state model sets (``log_trans`` set, scored by Viterbi) are not: they raise
-:class:`~acoustic_gmm.errors.ParameterError`.
+In HMM-state model sets (``log_trans`` set) every utterance is aligned to every class's chain
+by its best path (one-best Viterbi alignment, as Kaldi aligns numerator and denominator
+for isolated units), ``ll(u, c)`` is that path's score (transitions included, as
+:meth:`~acoustic_gmm.classify.ModelSet.score` gives it), and the frames on state ``s`` of
+class ``c``'s path feed model ``(c, s)``; the transitions are kept.
 
 References
 ----------
@@ -93,9 +96,6 @@ def _check(model_set: ModelSet, utterances, labels, scale: float, boost: float):
     """Validated frames (list of float64 arrays) and labels as class indices."""
     if not isinstance(model_set, ModelSet):
         raise ParameterError(f"model_set must be a ModelSet, got {type(model_set).__name__}")
-    if model_set.log_trans is not None:
-        raise ParameterError("MMI training of HMM-state model sets (log_trans, Viterbi scoring) is not supported; "
-                             "only equal-slice model sets")
     if not (np.isfinite(scale) and scale > 0):
         raise ParameterError(f"scale (the acoustic scale kappa) must be > 0, got {scale!r}")
     if not (np.isfinite(boost) and boost >= 0):
@@ -115,12 +115,22 @@ def _check(model_set: ModelSet, utterances, labels, scale: float, boost: float):
 
 
 def _frames(model_set: ModelSet, utterances):
-    """All frames, each frame's utterance and slice."""
+    """All frames, each frame's utterance, and its model under every class, (n_frames, n_classes): its
+    slice, or with HMM states its state on that class's best path (equal slices if shorter than the chain)."""
     lengths = np.array([len(u) for u in utterances])
     X = np.concatenate(utterances)
     utt = np.repeat(np.arange(len(utterances)), lengths)
     slices = np.concatenate([slice_of_frames(n, model_set.n_slices) for n in lengths])
-    return X, utt, slices
+    parts = np.repeat(slices[:, None], len(model_set.classes), axis=1)
+    if model_set.log_trans is not None:
+        from .hmm import viterbi
+
+        F = model_set.frame_scores(X.astype(np.float32)).astype(np.float64)
+        for a, n in zip(np.r_[0, np.cumsum(lengths)[:-1]], lengths):
+            if n >= model_set.n_slices:
+                for j, c in enumerate(model_set.classes):
+                    parts[a:a + n, j] = viterbi(F[a:a + n, j], model_set.log_trans[c])[1]
+    return X, utt, parts
 
 
 def _log_joint(model: DiagGMM, X: np.ndarray) -> np.ndarray:
@@ -133,17 +143,27 @@ def _log_joint(model: DiagGMM, X: np.ndarray) -> np.ndarray:
     return const - 0.5 * d2
 
 
-def _totals(model_set: ModelSet, X, utt, slices, n_utts):
-    """Utterance scores (n_utts, n_classes) in float64, log priors included."""
+def _totals(model_set: ModelSet, X, utt, parts, n_utts):
+    """Utterance scores (n_utts, n_classes) in float64, log priors (and HMM transitions) included."""
     classes = model_set.classes
     total = np.zeros((n_utts, len(classes)))
-    for s in range(model_set.n_slices):
-        idx = slices == s
-        if not idx.any():
-            continue
+    for j, c in enumerate(classes):
+        for s in range(model_set.n_slices):
+            idx = parts[:, j] == s
+            if idx.any():
+                ll = logsumexp(_log_joint(model_set.models[c][s], X[idx]))
+                total[:, j] += np.bincount(utt[idx], weights=ll, minlength=n_utts)
+    if model_set.log_trans is not None:  # the best path's transitions: stays and moves it takes, and the exit
         for j, c in enumerate(classes):
-            ll = logsumexp(_log_joint(model_set.models[c][s], X[idx]))
-            total[:, j] += np.bincount(utt[idx], weights=ll, minlength=n_utts)
+            lt = np.asarray(model_set.log_trans[c], dtype=np.float64)
+            state = parts[:, j]
+            last = np.r_[utt[1:] != utt[:-1], True]                          # an utterance's last frame
+            step = np.where(last, 1, np.r_[state[1:] - state[:-1], 0])      # 0 stay, 1 move (or exit)
+            with np.errstate(invalid="ignore"):
+                w = np.where(step == 1, lt[state, 1], lt[state, 0])
+            # utterances shorter than the chain have no path: scored by equal slices, no transitions (as score)
+            w[np.bincount(utt)[utt] < model_set.n_slices] = 0.0
+            total[:, j] += np.bincount(utt, weights=w, minlength=n_utts)
     if model_set.log_priors:
         total += np.array([model_set.log_priors[c] for c in classes])
     return total
@@ -182,8 +202,8 @@ def mmi_objective(model_set: ModelSet, utterances, labels, *, scale: float = 1.0
         At most 0; 0 when every utterance's correct class has posterior 1.
     """
     utterances, y = _check(model_set, utterances, labels, scale, boost)
-    X, utt, slices = _frames(model_set, utterances)
-    return _objective(_totals(model_set, X, utt, slices, len(utterances)), y, scale, boost)[0]
+    X, utt, parts = _frames(model_set, utterances)
+    return _objective(_totals(model_set, X, utt, parts, len(utterances)), y, scale, boost)[0]
 
 
 def mmi_stats(model_set: ModelSet, utterances, labels, *, scale: float = 1.0, boost: float = 0.0) -> MMIStats:
@@ -202,14 +222,14 @@ def mmi_stats(model_set: ModelSet, utterances, labels, *, scale: float = 1.0, bo
         weighted by ``p(c | u)`` (scaled, boosted) times the same component posteriors.
     """
     utterances, y = _check(model_set, utterances, labels, scale, boost)
-    X, utt, slices = _frames(model_set, utterances)
-    total = _totals(model_set, X, utt, slices, len(utterances))
+    X, utt, parts = _frames(model_set, utterances)
+    total = _totals(model_set, X, utt, parts, len(utterances))
     objective, post = _objective(total, y, scale, boost)
     num, den = {}, {}
     for j, c in enumerate(model_set.classes):
         num[c], den[c] = [], []
         for s, model in enumerate(model_set.models[c]):
-            idx = slices == s
+            idx = parts[:, j] == s
             Xs, us = X[idx], utt[idx]
             shift = model.centre
             L = _log_joint(model, Xs)

@@ -208,6 +208,33 @@ def test_errors(data):
         mmi_update(ms, train, y, E=-1)
     with pytest.raises(DataError):
         mmi_objective(ms, [np.zeros((3, 5))], ["a"])
-    hmm = ModelSet(ms.models, log_trans={c: np.log(np.full((1, 2), 0.5)) for c in ms.classes})
-    with pytest.raises(ParameterError):
-        mmi_update(hmm, train, y)
+
+
+def test_hmm_states():
+    # chains of 2 states: frames on class c's best path through state s train model (c, s); the objective is
+    # the best-path scores' (transitions included, as ModelSet.score), and it rises; transitions are kept
+    from acoustic_gmm.hmm import train_chain
+
+    rng = np.random.default_rng(1)
+    utts, y = make(rng, 30, lengths=(2, 12))
+    utts = [np.vstack([u, u[::-1] + [1.0, 0.0]]) for u in utts]  # a second half unlike the first
+    utts.append(rng.normal(size=(1, 2)))  # shorter than the chain: equal slices, no path
+    y.append("a")
+    models, trans = {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for c in CENTRES:
+            chain, _ = train_chain([u for u, t in zip(utts, y) if t == c and len(u) >= 2], 2, 2, method="viterbi")
+            models[c], trans[c] = list(chain.states), chain.log_trans
+    ms = ModelSet(models, log_trans=trans)
+    scores = ms.score(utts)
+    idx = [scores.classes.index(c) for c in y]
+    assert mmi_objective(ms, utts, y) == pytest.approx(np.log(scores.proba()[np.arange(len(y)), idx]).sum(), rel=1e-4)
+    previous = mmi_objective(ms, utts, y)
+    for _ in range(3):
+        ms = mmi_update(ms, utts, y)
+        now = mmi_objective(ms, utts, y)
+        assert now > previous
+        previous = now
+        assert all(np.array_equal(ms.log_trans[c], trans[c]) for c in CENTRES)
+        assert all((m.variances > 0).all() for c in CENTRES for m in ms.models[c])

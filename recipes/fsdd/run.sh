@@ -4,8 +4,9 @@
 #
 #   bash recipes/fsdd/run.sh [--data DIR] [--exp DIR] [--stage N] [--stop-stage N] [--jobs N]
 #
-# Stages: 0 data dirs, 1 features, 2 digits (official split), 3 digits (leave-one-speaker-out, without
-#         and with unsupervised adaptation to the held-out speaker),
+# Stages: 0 data dirs, 1 features, 2 digits (official split; and with every default), 3 digits
+#         (leave-one-speaker-out with every default, without and with unsupervised adaptation to the
+#         held-out speaker),
 #         4 speaker id, 5 results table; 6 speaker verification (per speaker: UBM of the other five,
 #         MAP and ML enrolment, and i-vectors from the same UBM; all test takes as trials),
 #         7 verification table.
@@ -16,20 +17,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../common.sh"
 
 # Two front ends. Within one recording session (the official split) level and channel carry
-# information, so 'session' keeps them (no CMN). Across speakers they are noise: 'robust' normalises
-# mean and variance over all of each speaker's utterances (Kaldi's per-speaker CMVN; the held-out
-# speaker's statistics come from its own recordings, no labels) and drops frames 30 dB below the
-# loudest (VAD). Per-utterance CMVN reached 86.3 % leave-one-speaker-out, per-speaker 92.2 %, and
-# adapting the models to the held-out speaker (stage 3, --adapt) 99.3 %.
+# information, so 'session' keeps them (no CMN): it is the speaker-id front end, and the digits' best on the
+# official split. 'defaults' is what `acoustic-gmm features` does with no options (per-speaker CMVN: every
+# speaker's mean and variance from all of its recordings; the held-out speaker's from its own, no labels),
+# chosen by the defaults study (local/defaults_study.py, README) for speakers the models have not heard.
 session="--cmvn none"
-robust="--cmvn speaker --vad --vad-db 30"
 
 if run 0; then
   python "$here/local/prepare_data.py" --data "$data" --out "$exp/data"
 fi
 if run 1; then
   acoustic-gmm features "$exp/data/all" --out "$exp/session.h5" --overwrite $jobs $session
-  acoustic-gmm features "$exp/data/all" --out "$exp/robust.h5" --overwrite $jobs $robust
+  acoustic-gmm features "$exp/data/all" --out "$exp/defaults.h5" --overwrite $jobs
 fi
 # train_eval NAME FEATS LABEL_KEY COMPONENTS: models on the training takes, accuracy on the test takes.
 train_eval() {
@@ -39,18 +38,23 @@ train_eval() {
 }
 if run 2; then
   train_eval digits "$exp/session.h5" label 16
+  # the same split with every default of `features` and `train`
+  mkdir -p "$exp/digits-defaults"
+  acoustic-gmm train --overwrite "$exp/defaults.h5" --utts "$exp/data/train/utt2spk" --out "$exp/digits-defaults/models.h5" $jobs
+  acoustic-gmm evaluate --overwrite "$exp/digits-defaults/models.h5" "$exp/defaults.h5" --utts "$exp/data/test/utt2spk" \
+    --metrics "$exp/digits-defaults/metrics.json"
 fi
 if run 3; then
+  # Every default of `features` and `train`; each speaker in turn heard by no model.
   for fold in "$exp"/data/loso/*.test; do
     spk=$(basename "$fold" .test); dir="$exp/loso-$spk"; mkdir -p "$dir"
-    acoustic-gmm train --overwrite "$exp/robust.h5" --label-key label -k 16 --utts "$exp/data/loso/$spk.train" \
-      --out "$dir/models.h5" $jobs > /dev/null
+    acoustic-gmm train --overwrite "$exp/defaults.h5" --utts "$exp/data/loso/$spk.train" --out "$dir/models.h5" $jobs > /dev/null
     echo -n "leave out $spk: "
-    acoustic-gmm evaluate --overwrite "$dir/models.h5" "$exp/robust.h5" --utts "$fold" --metrics "$dir/metrics.json"
+    acoustic-gmm evaluate --overwrite "$dir/models.h5" "$exp/defaults.h5" --utts "$fold" --metrics "$dir/metrics.json"
     # The same models adapted to the held-out speaker's own (unlabelled) test utterances: MLLR + MAP
     # from first-pass labels, three times (Kaldi's two-pass per-speaker decoding, for GMM classes).
     echo -n "leave out $spk, adapted to $spk: "
-    acoustic-gmm evaluate --overwrite "$dir/models.h5" "$exp/robust.h5" --utts "$fold" --adapt --metrics "$dir/metrics.adapt.json"
+    acoustic-gmm evaluate --overwrite "$dir/models.h5" "$exp/defaults.h5" --utts "$fold" --adapt --metrics "$dir/metrics.adapt.json"
   done
 fi
 if run 4; then

@@ -17,12 +17,14 @@ def load(name, file="metrics.json"):
 
 
 rows, summary = [], {}
-for task, name in (("digits, official split", "digits"), ("speaker id, official split", "speakers")):
+for task, name in (("digits, official split (no CMN, 16 components)", "digits"),
+                   ("digits, official split, defaults", "digits-defaults"),
+                   ("speaker id, official split", "speakers")):
     m = load(name)
     if m:
         rows.append((task, f"{100 * m['accuracy']:.2f} %", f"{m['n'] - len(m['errors'])}/{m['n']}"))
         summary[name] = {"accuracy": m["accuracy"], "n": m["n"]}
-for file, task, key in (("metrics.json", "digits, leave-one-speaker-out (mean)", "digits_loso"),
+for file, task, key in (("metrics.json", "digits, leave-one-speaker-out, defaults (mean)", "digits_loso"),
                         ("metrics.adapt.json", "  + adapted to the held-out speaker", "digits_loso_adapted")):
     folds = sorted(p.parent.name for p in exp.glob(f"loso-*/{file}"))
     if folds:
