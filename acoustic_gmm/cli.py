@@ -88,6 +88,9 @@ def _writes(outputs: dict, inputs: tuple = ()):
     return wrap
 
 
+DEFAULT_STATES = 3  # `train`'s class models when neither --states nor --slices is given (the defaults study)
+
+
 def _echo_warnings(caught, prefix: str = "warning") -> None:
     for w in caught:
         click.echo(f"{prefix}: {w.message}", err=True)
@@ -188,16 +191,17 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, htk_config, sc
 @click.argument("feats", type=click.Path(exists=True, dir_okay=False))
 @click.option("--label-key", type=click.Choice(["label", "speaker"]), default="label", show_default=True,
               help="what the classes are: utt2label's labels or utt2spk's speakers")
-@click.option("--components", "-k", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Gaussians per class (and slice)")
-@click.option("--slices", type=click.IntRange(min=1), default=1, show_default=True,
-              help="models per class over successive equal parts of an utterance (3: beginning, middle, end)")
+@click.option("--components", "-k", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Gaussians per class (and state or slice)")
+@click.option("--slices", type=click.IntRange(min=1), default=None,
+              help="instead of HMM states: models per class over successive equal parts of an utterance (1: one "
+                   "GMM per class; 3: beginning, middle, end)")
 @click.option("--init", type=click.Choice(["split", "kmeans"]), default="split", show_default=True)
 @click.option("--states", type=click.IntRange(min=1), default=None,
-              help="each class a left-to-right HMM of this many emitting states, each a GMM (instead of --slices); "
-                   "scored by its best path")
-@click.option("--state-training", type=click.Choice(["viterbi", "baum-welch"]), default="viterbi",
-              show_default=True, help="with --states: re-estimation after the equal-slice start")
+              help="each class a left-to-right HMM of this many emitting states, each a GMM, scored by its best "
+                   "path  [default: 3, unless --slices is given]")
+@click.option("--state-training", type=click.Choice(["viterbi", "baum-welch"]), default="baum-welch",
+              show_default=True, help="with states: re-estimation after the equal-slice start")
 @click.option("--var-floor", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="floor every variance at this share of its class's variance  [default: 0.3, chosen by the "
                    "defaults study (README); the GMM estimator's 0.001 fits the training speakers more closely]")
@@ -215,11 +219,19 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, htk_config, sc
 @_writes({"out": "--out"}, ("feats", "utts"))
 def train(feats, label_key, components, slices, init, states, state_training, var_floor, mmi, priors,
           reject_quantile, utts, jobs, max_memory, out):
-    """Train one GMM per class of a feature archive FEATS."""
+    """Train models of every class of a feature archive FEATS.
+
+    By default each class is a left-to-right HMM of 3 states of 8 Gaussians each, trained by Baum-Welch,
+    with variances floored at 0.3 of the class's: the defaults study's choice for speakers the models
+    have not heard (README, "Choosing the defaults"). --slices 1 gives one GMM per class.
+    """
     from .classify import train_model_set
 
-    if states and slices != 1:
+    if states and slices:
         raise click.ClickException("--states and --slices both cut a class into parts: give one")
+    if not states and not slices:
+        states = DEFAULT_STATES
+    slices = slices or 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         ms = train_model_set(feats, label_key=label_key, n_components=components, n_slices=states or slices,

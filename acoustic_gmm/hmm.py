@@ -111,44 +111,54 @@ def _check_trans(log_trans, shape, what="log_trans") -> np.ndarray:
     return lt
 
 
-def _viterbi_core(B: np.ndarray, stay: np.ndarray, move: np.ndarray, backtrack: bool, ends: np.ndarray | None = None):
+def _viterbi_core(B: np.ndarray, stay: np.ndarray, move: np.ndarray, backtrack: bool, ends: np.ndarray | None = None,
+                  carry: np.ndarray | None = None):
     """Best-path scores of frames ``B`` (T, C, S) through C chains (``stay``, ``move`` (C, S)).
 
     ``ends`` (C,) reads chain c's score at frame ``ends[c]`` instead of the last one: the recursion only
-    looks back, so frames after a chain's end (padding) change nothing before it.
+    looks back, so frames after a chain's end (padding) change nothing before it.  ``carry`` (C, S) continues
+    a recursion: the best scores of every state at the frame before ``B`` (None: the chain starts here, in
+    state 0), so that a long utterance can be scored a block of frames at a time.
 
     A loop over the states with vector operations over time: the best score of being in state ``s`` at
     frame ``t`` is ``cum_s[t] + t a_s + max_{tau <= t} (entry_s[tau] - cum_s[tau - 1] - tau a_s)``, with
     ``cum_s`` the running sum of the state's frame scores and ``entry_s[tau]`` the best score of entering
-    ``s`` at frame ``tau``; the max over entry times is a cumulative max.  Returns the (C,) scores and, if
-    ``backtrack``, each state's best entry frame for every end frame, (S, T, C).
+    ``s`` at frame ``tau``; the max over entry times is a cumulative max.  Returns the (C,) scores, if
+    ``backtrack`` each state's best entry frame for every end frame, (S, T, C), and every state's best score
+    at the last frame, (C, S) (the next block's ``carry``).
     """
     T, C, S = B.shape
     t = np.arange(T, dtype=np.float64)[:, None]
-    cum = np.cumsum(B, axis=0)
-    cum_prev = np.concatenate([np.zeros((1, C, S)), cum[:-1]], axis=0)
     entry = np.full((T, C), -np.inf)
-    entry[0] = 0.0
+    if carry is None:
+        entry[0] = 0.0
     args = np.empty((S, T, C), dtype=np.intp) if backtrack else None
+    last = np.empty((C, S))
     idx = np.arange(T)[:, None]
     with np.errstate(invalid="ignore"):  # -inf - -inf where no path exists; masked below
         for s in range(S):
             a = stay[:, s]
             finite = np.isfinite(a)
             a0 = np.where(finite, a, 0.0)
-            G = entry - cum_prev[:, :, s] - t * a0
+            if carry is not None:  # staying in s from the frame before the block
+                entry[0] = np.maximum(entry[0], carry[:, s] + a)
+            cum = np.cumsum(B[:, :, s], axis=0)
+            G = entry - np.concatenate([np.zeros((1, C)), cum[:-1]]) - t * a0
             M = np.maximum.accumulate(G, axis=0)
-            D = cum[:, :, s] + t * a0 + M
+            D = cum + t * a0 + M
             if not finite.all():  # no self-loop: the state holds exactly one frame
                 D = np.where(finite, D, entry + B[:, :, s])
             D[np.isnan(D)] = -np.inf
             if backtrack:
                 arg = np.maximum.accumulate(np.where(G == M, idx, 0), axis=0)
                 args[s] = np.where(finite, arg, idx)
+            last[:, s] = D[T - 1]
             entry = np.full((T, C), -np.inf)
             entry[1:] = D[:-1] + move[:, s]
-    last = D[T - 1] if ends is None else D[ends, np.arange(C)]
-    return last + move[:, S - 1], args
+            if carry is not None:  # moving on into s + 1 from the frame before the block
+                entry[0] = carry[:, s] + move[:, s]
+    final = D[T - 1] if ends is None else D[ends, np.arange(C)]
+    return final + move[:, S - 1], args, last
 
 
 def viterbi(frame_scores: np.ndarray, log_trans: np.ndarray) -> tuple[float, np.ndarray | None]:
@@ -185,7 +195,7 @@ def viterbi(frame_scores: np.ndarray, log_trans: np.ndarray) -> tuple[float, np.
         raise DataError("frame_scores must be finite")
     if T < S:
         return -np.inf, None
-    best, args = _viterbi_core(B[:, None, :], lt[None, :, 0], lt[None, :, 1], backtrack=True)
+    best, args, _ = _viterbi_core(B[:, None, :], lt[None, :, 0], lt[None, :, 1], backtrack=True)
     path = np.empty(T, dtype=np.intp)
     end = T - 1
     for s in range(S - 1, -1, -1):
@@ -234,32 +244,44 @@ VITERBI_BATCH_CELLS = 1 << 21  # padded frames x chains x states per batch of ut
 def viterbi_many(frame_scores: np.ndarray, lengths, log_trans: np.ndarray) -> np.ndarray:
     """:func:`viterbi_batch` for many utterances, batched: (U, C) best-path scores.
 
-    ``frame_scores`` (N, C, S) holds the utterances' frames one after another, ``lengths`` (U,) how many
-    each has.  Utterances of similar length are padded to a common length and run through the recursion
-    together (a batch of utterances is more chains), which gives the same numbers as one call per
-    utterance (a test checks it) at a fraction of the Python overhead; shorter than the chain: ``-inf``.
+    ``frame_scores`` (N, C, S) holds the utterances' frames one after another (any float type), ``lengths``
+    (U,) how many each has.  Utterances of similar length are padded to a common length and run through the
+    recursion together (a batch of utterances is more chains), and an utterance too long for one batch is
+    run a block of frames at a time, carrying its states' scores from block to block: the same numbers as
+    one call per utterance (a test checks it), in bounded memory (``VITERBI_BATCH_CELLS``) and without a
+    Python loop per utterance.  Shorter than the chain: ``-inf``.
     """
-    B = np.asarray(frame_scores, dtype=np.float64)
     lengths = np.asarray(lengths, dtype=np.intp)
-    _, C, S = B.shape
+    _, C, S = frame_scores.shape
     lt = _check_trans(log_trans, (C, S, 2))
+    stay, move = lt[:, :, 0], lt[:, :, 1]
     starts = np.r_[0, np.cumsum(lengths)[:-1]]
     out = np.full((len(lengths), C), -np.inf)
     order = [u for u in np.argsort(lengths, kind="stable") if lengths[u] >= S]
+    block = max(1, VITERBI_BATCH_CELLS // (C * S))
     i = 0
     while i < len(order):  # a batch: the next utterances by length, as many as fit the cell budget
         j = i + 1
         while j < len(order) and lengths[order[j]] * (j + 1 - i) * C * S <= VITERBI_BATCH_CELLS:
             j += 1
         batch = order[i:j]
-        T = int(lengths[batch[-1]])
-        P = np.zeros((T, len(batch), C, S))
-        for k, u in enumerate(batch):
-            P[:lengths[u], k] = B[starts[u]:starts[u] + lengths[u]]
-        ends = np.repeat(lengths[batch] - 1, C)
-        scores, _ = _viterbi_core(P.reshape(T, len(batch) * C, S), np.tile(lt[:, :, 0], (len(batch), 1)),
-                                  np.tile(lt[:, :, 1], (len(batch), 1)), backtrack=False, ends=ends)
-        out[batch] = scores.reshape(len(batch), C)
+        if len(batch) == 1 and lengths[batch[0]] > block:  # one long utterance, a block of frames at a time
+            u = batch[0]
+            carry = None
+            for a in range(starts[u], starts[u] + lengths[u], block):
+                b = min(a + block, starts[u] + lengths[u])
+                scores, _, carry = _viterbi_core(np.asarray(frame_scores[a:b], dtype=np.float64), stay, move,
+                                                 backtrack=False, carry=carry)
+            out[u] = scores
+        else:
+            T = int(lengths[batch[-1]])
+            P = np.zeros((T, len(batch), C, S))
+            for k, u in enumerate(batch):
+                P[:lengths[u], k] = frame_scores[starts[u]:starts[u] + lengths[u]]
+            ends = np.repeat(lengths[batch] - 1, C)
+            scores, _, _ = _viterbi_core(P.reshape(T, len(batch) * C, S), np.tile(stay, (len(batch), 1)),
+                                         np.tile(move, (len(batch), 1)), backtrack=False, ends=ends)
+            out[batch] = scores.reshape(len(batch), C)
         i = j
     return out
 

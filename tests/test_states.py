@@ -47,14 +47,17 @@ def test_train_with_states_tells_the_order_of_sounds(tmp_path):
     order_archive(tmp_path / "train.h5", 30, seed=1)
     order_archive(tmp_path / "test.h5", 50, seed=2)
     accuracy = {}
-    for name, opts in (("bag", []), ("viterbi", ["--states", "2"]),
-                       ("baum-welch", ["--states", "2", "--state-training", "baum-welch"])):
+    for name, opts in (("bag", ["--slices", "1"]), ("viterbi", ["--states", "2", "--state-training", "viterbi"]),
+                       ("baum-welch", ["--states", "2"]), ("default", [])):
         r = run("train", tmp_path / "train.h5", "-k", "2", *opts, "--out", tmp_path / f"{name}.h5")
         assert r.exit_code == 0, r.output
         r = run("evaluate", tmp_path / f"{name}.h5", tmp_path / "test.h5", "--metrics", tmp_path / f"{name}.json")
         assert r.exit_code == 0, r.output
         accuracy[name] = json.loads((tmp_path / f"{name}.json").read_text())["accuracy"]
     assert accuracy["bag"] < 0.7 and accuracy["viterbi"] > 0.95 and accuracy["baum-welch"] > 0.95, accuracy
+    assert accuracy["default"] > 0.95, accuracy  # the default: 3 HMM states, Baum-Welch
+    default = ModelSet.load(tmp_path / "default.h5")
+    assert default.n_slices == 3 and default.log_trans is not None and default.metadata["states"] == "baum-welch"
     ms = ModelSet.load(tmp_path / "viterbi.h5")
     assert ms.n_slices == 2 and ms.log_trans["ab"].shape == (2, 2) and (ms.log_trans["ab"] <= 0).all()
     r = run("train", tmp_path / "train.h5", "--states", "2", "--slices", "3", "--out", tmp_path / "x.h5")
@@ -70,7 +73,7 @@ def test_train_with_states_tells_the_order_of_sounds(tmp_path):
 
 def test_train_with_mmi_raises_its_objective(tmp_path):
     order_archive(tmp_path / "train.h5", 20, seed=3)
-    r = run("train", tmp_path / "train.h5", "-k", "2", "--mmi", "2", "--out", tmp_path / "m.h5")
+    r = run("train", tmp_path / "train.h5", "-k", "2", "--slices", "1", "--mmi", "2", "--out", tmp_path / "m.h5")
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("MMI objective"))
     before, after = (float(v) for v in line.split("objective ")[1].split(", ")[0].split(" -> "))

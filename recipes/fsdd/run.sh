@@ -30,10 +30,10 @@ if run 1; then
   acoustic-gmm features "$exp/data/all" --out "$exp/session.h5" --overwrite $jobs $session
   acoustic-gmm features "$exp/data/all" --out "$exp/defaults.h5" --overwrite $jobs
 fi
-# train_eval NAME FEATS LABEL_KEY COMPONENTS: models on the training takes, accuracy on the test takes.
+# train_eval NAME FEATS LABEL_KEY COMPONENTS: one GMM per class on the training takes, accuracy on the test takes.
 train_eval() {
   mkdir -p "$exp/$1"
-  acoustic-gmm train --overwrite "$2" --label-key "$3" -k "$4" --utts "$exp/data/train/utt2spk" --out "$exp/$1/models.h5" $jobs
+  acoustic-gmm train --overwrite "$2" --label-key "$3" -k "$4" --slices 1 --utts "$exp/data/train/utt2spk" --out "$exp/$1/models.h5" $jobs
   acoustic-gmm evaluate --overwrite "$exp/$1/models.h5" "$2" --utts "$exp/data/test/utt2spk" --metrics "$exp/$1/metrics.json"
 }
 if run 2; then

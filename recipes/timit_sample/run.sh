@@ -28,7 +28,7 @@ if run 1; then
 fi
 if run 2; then
   mkdir -p "$exp/baseline"
-  acoustic-gmm train --overwrite "$exp/phones_train.h5" -k 16 --out "$exp/baseline/models.h5" $jobs
+  acoustic-gmm train --overwrite "$exp/phones_train.h5" -k 16 --slices 1 --out "$exp/baseline/models.h5" $jobs
   acoustic-gmm evaluate --overwrite "$exp/baseline/models.h5" "$exp/phones_test.h5" --metrics "$exp/baseline/metrics.json"
 fi
 if run 3; then
