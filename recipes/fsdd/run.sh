@@ -4,9 +4,9 @@
 #
 #   bash recipes/fsdd/run.sh [--data DIR] [--exp DIR] [--stage N] [--stop-stage N] [--jobs N]
 #
-# Stages: 0 data dirs, 1 features, 2 digits (official split; and with every default), 3 digits
-#         (leave-one-speaker-out with every default, without and with unsupervised adaptation to the
-#         held-out speaker),
+# Stages: 0 data dirs, 1 features, 2 digits on the official split (one GMM per digit on the session front
+#         end; on the default front end one GMM per digit, the default HMM states, and those + MMI), 3 the
+#         same three leave-one-speaker-out, and the defaults adapted to the held-out speaker,
 #         4 speaker id, 5 results table; 6 speaker verification (per speaker: UBM of the other five,
 #         MAP and ML enrolment, and i-vectors from the same UBM; all test takes as trials),
 #         7 verification table.
@@ -36,25 +36,35 @@ train_eval() {
   acoustic-gmm train --overwrite "$2" --label-key "$3" -k "$4" --slices 1 --utts "$exp/data/train/utt2spk" --out "$exp/$1/models.h5" $jobs
   acoustic-gmm evaluate --overwrite "$exp/$1/models.h5" "$2" --utts "$exp/data/test/utt2spk" --metrics "$exp/$1/metrics.json"
 }
+# fit_eval DIR FEATS TRAIN_LIST TEST_LIST [train options]: models on one list, accuracy on the other.
+fit_eval() {
+  local dir=$1 feats=$2 train=$3 test=$4; shift 4
+  mkdir -p "$dir"
+  acoustic-gmm train --overwrite "$feats" --utts "$train" --out "$dir/models.h5" $jobs "$@" > /dev/null
+  acoustic-gmm evaluate --overwrite "$dir/models.h5" "$feats" --utts "$test" --metrics "$dir/metrics.json"
+}
+# The digit systems on one split: one GMM of 16 per digit, the defaults (3 HMM states x 8), and the
+# defaults followed by 4 iterations of MMI.
+systems() {
+  local name=$1 train=$2 test=$3
+  echo -n "$name, one GMM per digit: "; fit_eval "$exp/$name-gmm" "$exp/defaults.h5" "$train" "$test" --slices 1 -k 16
+  echo -n "$name, defaults: "; fit_eval "$exp/$name" "$exp/defaults.h5" "$train" "$test"
+  echo -n "$name, defaults + MMI: "; fit_eval "$exp/$name-mmi" "$exp/defaults.h5" "$train" "$test" --mmi 4
+}
 if run 2; then
   train_eval digits "$exp/session.h5" label 16
-  # the same split with every default of `features` and `train`
-  mkdir -p "$exp/digits-defaults"
-  acoustic-gmm train --overwrite "$exp/defaults.h5" --utts "$exp/data/train/utt2spk" --out "$exp/digits-defaults/models.h5" $jobs
-  acoustic-gmm evaluate --overwrite "$exp/digits-defaults/models.h5" "$exp/defaults.h5" --utts "$exp/data/test/utt2spk" \
-    --metrics "$exp/digits-defaults/metrics.json"
+  systems digits-defaults "$exp/data/train/utt2spk" "$exp/data/test/utt2spk"
 fi
 if run 3; then
-  # Every default of `features` and `train`; each speaker in turn heard by no model.
+  # Each speaker in turn heard by no model.
   for fold in "$exp"/data/loso/*.test; do
-    spk=$(basename "$fold" .test); dir="$exp/loso-$spk"; mkdir -p "$dir"
-    acoustic-gmm train --overwrite "$exp/defaults.h5" --utts "$exp/data/loso/$spk.train" --out "$dir/models.h5" $jobs > /dev/null
-    echo -n "leave out $spk: "
-    acoustic-gmm evaluate --overwrite "$dir/models.h5" "$exp/defaults.h5" --utts "$fold" --metrics "$dir/metrics.json"
-    # The same models adapted to the held-out speaker's own (unlabelled) test utterances: MLLR + MAP
+    spk=$(basename "$fold" .test)
+    systems "loso-$spk" "$exp/data/loso/$spk.train" "$fold"
+    # The default models adapted to the held-out speaker's own (unlabelled) test utterances: MLLR + MAP
     # from first-pass labels, three times (Kaldi's two-pass per-speaker decoding, for GMM classes).
-    echo -n "leave out $spk, adapted to $spk: "
-    acoustic-gmm evaluate --overwrite "$dir/models.h5" "$exp/defaults.h5" --utts "$fold" --adapt --metrics "$dir/metrics.adapt.json"
+    echo -n "loso-$spk, defaults adapted to $spk: "
+    acoustic-gmm evaluate --overwrite "$exp/loso-$spk/models.h5" "$exp/defaults.h5" --utts "$fold" --adapt \
+      --metrics "$exp/loso-$spk/metrics.adapt.json"
   done
 fi
 if run 4; then

@@ -17,18 +17,25 @@ def load(name, file="metrics.json"):
 
 
 rows, summary = [], {}
-for task, name in (("digits, official split (no CMN, 16 components)", "digits"),
-                   ("digits, official split, defaults", "digits-defaults"),
+for task, name in (("digits, official split, session front end, one GMM", "digits"),
+                   ("digits, official split, defaults front end, one GMM", "digits-defaults-gmm"),
+                   ("digits, official split, defaults (3 HMM states)", "digits-defaults"),
+                   ("digits, official split, defaults + MMI", "digits-defaults-mmi"),
                    ("speaker id, official split", "speakers")):
     m = load(name)
     if m:
         rows.append((task, f"{100 * m['accuracy']:.2f} %", f"{m['n'] - len(m['errors'])}/{m['n']}"))
         summary[name] = {"accuracy": m["accuracy"], "n": m["n"]}
-for file, task, key in (("metrics.json", "digits, leave-one-speaker-out, defaults (mean)", "digits_loso"),
-                        ("metrics.adapt.json", "  + adapted to the held-out speaker", "digits_loso_adapted")):
-    folds = sorted(p.parent.name for p in exp.glob(f"loso-*/{file}"))
+for suffix, file, task, key in (("-gmm", "metrics.json", "leave-one-speaker-out, one GMM (mean)", "digits_loso_gmm"),
+                                ("", "metrics.json", "leave-one-speaker-out, defaults (mean)", "digits_loso"),
+                                ("-mmi", "metrics.json", "leave-one-speaker-out, defaults + MMI (mean)",
+                                 "digits_loso_mmi"),
+                                ("", "metrics.adapt.json", "  defaults adapted to the held-out speaker",
+                                 "digits_loso_adapted")):
+    folds = sorted(p.parent.name for p in exp.glob(f"loso-*{suffix}/{file}")
+                   if p.parent.name.count("-") == 1 + suffix.count("-"))
     if folds:
-        accs = {f[5:]: load(f, file)["accuracy"] for f in folds}
+        accs = {f.split("-")[1]: load(f, file)["accuracy"] for f in folds}
         mean = sum(accs.values()) / len(accs)
         rows.append((task, f"{100 * mean:.2f} %", " ".join(f"{s}:{100 * a:.1f}" for s, a in accs.items())))
         summary[key] = {"mean_accuracy": mean, "folds": accs}

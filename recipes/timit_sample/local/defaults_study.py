@@ -15,38 +15,23 @@ Writes ``defaults_study.json``.
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from acoustic_gmm.archive import FeatureArchive
-from acoustic_gmm.classify import train_model_set
 from acoustic_gmm.corpus import extract_corpus
 from acoustic_gmm.features import MfccConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from study import MODELS, accuracy  # noqa: E402  (recipes/study.py)
+
 FRONT_ENDS = {  # 13 MFCC (c0 included) + deltas + accelerations, 20 ms of context, then:
     "per-utterance CMN (old default)": {"cmvn": "mean"},
-    "per-utterance CMVN": {"cmvn": "meanvar"},
+    "CMVN": {"cmvn": "meanvar"},
     "per-speaker CMVN": {"cmvn": "speaker"},
     "feature warping 3 s": {"cmvn": "warp"},
 }
-# (components, slices or states, None: fixed slices or an HMM re-estimation, variance floor)
-MODELS = {"16 components": (16, 1, None, 1e-3),
-          "3 slices x 16": (16, 3, None, 1e-3),
-          "3 slices x 8, floor 0.3": (8, 3, None, 0.3),
-          "3 states x 8 (Baum-Welch)": (8, 3, "baum-welch", 1e-3),
-          "3 states x 8 (Baum-Welch), floor 0.3": (8, 3, "baum-welch", 0.3)}
-
-
-def accuracy(train, train_ids, test, test_ids, model):
-    k, s, states, floor = model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ms = train_model_set(train, n_components=k, n_slices=s, states=states, ids=train_ids, priors=True,
-                             reject_quantile=None, progress=False, var_floor=floor)
-    predicted = ms.predict(test.utterances(test_ids))
-    return float(np.mean([p == test.labels[u] for p, u in zip(predicted, test_ids)]))
 
 
 def main():
@@ -63,13 +48,13 @@ def main():
         with FeatureArchive(paths["train"]) as tr, FeatureArchive(paths["test"]) as te:
             speakers = sorted(set(tr.speakers.values()))
             folds = [speakers[i::3] for i in range(3)]
-            for mname, model in MODELS.items():
+            for model in MODELS:
                 t0 = time.time()
                 inner = [accuracy(tr, [u for u in tr.ids if tr.speakers[u] not in held], tr,
-                                  [u for u in tr.ids if tr.speakers[u] in held], model) for held in folds]
-                test = accuracy(tr, None, te, te.ids, model)
-                results[f"{fname} | {mname}"] = {"inner": inner, "test": test}
-                print(f"{fname:<34} {mname:<38} dev {100 * np.mean(inner):6.2f}  test {100 * test:6.2f}  "
+                                  [u for u in tr.ids if tr.speakers[u] in held], model, priors=True) for held in folds]
+                test = accuracy(tr, None, te, te.ids, model, priors=True)
+                results[f"{fname} | {model}"] = {"inner": inner, "test": test}
+                print(f"{fname:<34} {model:<38} dev {100 * np.mean(inner):6.2f}  test {100 * test:6.2f}  "
                       f"({time.time() - t0:.0f} s)", flush=True)
     chosen = max(results, key=lambda c: (np.mean(results[c]["inner"]), -list(results).index(c)))
     print(f"\nchosen on the training speakers: {chosen}; on the 4 test speakers: "
