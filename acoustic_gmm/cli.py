@@ -531,8 +531,11 @@ def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, coho
     if norm in ("t", "s") and not cohort_models:
         raise click.ClickException(f"--norm {norm} needs --cohort-models")
     trials = Trials.read(trials_path)
-    scores, how = verify_trials(speakers_path, trials, feats, ubm=ubm_path, top_c=None if exact else top_c, norm=norm,
-                                cohort_utts=_ids(cohort_utts), cohort_models=cohort_models)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        scores, how = verify_trials(speakers_path, trials, feats, ubm=ubm_path, top_c=None if exact else top_c,
+                                    norm=norm, cohort_utts=_ids(cohort_utts), cohort_models=cohort_models)
+    _echo_warnings(caught)
     write_scores(scores_path, trials, scores)
     c = how["top_c"]
     click.echo(f"{scores_path}: {len(scores):,} of {len(trials.models):,} trials scored in {how['seconds']:.2f} s "
@@ -635,7 +638,10 @@ def ivector_extract(extractor_path, feats, utts, out):
     from .ivector import extract_archive, load_extractor, save_ivectors
 
     extractor = load_extractor(extractor_path)
-    ivectors = extract_archive(extractor, feats, ids=_ids(utts), progress=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        ivectors = extract_archive(extractor, feats, ids=_ids(utts), progress=True)
+    _echo_warnings(caught)
     save_ivectors(out, ivectors, metadata={"features": feats})
     click.echo(f"{out}: {len(ivectors):,} i-vectors of dimension {extractor.dim}")
 

@@ -669,7 +669,10 @@ def extract_archive(extractor: IvectorExtractor, archive, *, ids=None, top_c: in
                     progress: bool = False) -> Ivectors:
     """The i-vector of every utterance of ``archive`` (or of ``ids``), with its speaker and label; one
     batch of statistics in memory at a time."""
+    from .verify import warn_speaker_cmvn
+
     with opened(archive) as fa:
+        warn_speaker_cmvn(fa)
         ids = fa.ids if ids is None else fa.check_ids(ids)
         if extractor.features is not None:  # the same front end as the extractor's training data, or nothing
             from .features import MfccConfig, config_differences

@@ -400,6 +400,16 @@ def normalise_trials(trials: Trials, raw: np.ndarray, norm: str, z_stats=None, t
     return {"z": z, "t": t, "s": None if z is None or t is None else 0.5 * (z + t)}[norm]
 
 
+def warn_speaker_cmvn(fa) -> None:
+    """Warn when an archive's frames were normalised per speaker (``cmvn="speaker"``, the front end's default):
+    every utterance then carries its utt2spk speaker's statistics, the very answer a verification trial asks."""
+    if getattr(fa.config, "cmvn", None) == "speaker":
+        warnings.warn(f"{fa.path}: frames normalised per speaker (--cmvn speaker, the features default): each "
+                      f"utterance used its utt2spk speaker's statistics, which a verification system does not know "
+                      f"and which favour the true speaker; extract speaker-recognition features with --cmvn mean "
+                      f"or --cmvn sliding", stacklevel=3)
+
+
 def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str | None = None,
                   top_c: int | None = 5, norm: str = "none", cohort_utts=None, cohort_models=None
                   ) -> tuple[np.ndarray, dict]:
@@ -439,6 +449,7 @@ def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str 
     require_ubm(speakers_path, info, ubm)
     c = None if info["adapt"] == "ml" else top_c
     with opened(archive) as fa:
+        warn_speaker_cmvn(fa)
         t0 = time.perf_counter()
         scorer = Scorer(ubm, speakers)
         raw = score_trials(scorer, trials, fa, top_c=c)

@@ -110,7 +110,7 @@ def test_statistics_from_an_archive(tmp_path):
     utts = [(f"s{i % 3}_u{i}", rng.normal(size=(int(rng.integers(0, 90)), 3)).astype("f4"), "x", f"s{i % 3}")
             for i in range(12)]
     path = tmp_path / "f.h5"
-    write_features(path, utts, config=MfccConfig(n_mfcc=3, n_mels=6, deltas=0), sample_rate=8000)
+    write_features(path, utts, config=MfccConfig(n_mfcc=3, n_mels=6, deltas=0, cmvn="mean"), sample_rate=8000)
     stats = utterance_stats(ubm, path)
     with FeatureArchive(path) as fa:
         for i, u in enumerate(stats.ids):
@@ -167,7 +167,7 @@ def speaker_archive(path, n_speakers, utts_per_speaker, seed):
             comp = rng.integers(0, 8, size=200)
             X = centres[comp] + voice + 0.3 * rng.normal(size=5) + rng.normal(size=(200, 5))
             utts.append((f"spk{seed}_{s}-{j}", X.astype("f4"), "x", f"spk{seed}_{s}"))
-    write_features(path, utts, config=MfccConfig(n_mfcc=5, n_mels=10, deltas=0), sample_rate=8000)
+    write_features(path, utts, config=MfccConfig(n_mfcc=5, n_mels=10, deltas=0, cmvn="mean"), sample_rate=8000)
     return utts
 
 
@@ -213,7 +213,7 @@ def test_the_cli_from_ubm_to_eer(tmp_path):
     # features of another front end (same width) are refused by the extractor, naming the difference
     with FeatureArchive(test) as fa:
         utts = [(u, fa[u], fa.labels[u], fa.speakers[u]) for u in fa.ids]
-    write_features(tmp_path / "other.h5", utts, config=MfccConfig(n_mfcc=5, n_mels=12, deltas=0), sample_rate=8000)
+    write_features(tmp_path / "other.h5", utts, config=MfccConfig(n_mfcc=5, n_mels=12, deltas=0, cmvn="mean"), sample_rate=8000)
     result = run.invoke(main, ["ivector", "extract", str(tmp_path / "ex.h5"), str(tmp_path / "other.h5"),
                                "--out", str(tmp_path / "o.h5")])
     assert result.exit_code == 1 and "another front end than the extractor's training data (n_mels: extractor 10 " \

@@ -156,7 +156,8 @@ def cli_run(tmp_path_factory):
     write_data_dir(tmp_path / "data", wav, utt2spk={u: u.split("_")[1] for u in wav})
     runner = CliRunner()
     feats = str(tmp_path / "f.h5")
-    r = runner.invoke(main, ["features", str(tmp_path / "data"), "-o", feats, "--n-mfcc", "20", "--deltas", "1"])
+    r = runner.invoke(main, ["features", str(tmp_path / "data"), "-o", feats, "--n-mfcc", "20", "--deltas", "1",
+                             "--cmvn", "mean"])
     assert r.exit_code == 0, r.output
     enrol = {s: [u for u in wav if u.split("_")[1] == s and int(u.split("_")[2]) >= 5] for s in spk}
     test = [u for u in wav if int(u.split("_")[2]) < 4]
@@ -188,6 +189,21 @@ def test_cli_verify_scores_every_trial_far_from_chance(cli_run):
     m = verification_metrics(read_scores(cli_run.dir / "scores")[1], Trials.read(cli_run.dir / "trials").targets)
     # 3 speakers, a 16-component UBM: far from chance (0.5); measured: EER 8.33 %
     assert m["eer"] < 0.095 and m["n_target"] == 120
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_verify_warns_of_per_speaker_cmvn(cli_run):
+    # per-speaker CMVN (the features default) normalises every trial utterance with its true speaker's statistics
+    r = cli_run.verify
+    assert "warning" not in r.stderr  # these features: per-utterance CMN
+    runner, feats = CliRunner(), str(cli_run.dir / "spk_cmvn.h5")
+    assert runner.invoke(main, ["features", str(cli_run.dir / "data"), "-o", feats, "--n-mfcc", "20",
+                                "--deltas", "1"]).exit_code == 0
+    r = runner.invoke(main, ["verify", str(cli_run.dir / "spk.h5"), str(cli_run.dir / "trials"), feats,
+                             "--scores", str(cli_run.dir / "scores_spk")])
+    assert r.exit_code == 0, r.output
+    assert f"warning: {feats}: frames normalised per speaker (--cmvn speaker" in r.stderr
+    assert "--cmvn mean or --cmvn sliding" in r.stderr and "Traceback" not in r.output
 
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
