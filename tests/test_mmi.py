@@ -238,3 +238,15 @@ def test_hmm_states():
         previous = now
         assert all(np.array_equal(ms.log_trans[c], trans[c]) for c in CENTRES)
         assert all((m.variances > 0).all() for c in CENTRES for m in ms.models[c])
+
+
+def test_far_from_zero_features_keep_their_precision(data):
+    # the objective is expanded about each model's centre: moving data and models by 1e4 changes nothing
+    train, y, _, _, ms = data
+    offset = np.array([1e4, -3e4])
+    moved = ModelSet({c: [DiagGMM(m.weights, m.means + offset, m.variances, dtype="float64") for m in ms.models[c]]
+                      for c in ms.classes})
+    exact = ModelSet({c: [DiagGMM(m.weights, m.means, m.variances, dtype="float64") for m in ms.models[c]]
+                      for c in ms.classes})
+    shifted = [u + offset for u in train]
+    assert mmi_objective(moved, shifted, y) == pytest.approx(mmi_objective(exact, train, y), rel=1e-9)
