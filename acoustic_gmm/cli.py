@@ -231,6 +231,9 @@ def train(feats, label_key, components, slices, init, states, state_training, va
         raise click.ClickException("--states and --slices both cut a class into parts: give one")
     if not states and not slices:
         states = DEFAULT_STATES
+    if states and init == "kmeans":
+        raise click.ClickException("--init kmeans is for slices: HMM states grow their GMMs by splitting "
+                                   "(give --slices N, or leave --init)")
     slices = slices or 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

@@ -60,7 +60,12 @@ def test_train_with_states_tells_the_order_of_sounds(tmp_path):
     assert default.n_slices == 3 and default.log_trans is not None and default.metadata["states"] == "baum-welch"
     ms = ModelSet.load(tmp_path / "viterbi.h5")
     assert ms.n_slices == 2 and ms.log_trans["ab"].shape == (2, 2) and (ms.log_trans["ab"] <= 0).all()
-    r = run("train", tmp_path / "train.h5", "--states", "2", "--slices", "3", "--out", tmp_path / "x.h5")
+    r = run("train", tmp_path / "train.h5", "--init", "kmeans", "--out", tmp_path / "x.h5")
+    assert r.exit_code == 1 and "--init kmeans is for slices" in r.output and "Traceback" not in r.output
+    r = run("train", tmp_path / "train.h5", "--init", "kmeans", "--slices", "1", "--out", tmp_path / "x.h5")
+    assert r.exit_code == 0, r.output
+    r = run("train", tmp_path / "train.h5", "--states", "2", "--slices", "3", "--out", tmp_path / "x.h5",
+            "--overwrite")
     assert r.exit_code == 1 and "give one" in r.output
     # a damaged transition table is refused by name
     with h5py.File(tmp_path / "viterbi.h5", "r+") as f:
