@@ -227,14 +227,7 @@ def train(feats, label_key, components, slices, init, states, state_training, va
     """
     from .classify import train_model_set
 
-    if states and slices:
-        raise click.ClickException("--states and --slices both cut a class into parts: give one")
-    if not states and not slices:
-        states = DEFAULT_STATES
-    if states and init == "kmeans":
-        raise click.ClickException("--init kmeans is for slices: HMM states grow their GMMs by splitting "
-                                   "(give --slices N, or leave --init)")
-    slices = slices or 1
+    states, slices = _class_parts(states, slices, init)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         ms = train_model_set(feats, label_key=label_key, n_components=components, n_slices=states or slices,
@@ -252,6 +245,18 @@ def train(feats, label_key, components, slices, init, states, state_training, va
     parts = f"{states} HMM state(s) ({state_training})" if states else f"{slices} slice(s)"
     click.echo(f"{out}: {len(ms.classes)} classes x {parts} x up to {components} components "
                f"({label_key}); reject threshold {ms.reject_threshold}")
+
+
+def _class_parts(states, slices, init) -> tuple[int | None, int]:
+    """``train``'s --states and --slices resolved: (HMM states or None, slices); states by default."""
+    if states and slices:
+        raise click.ClickException("--states and --slices both cut a class into parts: give one")
+    if not states and not slices:
+        states = DEFAULT_STATES
+    if states and init == "kmeans":
+        raise click.ClickException("--init kmeans is for slices: HMM states grow their GMMs by splitting "
+                                   "(give --slices N, or leave --init)")
+    return states, slices or 1
 
 
 def _adapt_options(func):
