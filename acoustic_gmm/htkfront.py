@@ -60,7 +60,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -78,36 +78,6 @@ _F32 = np.float32
 
 # --------------------------------------------------------------------------- settings
 
-# (HTK name, field, type, HTK's default); None: required.  Defaults are HParm's defConf (HTK 3.4 / 3.5).
-_SETTINGS = (
-    ("TARGETKIND", "target_kind", "kind", None),
-    ("SOURCERATE", "source_rate", "float", 0.0),     # 100 ns; 0: the file's own sample period
-    ("TARGETRATE", "target_rate", "float", None),    # HTK's default 0 is refused by HTK itself: required
-    ("WINDOWSIZE", "window_size", "float", 256000.0),
-    ("ZMEANSOURCE", "zmean_source", "bool", False),
-    ("USEHAMMING", "use_hamming", "bool", True),
-    ("PREEMCOEF", "preemphasis", "float", 0.97),
-    ("DOUBLEFFT", "double_fft", "bool", False),
-    ("NUMCHANS", "num_chans", "int", 20),
-    ("LOFREQ", "lo_freq", "float", -1.0),
-    ("HIFREQ", "hi_freq", "float", -1.0),
-    ("USEPOWER", "use_power", "bool", False),
-    ("WARPFREQ", "warp_freq", "float", 1.0),
-    ("WARPLCUTOFF", "warp_lcutoff", "float", 0.0),
-    ("WARPUCUTOFF", "warp_ucutoff", "float", 0.0),
-    ("NUMCEPS", "num_ceps", "int", 12),
-    ("CEPLIFTER", "cep_lifter", "int", 22),
-    ("CEPSCALE", "cep_scale", "float", 1.0),
-    ("RAWENERGY", "raw_energy", "bool", True),
-    ("ENORMALISE", "enormalise", "bool", True),
-    ("ESCALE", "escale", "float", 0.1),
-    ("SILFLOOR", "sil_floor", "float", 50.0),
-    ("DELTAWINDOW", "delta_window", "int", 2),
-    ("ACCWINDOW", "acc_window", "int", 2),
-    ("THIRDWINDOW", "third_window", "int", 2),
-    ("SIMPLEDIFFS", "simple_diffs", "bool", False),
-)
-_BY_NAME = {name: (attr, kind, default) for name, attr, kind, default in _SETTINGS}
 
 # Settings that do not change the frames computed from a decoded signal: accepted, left out of the canonical text.
 _NO_EFFECT = {
@@ -133,7 +103,6 @@ _UNSUPPORTED = {
 _HWAVE_READS = {"SOURCERATE", "SOURCEFORMAT", "BYTEORDER", "NATURALREADORDER", "NATURALWRITEORDER", "STEREOMODE",
                 "NSAMPLES", "HEADERSIZE", "TRACE"}
 _HCOPY_READS = {"TARGETKIND", "SOURCEKIND", "SOURCEFORMAT", "TARGETFORMAT", "TRACE", "SAVEASVQ", "NSTREAMS"}
-_HPARM_READS = set(_BY_NAME) | _NO_EFFECT | set(_ONLY) | _UNSUPPORTED
 
 def _bool(value: str, name: str) -> bool:
     v = value.upper()
@@ -366,6 +335,12 @@ def _hparm_values(assignments) -> dict:
     return {name: value for name, (value, _) in seen.items()}
 
 
+def _htk(name: str, default, kind: str | None = None):
+    """An :class:`HtkSettings` field: the setting's HTK name, HParm's default (None: required) and, if not the
+    field's type, how its text is read."""
+    return field(metadata={"htk": name, "default": default, "kind": kind})
+
+
 @dataclass(frozen=True)
 class HtkSettings:
     """An HCopy front-end configuration, every setting given (HTK's defaults filled in) and checked.
@@ -374,32 +349,33 @@ class HtkSettings:
     :class:`~acoustic_gmm.features.MfccConfig`); :meth:`canonical` is the text stored in archives.
     """
 
-    target_kind: str
-    source_rate: float
-    target_rate: float
-    window_size: float
-    zmean_source: bool
-    use_hamming: bool
-    preemphasis: float
-    double_fft: bool
-    num_chans: int
-    lo_freq: float
-    hi_freq: float
-    use_power: bool
-    warp_freq: float
-    warp_lcutoff: float
-    warp_ucutoff: float
-    num_ceps: int
-    cep_lifter: int
-    cep_scale: float
-    raw_energy: bool
-    enormalise: bool
-    escale: float
-    sil_floor: float
-    delta_window: int
-    acc_window: int
-    third_window: int
-    simple_diffs: bool
+    # every HTK setting: its name and HParm's defConf default (HTK 3.4 / 3.5; None: required)
+    target_kind: str = _htk("TARGETKIND", None, kind="kind")
+    source_rate: float = _htk("SOURCERATE", 0.0)  # 100 ns; 0: the file's own sample period
+    target_rate: float = _htk("TARGETRATE", None)  # HTK's default 0 is refused by HTK itself: required
+    window_size: float = _htk("WINDOWSIZE", 256000.0)
+    zmean_source: bool = _htk("ZMEANSOURCE", False)
+    use_hamming: bool = _htk("USEHAMMING", True)
+    preemphasis: float = _htk("PREEMCOEF", 0.97)
+    double_fft: bool = _htk("DOUBLEFFT", False)
+    num_chans: int = _htk("NUMCHANS", 20)
+    lo_freq: float = _htk("LOFREQ", -1.0)
+    hi_freq: float = _htk("HIFREQ", -1.0)
+    use_power: bool = _htk("USEPOWER", False)
+    warp_freq: float = _htk("WARPFREQ", 1.0)
+    warp_lcutoff: float = _htk("WARPLCUTOFF", 0.0)
+    warp_ucutoff: float = _htk("WARPUCUTOFF", 0.0)
+    num_ceps: int = _htk("NUMCEPS", 12)
+    cep_lifter: int = _htk("CEPLIFTER", 22)
+    cep_scale: float = _htk("CEPSCALE", 1.0)
+    raw_energy: bool = _htk("RAWENERGY", True)
+    enormalise: bool = _htk("ENORMALISE", True)
+    escale: float = _htk("ESCALE", 0.1)
+    sil_floor: float = _htk("SILFLOOR", 50.0)
+    delta_window: int = _htk("DELTAWINDOW", 2)
+    acc_window: int = _htk("ACCWINDOW", 2)
+    third_window: int = _htk("THIRDWINDOW", 2)
+    simple_diffs: bool = _htk("SIMPLEDIFFS", False)
 
     @classmethod
     def from_text(cls, text: str) -> HtkSettings:
@@ -532,6 +508,13 @@ class HtkSettings:
         if self.hi_freq > 0.5e7 / period:
             raise ParameterError(f"HIFREQ = {self.hi_freq} is above the Nyquist frequency {0.5e7 / period:g} Hz")
         return period, int(self.window_size / period), int(self.target_rate / period), int(period)
+
+
+# (HTK name, field, how its text is read, default), from HtkSettings' fields in their order
+_SETTINGS = tuple((f.metadata["htk"], f.name, f.metadata["kind"] or f.type, f.metadata["default"])
+                  for f in fields(HtkSettings))
+_BY_NAME = {name: (attr, kind, default) for name, attr, kind, default in _SETTINGS}
+_HPARM_READS = set(_BY_NAME) | _NO_EFFECT | set(_ONLY) | _UNSUPPORTED
 
 
 @functools.lru_cache(maxsize=64)
