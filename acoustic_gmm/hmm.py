@@ -39,7 +39,7 @@ from .em import Stats, growth_schedule, split_heaviest, variance_floor
 from .errors import DataError, ParameterError, check_frames
 from .gmm import DiagGMM
 
-__all__ = ["ChainHMM", "viterbi", "viterbi_batch", "viterbi_many", "forward_backward", "frame_scores", "train_chain",
+__all__ = ["ChainHMM", "viterbi", "viterbi_batch", "viterbi_many", "viterbi_paths", "forward_backward", "frame_scores", "train_chain",
            "score_utterance", "score_classes", "METHODS"]
 
 METHODS = ("viterbi", "baum-welch")
@@ -196,13 +196,48 @@ def viterbi(frame_scores: np.ndarray, log_trans: np.ndarray) -> tuple[float, np.
     if T < S:
         return -np.inf, None
     best, args, _ = _viterbi_core(B[:, None, :], lt[None, :, 0], lt[None, :, 1], backtrack=True)
-    path = np.empty(T, dtype=np.intp)
-    end = T - 1
-    for s in range(S - 1, -1, -1):
-        start = int(args[s, end, 0])
-        path[start:end + 1] = s
-        end = start - 1
-    return float(best[0]), path
+    return float(best[0]), _backtrack(args)[:, 0]
+
+
+def _backtrack(args: np.ndarray) -> np.ndarray:
+    """Every chain's best path (T, C) from :func:`_viterbi_core`'s entry frames (S, T, C): from the last
+    state's entry at the last frame back to state 0's."""
+    S, T, C = args.shape
+    path = np.empty((T, C), dtype=np.intp)
+    for c in range(C):
+        end = T - 1
+        for s in range(S - 1, -1, -1):
+            start = int(args[s, end, c])
+            path[start:end + 1, c] = s
+            end = start - 1
+    return path
+
+
+def viterbi_paths(frame_scores: np.ndarray, log_trans: np.ndarray) -> np.ndarray:
+    """Best paths of one utterance through ``C`` chains at once: the state of every frame in every chain.
+
+    Parameters
+    ----------
+    frame_scores : ndarray, shape (T, C, S)
+        Finite log-likelihoods of every frame under every chain's every state, ``T >= S``.
+    log_trans : ndarray, shape (C, S, 2)
+
+    Returns
+    -------
+    ndarray of int, shape (T, C)
+        Column ``c`` is what :func:`viterbi` returns as the path for chain ``c``.
+
+    Examples
+    --------
+    >>> B = np.log([[[0.9, 0.1]], [[0.6, 0.4]], [[0.1, 0.9]]])
+    >>> viterbi_paths(B, np.log([[[0.5, 0.5], [0.5, 1.0]]]))[:, 0].tolist()
+    [0, 0, 1]
+    """
+    B = np.asarray(frame_scores, dtype=np.float64)
+    if B.ndim != 3 or B.shape[0] < B.shape[2] or not np.isfinite(B).all():
+        raise DataError(f"frame_scores must be finite (n_frames >= n_states, n_classes, n_states), got {B.shape}")
+    lt = _check_trans(log_trans, B.shape[1:] + (2,))
+    return _backtrack(_viterbi_core(B, lt[:, :, 0], lt[:, :, 1], backtrack=True)[1])
 
 
 def viterbi_batch(frame_scores: np.ndarray, log_trans: np.ndarray) -> np.ndarray:

@@ -123,13 +123,13 @@ def _frames(model_set: ModelSet, utterances):
     slices = np.concatenate([slice_of_frames(n, model_set.n_slices) for n in lengths])
     parts = np.repeat(slices[:, None], len(model_set.classes), axis=1)
     if model_set.log_trans is not None:
-        from .hmm import viterbi
+        from .hmm import viterbi_paths
 
-        F = model_set.frame_scores(X.astype(np.float32)).astype(np.float64)
+        F = model_set.frame_scores(X.astype(np.float32))
+        trans = np.stack([model_set.log_trans[c] for c in model_set.classes])
         for a, n in zip(np.r_[0, np.cumsum(lengths)[:-1]], lengths):
-            if n >= model_set.n_slices:
-                for j, c in enumerate(model_set.classes):
-                    parts[a:a + n, j] = viterbi(F[a:a + n, j], model_set.log_trans[c])[1]
+            if n >= model_set.n_slices:  # every class's best path at once
+                parts[a:a + n] = viterbi_paths(F[a:a + n], trans)
     return X, utt, parts
 
 

@@ -264,3 +264,16 @@ def test_viterbi_many_equals_one_call_per_utterance():
             hmm.VITERBI_BATCH_CELLS = old
         np.testing.assert_allclose(got, want, rtol=1e-12)  # blocks sum in another order: equal to rounding
     assert np.isneginf(want[:2]).all() and np.isfinite(want[2:]).all()
+
+
+def test_viterbi_paths_equal_one_chain_at_a_time():
+    from acoustic_gmm import hmm
+
+    rng = np.random.default_rng(7)
+    B = rng.normal(size=(30, 5, 3))
+    trans = np.log(rng.dirichlet([1, 1], size=(5, 3)))
+    paths = hmm.viterbi_paths(B, trans)
+    for c in range(5):
+        assert np.array_equal(paths[:, c], hmm.viterbi(B[:, c], trans[c])[1])
+    with pytest.raises(DataError):
+        hmm.viterbi_paths(B[:2], trans)  # fewer frames than states
