@@ -5,10 +5,19 @@
 8
 """
 
-from .errors import (AcousticGMMError, ArchiveError, ComponentWarning, ConvergenceWarning, DataError, ManifestError,
-                     ModelFileError, NotFittedError, ParameterError)
-from .estimator import GMM
-from .gmm import DiagGMM, FullGMM
+from .errors import (
+                     AcousticGMMError,
+                     ArchiveError,
+                     ComponentWarning,
+                     ConvergenceWarning,
+                     DataError,
+                     ManifestError,
+                     ModelFileError,
+                     NotFittedError,
+                     ParameterError,
+)
+from .gmm._estimator import GMM
+from .gmm._model import DiagGMM, FullGMM
 
 __version__ = "0.1.0"
 

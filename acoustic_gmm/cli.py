@@ -1,7 +1,7 @@
 """The ``acoustic-gmm`` command line: thin, it parses, calls one or two library functions and prints.
 
-Every workflow is a library function (:mod:`acoustic_gmm.corpus`, :mod:`acoustic_gmm.classify`,
-:mod:`acoustic_gmm.evaluation`, :mod:`acoustic_gmm.verify`, :mod:`acoustic_gmm.archive`), so a
+Every workflow is a library function (:mod:`acoustic_gmm.storage`, :mod:`acoustic_gmm.classes`,
+:mod:`acoustic_gmm.classes`, :mod:`acoustic_gmm.speaker`, :mod:`acoustic_gmm.storage`), so a
 Python user can do anything a command does.  Heavy modules (h5py, librosa, scipy, numpy's
 users) are imported inside the commands that need them, so ``acoustic-gmm --help`` starts fast.
 """
@@ -70,12 +70,12 @@ def _errors_to_messages(command):
 
 def _writes(outputs: dict, inputs: tuple = ()):
     """The command writes the files in the parameters ``outputs`` (``{parameter: option}``): add
-    --overwrite, apply :func:`acoustic_gmm.outputs.check_outputs` against the parameters ``inputs``, and
+    --overwrite, apply :func:`acoustic_gmm.storage.check_outputs` against the parameters ``inputs``, and
     hold the outputs' locks for the whole run, so two runs on one output cannot both succeed."""
     def wrap(command):
         @functools.wraps(command)
         def run(*args, overwrite=False, **kwargs):
-            from .outputs import check_outputs, locked
+            from .storage._outputs import check_outputs, locked
 
             outs = {kwargs[name]: flag for name, flag in outputs.items() if kwargs.get(name)}
             check_outputs(outs, [kwargs.get(name) for name in inputs], overwrite=overwrite)
@@ -97,7 +97,7 @@ def _echo_warnings(caught, prefix: str = "warning") -> None:
 
 
 def _size(ctx, param, value):
-    from .frames import parse_size
+    from .gmm._sources import parse_size
 
     try:
         return None if value is None else parse_size(value)
@@ -115,12 +115,14 @@ def _max_memory_option(func):
 _enroll_list_option = click.option(
     "--enroll", "enroll_list", type=click.Path(exists=True, dir_okay=False),
     help="'model utt1 utt2 ...' per line (Kaldi's spk2utt); default: one model per speaker (utt2spk)")
+
+
 _scores_option = click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False),
                               help="write 'model utterance score' per line")
 
 
 def _ids(path):
-    from .manifest import read_ids
+    from .storage._datadir import read_ids
 
     return None if path is None else read_ids(path)
 
@@ -129,7 +131,7 @@ def _ids(path):
 
 def _config_options(func):
     """One option per MfccConfig field (``n_mfcc`` -> ``--n-mfcc``), all defaulting to 'not given'."""
-    from .features import MfccConfig  # light: numpy only at parse time
+    from .features._config import MfccConfig
 
     for f in reversed(dataclasses.fields(MfccConfig)):
         if not f.metadata.get("cli", True):
@@ -168,8 +170,8 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, htk_config, sc
     DATA_DIR holds wav.scp, and optionally utt2spk, utt2label and segments. Work goes to
     OUT.partial/ first: if interrupted, run the same command again to continue.
     """
-    from .corpus import extract_corpus
-    from .features import MfccConfig
+    from .features._config import MfccConfig
+    from .storage._corpus import extract_corpus
 
     if htk_config and config_file:
         raise click.ClickException("--htk-config and --config both set the front end: give one")
@@ -225,7 +227,7 @@ def train(feats, label_key, components, slices, init, states, state_training, va
     with variances floored at 0.3 of the class's: the defaults study's choice for speakers the models
     have not heard (README, "Choosing the defaults"). --slices 1 gives one GMM per class.
     """
-    from .classify import train_model_set
+    from .classes._training import train_model_set
 
     states, slices = _class_parts(states, slices, init)
     with warnings.catch_warnings(record=True) as caught:
@@ -235,9 +237,9 @@ def train(feats, label_key, components, slices, init, states, state_training, va
                              max_memory=max_memory, states=state_training if states else None,
                              **({} if var_floor is None else {"var_floor": var_floor}))
         if mmi:
-            from .mmi import train_from_archive
+            from .classes._mmi import train_mmi_from_archive
 
-            ms, history = train_from_archive(ms, feats, ids=_ids(utts), n_iter=mmi)
+            ms, history = train_mmi_from_archive(ms, feats, ids=_ids(utts), n_iter=mmi)
             click.echo(f"MMI objective {history.objective[0]:.1f} -> {history.objective[-1]:.1f}, training accuracy "
                        f"{history.train_accuracy[0]:.4f} -> {history.train_accuracy[-1]:.4f}")
     _echo_warnings(caught)
@@ -293,8 +295,9 @@ def evaluate(models, feats, utts, metrics_path, confusion, show_confusion, adapt
     With --adapt the models are adapted, without labels, to each test speaker (the archive's
     utt2spk) before the utterances are classified.
     """
-    from .classify import ModelSet
-    from .evaluation import confusion_png, confusion_text, evaluate as run, write_metrics
+    from .classes._evaluation import confusion_png, confusion_text, write_metrics
+    from .classes._evaluation import evaluate as run
+    from .classes._model_set import ModelSet
 
     m = run(ModelSet.load(models), feats, _ids(utts), adapt=_adapt_settings(adapt, adapt_iterations, relevance))
     if metrics_path:
@@ -331,8 +334,9 @@ def classify(models, inputs, top, as_json, reject, jobs, one_speaker, adapt, ada
     With --adapt, the audio files are taken to be one speaker's (an archive's utterances are
     grouped by its utt2spk), and the models are adapted to each speaker first.
     """
-    from .classify import ModelSet
-    from .evaluation import classify as run, load_inputs
+    from .classes._evaluation import classify as run
+    from .classes._evaluation import load_inputs
+    from .classes._model_set import ModelSet
 
     ms = ModelSet.load(models)
     if reject and ms.reject_threshold is None:
@@ -356,7 +360,7 @@ def classify(models, inputs, top, as_json, reject, jobs, one_speaker, adapt, ada
 def convert(feats, out):
     """Rewrite a feature archive of an earlier format (1: one dataset per utterance) in the current one (2:
     frames stored contiguously, read and streamed several times faster)."""
-    from .archive import convert_archive
+    from .storage._archive import convert_archive
 
     n = convert_archive(feats, out)
     click.echo(f"{out}: {n} utterances, feature archive format 2")
@@ -378,7 +382,7 @@ _FORMATS = click.Choice(["kaldi", "htk"])
 @_errors_to_messages
 def export(feats, fmt, utts, compress, out, overwrite):
     """Write the features of FEATS for Kaldi (ark + scp) or HTK (one parameter file per utterance)."""
-    from .toolkits import export_features
+    from .interop._toolkits import export_features
 
     click.echo(export_features(feats, out, fmt=fmt, ids=_ids(utts), compress=compress, overwrite=overwrite))
 
@@ -394,7 +398,7 @@ def export(feats, fmt, utts, compress, out, overwrite):
 @_errors_to_messages
 def import_(listing, data_dir, fmt, sample_rate, out, overwrite):
     """Make a feature archive of features computed by Kaldi or HTK, with DATA_DIR's speakers and labels."""
-    from .toolkits import import_features
+    from .interop._toolkits import import_features
 
     report = import_features(listing, data_dir, out, fmt=fmt, sample_rate=sample_rate, overwrite=overwrite)
     click.echo(f"{out}: {report.n_utterances} utterances imported"
@@ -412,7 +416,7 @@ def import_(listing, data_dir, fmt, sample_rate, out, overwrite):
 @_writes({"out": "--out"}, ("model_path",))
 def export_model(model_path, name, fmt, out):
     """Write a diagonal GMM in Kaldi's DiagGmm text format or as an HTK MMF (one emitting state)."""
-    from .toolkits import export_model as run
+    from .interop._toolkits import export_model as run
 
     run(model_path, out, fmt=fmt, name=name)
     click.echo(f"{out}: {fmt} model")
@@ -427,7 +431,7 @@ def export_model(model_path, name, fmt, out):
 @_writes({"out": "--out"}, ("path",))
 def import_model(path, fmt, name, out):
     """Make an acoustic_gmm model file of a Kaldi DiagGmm (text) or a GMM state of an HTK MMF."""
-    from .toolkits import import_model as run
+    from .interop._toolkits import import_model as run
 
     model = run(path, out, fmt=fmt, name=name)
     click.echo(f"{out}: {model.n_components} components x {model.n_features} features")
@@ -457,7 +461,7 @@ def ubm(feats, components, utts, subsample, scheduler, max_memory, resume, out):
     """
     from pathlib import Path
 
-    from .verify import train_ubm
+    from .speaker._gmm_ubm import train_ubm
 
     if scheduler and subsample != 1:
         raise click.ClickException("--subsample is not available with --scheduler")
@@ -498,8 +502,10 @@ def enroll(ubm_path, feats, relevance, adapt, enroll_list, ml, out):
     """Enrol speakers by MAP adaptation of the UBM to their frames in FEATS."""
     from pathlib import Path
 
-    from .manifest import read_spk2utt
-    from .verify import enroll as run, load_ubm, save_speakers
+    from .speaker._files import save_speakers
+    from .speaker._gmm_ubm import enroll as run
+    from .speaker._gmm_ubm import load_ubm
+    from .storage._datadir import read_spk2utt
 
     ubm_model = load_ubm(ubm_path)
     with warnings.catch_warnings(record=True) as caught:
@@ -532,7 +538,7 @@ def enroll(ubm_path, feats, relevance, adapt, enroll_list, ml, out):
                                        "cohort_models"))
 def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, cohort_utts, cohort_models, scores_path):
     """Score verification TRIALS ('model utterance [target|nontarget]') on the utterances of FEATS."""
-    from .verify import Trials, verify_trials, write_scores
+    from .speaker._trials import Trials, verify_trials, write_scores
 
     if norm in ("z", "s") and not cohort_utts:
         raise click.ClickException(f"--norm {norm} needs --cohort-utts")
@@ -553,7 +559,7 @@ def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, coho
 
 def _echo_trial_metrics(scores, trials) -> None:
     """EER and minDCF of freshly scored trials, when the trials say which are targets."""
-    from .verify import verification_metrics
+    from .speaker._metrics import verification_metrics
 
     if all(t is not None for t in trials.targets):
         try:
@@ -578,8 +584,8 @@ def _echo_metrics(m: dict, what: str) -> None:
 @_writes({"det": "--det", "metrics_path": "--metrics"}, ("scores_path", "trials_path"))
 def eer(scores_path, trials_path, det, metrics_path, allow_missing):
     """EER and minDCF of a score file ('model utterance score') against the TRIALS' labels."""
-    from .archive import write_json
-    from .verify import score_file_metrics
+    from .speaker._trials import score_file_metrics
+    from .storage._hdf5 import write_json
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -620,13 +626,13 @@ def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memor
     """Train a total-variability (i-vector) extractor on the utterances of FEATS."""
     from pathlib import Path
 
-    from .ivector import train_from_archive
-    from .verify import load_ubm
+    from .speaker._gmm_ubm import load_ubm
+    from .speaker._ivector_files import train_extractor_from_archive
 
     def report(it, objective, seconds):
         click.echo(f"  iteration {it:3d}: objective {objective:12.4f} per utterance  ({seconds:.2f} s)", err=True)
 
-    extractor = train_from_archive(load_ubm(ubm_path), feats, dim, ids=_ids(utts), n_iter=iterations, top_c=top_c,
+    extractor = train_extractor_from_archive(load_ubm(ubm_path), feats, dim, ids=_ids(utts), n_iter=iterations, top_c=top_c,
                                    init=init, max_memory=max_memory, client=scheduler, progress=True,
                                    callback=report)
     extractor.save(out, metadata={"ubm": str(Path(ubm_path).resolve())})
@@ -643,7 +649,8 @@ def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memor
 @_writes({"out": "--out"}, ("extractor_path", "feats", "utts"))
 def ivector_extract(extractor_path, feats, utts, out):
     """The i-vector of every utterance of FEATS."""
-    from .ivector import extract_archive, load_extractor, save_ivectors
+    from .speaker._ivector import load_extractor
+    from .speaker._ivector_files import extract_archive, save_ivectors
 
     extractor = load_extractor(extractor_path)
     with warnings.catch_warnings(record=True) as caught:
@@ -664,7 +671,7 @@ def ivector_extract(extractor_path, feats, utts, out):
 @_writes({"out": "--out"}, ("ivectors_path", "utts"))
 def ivector_backend(ivectors_path, lda_dim, scoring, utts, out):
     """Train the scoring back end (centring, LDA, length norm, PLDA or cosine) on IVECTORS' speakers."""
-    from .ivector import fit_backend, load_ivectors, save_backend
+    from .speaker._ivector_files import fit_backend, load_ivectors, save_backend
 
     ivectors, ids = load_ivectors(ivectors_path), _ids(utts)
     backend = fit_backend(ivectors, ids=ids, lda_dim=lda_dim, scoring=scoring)
@@ -689,13 +696,17 @@ def ivector_backend(ivectors_path, lda_dim, scoring, utts, out):
                                        "cohort_utts"))
 def ivector_score(backend_path, trials_path, enroll_path, test_path, enroll_list, norm, cohort_utts, scores_path):
     """Score verification TRIALS: models from ENROLL_IVECTORS, test utterances from TEST_IVECTORS."""
-    from .ivector import load_backend, load_ivectors, score_trials
-    from .manifest import read_spk2utt
-    from .verify import Trials, write_scores
+    from .speaker._ivector_files import (
+        load_backend,
+        load_ivectors,
+        score_ivector_trials,
+    )
+    from .speaker._trials import Trials, write_scores
+    from .storage._datadir import read_spk2utt
 
     backend, extractor = load_backend(backend_path)
     trials = Trials.read(trials_path)
-    scores = score_trials(backend, extractor, trials, load_ivectors(enroll_path), load_ivectors(test_path),
+    scores = score_ivector_trials(backend, extractor, trials, load_ivectors(enroll_path), load_ivectors(test_path),
                           groups=read_spk2utt(enroll_list) if enroll_list else None, norm=norm,
                           cohort_utts=_ids(cohort_utts))
     write_scores(scores_path, trials, scores)
@@ -712,7 +723,7 @@ def ivector_score(backend_path, trials_path, enroll_path, test_path, enroll_list
 @_errors_to_messages
 def info(path, as_json):
     """Say what an acoustic_gmm HDF5 file holds (feature archive, models or speakers)."""
-    from .archive import describe, format_description
+    from .interop._describe import describe, format_description
 
     facts = describe(path)
     click.echo(json.dumps(facts, indent=1) if as_json else format_description(facts))

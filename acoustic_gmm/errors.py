@@ -13,9 +13,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["AcousticGMMError", "ParameterError", "DataError", "ArchiveError", "ModelFileError", "ManifestError",
-           "OutputError", "NotFittedError", "FrameTypeError", "not_fitted", "ConvergenceWarning", "ComponentWarning",
-           "check_frames"]
+__all__ = ["AcousticGMMError", "ParameterError", "DataError", "ArchiveError", "ModelFileError", "ManifestError", "OutputError", "NotFittedError", "FrameTypeError", "not_fitted", "ConvergenceWarning", "ComponentWarning", "check_frames"]
 
 
 class AcousticGMMError(Exception):

@@ -24,10 +24,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from acoustic_gmm.archive import FeatureArchive  # noqa: E402
-from acoustic_gmm.classify import train_model_set  # noqa: E402
-from acoustic_gmm.corpus import extract_corpus  # noqa: E402
-from acoustic_gmm.manifest import write_data_dir  # noqa: E402
+from acoustic_gmm.classes import train_model_set  # noqa: E402
+from acoustic_gmm.storage import (
+    FeatureArchive,  # noqa: E402
+    extract_corpus,  # noqa: E402
+    write_data_dir,  # noqa: E402
+)
 
 
 def best_of(fn, repeat):

@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from acoustic_gmm import GMM  # noqa: E402
-from acoustic_gmm.archive import FeatureArchive  # noqa: E402
+from acoustic_gmm.storage import FeatureArchive  # noqa: E402
 
 CLI = [str(Path(sys.executable).with_name("acoustic-gmm"))]
 
@@ -112,8 +112,8 @@ def ubm_rows(feats: Path, k: int, work: Path, sklearn: bool, repeat: int = 1) ->
         print(f"  {name:<46} {np.median(times[:, j]):7.1f}   {len(g.history_):10d}   "
               f"{np.median(times[:, j] / times[:, 0]):10.2f}x")
     # what a new process pays before EM: imports, opening the archive, loading the compiled kernels, threads
-    startup = cold([sys.executable, "-W", "ignore", "-c", "import numpy as np; from acoustic_gmm import cli, verify, GMM; "
-                    "from acoustic_gmm.archive import FeatureArchive; "
+    startup = cold([sys.executable, "-W", "ignore", "-c", "import numpy as np; from acoustic_gmm import cli, GMM; from acoustic_gmm.speaker import _gmm_ubm; "
+                    "from acoustic_gmm.storage import FeatureArchive; "
                     f"FeatureArchive({str(feats)!r}).close(); "
                     f"GMM(2, max_iter=1).fit(np.random.default_rng(0).normal(size=(5000, {X.shape[1]})))"], repeat)
     out = work / f"ubm{k}.h5"
@@ -142,7 +142,7 @@ def ubm_rows(feats: Path, k: int, work: Path, sklearn: bool, repeat: int = 1) ->
 
 def big_rows(feats: Path, k: int, n: int, sklearn: bool) -> None:
     """``n`` EM iterations at ``k`` components from the same start: seconds per iteration."""
-    from acoustic_gmm import em
+    from acoustic_gmm.gmm import _update as em
 
     with FeatureArchive(feats) as fa:
         X = fa.frames()

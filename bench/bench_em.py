@@ -2,7 +2,7 @@
 
 What is measured, for each number of components K:
 
-* ``ours-f32`` / ``ours-f64`` -- ``acoustic_gmm.em.accumulate`` (the E-step over all
+* ``ours-f32`` / ``ours-f64`` -- ``acoustic_gmm.gmm.accumulate`` (the E-step over all
   frames) followed by ``m_step``, in float32 / float64; one warm-up iteration, then
   the mean over ``--iters`` timed iterations.
 * ``sklearn-f64`` / ``sklearn-f32`` -- ``sklearn.mixture.GaussianMixture(covariance_type=
@@ -150,8 +150,7 @@ def initial_params(X: np.ndarray, k: int, seed: int):
 
 def run_ours(X, weights, means, variances, dtype_name: str, n_iter: int) -> dict:
     """Warm-up iteration, then ``n_iter`` timed EM iterations of acoustic_gmm."""
-    from acoustic_gmm.em import accumulate, m_step
-    from acoustic_gmm.gmm import DiagGMM
+    from acoustic_gmm.gmm import DiagGMM, accumulate, m_step
 
     model = DiagGMM(weights, means, variances, dtype=dtype_name)
     floor = np.full(D, 1e-10)
@@ -261,7 +260,7 @@ def worker(config: str, n: int, k: int, iters: int, sklearn_iters: int, seed: in
         if config.startswith("sklearn"):
             import sklearn.mixture  # noqa: F401  -- imported before the baseline is taken
         else:
-            import acoustic_gmm.em  # noqa: F401
+            import acoustic_gmm.gmm._stats  # noqa: F401
         base = rss_mb()
         if config.startswith("ours"):
             out = run_ours(X, weights, means, variances, np.dtype(DTYPE_OF[config]).name, iters)

@@ -9,7 +9,7 @@ Warm rows (imports done, one file processed first; best and median of ``--repeat
                       ``librosa.feature.delta`` x 2 + mean subtraction (what users write today),
                       once with our frame settings (the fair baseline) and once with librosa's defaults
                       (one run: it is slow); BLAS on one thread, as a serial loop should have it;
-* ``ours jobs=1``  -- ``acoustic_gmm.corpus.extract_files`` in this process;
+* ``ours jobs=1``  -- ``acoustic_gmm.storage.extract_files`` in this process;
 * ``ours jobs=N``  -- the same over N worker processes (default: all cores);
 * ``archive``      -- ``extract_corpus``: the whole job into an HDF5 archive (shards, merge, index).
 
@@ -47,9 +47,12 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from acoustic_gmm.corpus import extract_corpus, extract_files  # noqa: E402
 from acoustic_gmm.features import MfccConfig  # noqa: E402
-from acoustic_gmm.manifest import write_data_dir  # noqa: E402
+from acoustic_gmm.storage import (  # noqa: E402
+    extract_corpus,
+    extract_files,
+    write_data_dir,  # noqa: E402
+)
 
 # our frame settings in librosa's words (25 ms window, 10 ms hop, 40 mels): the same frames as ours
 SAME_FRAMES = "dict(n_fft={n_fft}, win_length={win}, hop_length={hop}, n_mels=40)"

@@ -4,12 +4,12 @@ On synthetic Baum-Welch statistics (UBM of ``--k`` 512 components x ``--d`` 60 f
 dimension ``--dim`` 200, ``--utts`` utterances with ~300 frames spread over the components), one run
 times, side by side:
 
-* **extraction**: :meth:`acoustic_gmm.ivector.IvectorExtractor.extract` against a plain numpy loop of
+* **extraction**: :meth:`acoustic_gmm.speaker.IvectorExtractor.extract` against a plain numpy loop of
   the textbook formulas, one utterance at a time (``L = I + sum_k N_k T_k' S_k^-1 T_k``,
   ``w = L^-1 sum_k T_k' S_k^-1 F_k``), with the per-component products ``T_k' S_k^-1 T_k``
   precomputed once as any implementation does; the largest difference between the two sets of
   i-vectors is printed (target: at most 1e-5) and the ratio (target: at least 10x);
-* **training**: seconds per EM iteration of :func:`acoustic_gmm.ivector.train_extractor` (E-step with
+* **training**: seconds per EM iteration of :func:`acoustic_gmm.speaker.train_extractor` (E-step with
   posterior covariances, accumulators, M-step) against the textbook loop's E-step and accumulators
   over the same utterances (the M-step is the same for both and not counted for the loop);
 * peak memory (RSS) of the process after all of it.
@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_em import CpuMeter, machine_facts, wait_for_quiet  # noqa: E402  (same directory)
 
 from acoustic_gmm.gmm import DiagGMM  # noqa: E402
-from acoustic_gmm.ivector import BWStats, IvectorExtractor, _ubm_id  # noqa: E402
+from acoustic_gmm.speaker import BWStats, IvectorExtractor  # noqa: E402
+from acoustic_gmm.speaker._ivector import _ubm_id
 
 EXTRACT_TARGET = 10.0
 

@@ -3,7 +3,7 @@
 For each dimension D (39 and 60 by default), on N frames (float32) drawn from a fixed random
 mixture of 64 diagonal Gaussians, one run times, side by side:
 
-* ``kmeans_init`` -- :func:`acoustic_gmm.em.kmeans_init` as ``GMM(K, init="kmeans")`` calls it
+* ``kmeans_init`` -- :func:`acoustic_gmm.gmm.kmeans_init` as ``GMM(K, init="kmeans")`` calls it
   (variance floor 1e-3 of the global variance, default ``max_sample`` and ``n_iter``): greedy
   k-means++ seeding and up to 20 Lloyd iterations on a subsample of 200,000 frames, then the model;
 * ``EM iteration`` -- one ``accumulate`` + ``m_step`` in float32 over all N frames, from the model
@@ -71,7 +71,14 @@ def inertia(Z: np.ndarray, C: np.ndarray) -> float:
 
 
 def run(n: int, k: int, d: int, repeats: int, sklearn: bool) -> dict:
-    from acoustic_gmm.em import _sample_rows, accumulate, global_stats, kmeans_init, m_step, variance_floor
+    from acoustic_gmm.gmm import (
+        accumulate,
+        global_stats,
+        kmeans_init,
+        m_step,
+        variance_floor,
+    )
+    from acoustic_gmm.gmm._init import _sample_rows
 
     X = make_data(n, d)
     glob = global_stats(X)

@@ -28,8 +28,8 @@ D, UTT = 39, 10_000
 
 
 def write_archive(path: Path, n: int) -> None:
-    from acoustic_gmm.archive import write_features
     from acoustic_gmm.features import MfccConfig
+    from acoustic_gmm.storage import write_features
 
     rng = np.random.default_rng(0)
     means, sds = rng.normal(0, 3, (32, D)), np.sqrt(rng.uniform(0.5, 2, (32, D)))
@@ -44,15 +44,14 @@ def write_archive(path: Path, n: int) -> None:
 
 
 def worker(path: str, k: int, iters: int, dask: bool = False) -> None:
-    from acoustic_gmm.archive import FeatureArchive
-    from acoustic_gmm.em import accumulate, m_step
-    from acoustic_gmm.gmm import DiagGMM
+    from acoustic_gmm.gmm import DiagGMM, accumulate, m_step
+    from acoustic_gmm.storage import FeatureArchive
 
     client = None
     if dask:  # the same E-steps as Dask tasks on a 2-process LocalCluster: what distribution costs
         from dask.distributed import Client, LocalCluster
 
-        from acoustic_gmm.distributed import DaskFrames
+        from acoustic_gmm.gmm import DaskFrames
 
         client = Client(LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None))
     with FeatureArchive(path) as fa:

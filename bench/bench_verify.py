@@ -22,11 +22,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from acoustic_gmm import GMM  # noqa: E402
-from acoustic_gmm.archive import FeatureArchive  # noqa: E402
-from acoustic_gmm.corpus import extract_corpus  # noqa: E402
 from acoustic_gmm.features import MfccConfig  # noqa: E402
-from acoustic_gmm.manifest import write_data_dir  # noqa: E402
-from acoustic_gmm.verify import Scorer, eer, map_adapt  # noqa: E402
+from acoustic_gmm.speaker import Scorer, eer, map_adapt  # noqa: E402
+from acoustic_gmm.storage import (
+    FeatureArchive,  # noqa: E402
+    extract_corpus,  # noqa: E402
+    write_data_dir,  # noqa: E402
+)
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from acoustic_gmm.classify import train_model_set
+from acoustic_gmm.classes import train_model_set
 
 # name -> (Gaussians, slices or states, None: fixed slices or the HMM re-estimation, variance floor)
 MODELS = {"16 components": (16, 1, None, 1e-3), "32 components": (32, 1, None, 1e-3),

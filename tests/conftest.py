@@ -73,7 +73,7 @@ def make_corpus(tmp_path):
     """
     import soundfile as sf
 
-    from acoustic_gmm.manifest import write_data_dir
+    from acoustic_gmm.storage import write_data_dir
 
     def make(signals, sr=8000, name="data", labels=None, speakers=None, subtype="PCM_16"):
         audio = tmp_path / f"{name}-audio"
@@ -101,10 +101,8 @@ def make_corpus(tmp_path):
 def fsdd(tmp_path_factory):
     """FSDD takes 0-14 of every digit and speaker (900 files), MFCC + deltas without CMN: takes 0-4 test,
     5-14 train.  Yields ``(folder, FeatureArchive, train ids, test ids)``."""
-    from acoustic_gmm.archive import FeatureArchive
-    from acoustic_gmm.corpus import extract_corpus
     from acoustic_gmm.features import MfccConfig
-    from acoustic_gmm.manifest import write_data_dir
+    from acoustic_gmm.storage import FeatureArchive, extract_corpus, write_data_dir
 
     if not FSDD.is_dir():
         pytest.skip("FSDD not available")

@@ -9,13 +9,19 @@ import pytest
 from click.testing import CliRunner
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.adapt import MllrStats, adapt_model_set, transform_means
-from acoustic_gmm.classify import ModelSet, train_model_set
-from acoustic_gmm.evaluation import evaluate, score_by_speaker
+from acoustic_gmm.classes import (
+    MllrStats,
+    ModelSet,
+    adapt_model_set,
+    evaluate,
+    score_by_speaker,
+    train_model_set,
+    transform_means,
+)
 from acoustic_gmm.cli import main
-from acoustic_gmm.corpus import extract_corpus
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.gmm import DiagGMM
+from acoustic_gmm.storage import extract_corpus
 
 from .conftest import draw_mixture, needs_fsdd, tone
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from acoustic_gmm import GMM
-from acoustic_gmm.archive import FeatureArchive, convert_archive, write_features
 from acoustic_gmm.errors import ArchiveError, DataError
 from acoustic_gmm.features import MfccConfig
-from acoustic_gmm.frames import ArrayFrames, parse_size, within_budget
-from acoustic_gmm.verify import train_ubm
+from acoustic_gmm.gmm import ArrayFrames, parse_size, within_budget
+from acoustic_gmm.speaker import train_ubm
+from acoustic_gmm.storage import FeatureArchive, convert_archive, write_features
+
 
 def format1_contents():
     """Six utterances of synthetic frames with labels and speakers (one without a speaker)."""
@@ -215,7 +216,7 @@ def test_chunks_read_directly_from_the_file_are_what_h5py_reads(mixture_archive)
 
 
 def test_info_on_a_format1_archive_names_the_command_that_converts_it(both):
-    from acoustic_gmm.archive import describe, format_description
+    from acoustic_gmm.interop import describe, format_description
 
     text = format_description(describe(both[0]))
     assert f"'acoustic-gmm convert {both[0]} --out NEW.h5' rewrites it in format 2" in text
@@ -225,7 +226,7 @@ def test_streaming_blocks_are_views_of_the_mapped_file_where_the_layout_allows(t
     """Written in several appends, the chunks of /frames are not all back to back: blocks inside one run
     of chunks come straight from the mapped file, a block across two runs is read into a ring buffer;
     either way the values and EM's result are the in-memory ones."""
-    from acoustic_gmm import archive
+    from acoustic_gmm.storage import _archive as archive
 
     # small chunks, appended a few at a time: HDF5 puts the chunk index's new nodes between them
     monkeypatch.setattr(archive, "WRITE_ROWS", 3000)

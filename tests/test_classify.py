@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from acoustic_gmm import DataError, ManifestError, ParameterError
-from acoustic_gmm.archive import FeatureArchive
-from acoustic_gmm.classify import ModelSet, slice_of_frames, train_model_set
-from acoustic_gmm.evaluation import evaluate
+from acoustic_gmm.classes import ModelSet, evaluate, slice_of_frames, train_model_set
 from acoustic_gmm.cli import main
-from acoustic_gmm.corpus import extract_corpus
 from acoustic_gmm.features import MfccConfig
-from acoustic_gmm.manifest import read_htk_lab, read_phn, write_data_dir
+from acoustic_gmm.storage import (
+    FeatureArchive,
+    extract_corpus,
+    read_htk_lab,
+    read_phn,
+    write_data_dir,
+)
 
 from .conftest import needs_fsdd, tone
 

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import acoustic_gmm.corpus as corpus
+import acoustic_gmm.storage._corpus as corpus
 from acoustic_gmm import ArchiveError, DataError, ParameterError
-from acoustic_gmm.archive import FeatureArchive
 from acoustic_gmm.cli import main
-from acoustic_gmm.corpus import extract_corpus, extract_files
 from acoustic_gmm.features import MfccConfig, extract, read_audio
+from acoustic_gmm.storage import FeatureArchive, extract_corpus, extract_files
 
 from .conftest import FSDD, tone
 
@@ -150,7 +149,7 @@ def test_killed_extraction_resumes_to_the_same_archive(make_corpus, tmp_path):
     # A real SIGKILL in the middle of the job, from inside the fourth batch.
     script = f"""
 import os, signal
-import acoustic_gmm.corpus as c
+import acoustic_gmm.storage._corpus as c
 real, calls = c._run_batch, [0]
 def run(task):
     calls[0] += 1

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from acoustic_gmm import GMM
-from acoustic_gmm.archive import write_features
 from acoustic_gmm.features import MfccConfig
+from acoustic_gmm.storage import write_features
 
 from .conftest import draw_mixture
 
@@ -23,7 +23,7 @@ def client():
 
 
 def test_fit_on_a_local_cluster_equals_the_single_process_fit(client, tmp_path):
-    from acoustic_gmm.distributed import DaskFrames
+    from acoustic_gmm.gmm import DaskFrames
 
     rng = np.random.default_rng(4)
     X, _ = draw_mixture(rng.dirichlet(np.full(6, 5)), rng.normal(0, 3, (6, 5)), rng.uniform(0.5, 2, (6, 5)),
@@ -67,9 +67,8 @@ def test_cli_ubm_on_a_scheduler(client, tmp_path):
 def test_feature_extraction_on_a_local_cluster_gives_the_same_archive(client, make_corpus, tmp_path):
     from click.testing import CliRunner
 
-    from acoustic_gmm.archive import FeatureArchive
     from acoustic_gmm.cli import main
-    from acoustic_gmm.corpus import extract_corpus
+    from acoustic_gmm.storage import FeatureArchive, extract_corpus
 
     from .conftest import tone
 
@@ -90,7 +89,12 @@ def test_ivector_extractor_on_a_local_cluster_equals_the_single_process_one(clie
 
     from acoustic_gmm.cli import main
     from acoustic_gmm.gmm import DiagGMM
-    from acoustic_gmm.ivector import DaskStats, load_extractor, train_extractor, utterance_stats
+    from acoustic_gmm.speaker import (
+        DaskStats,
+        load_extractor,
+        train_extractor,
+        utterance_stats,
+    )
 
     rng = np.random.default_rng(6)
     utts = [(f"s{i % 5}-{i}", (rng.normal(size=(int(rng.integers(50, 150)), 4)) + i % 5).astype(np.float32),

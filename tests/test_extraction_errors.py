@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import acoustic_gmm.corpus as corpus
-from acoustic_gmm.archive import FeatureArchive
+import acoustic_gmm.storage._corpus as corpus
 from acoustic_gmm.cli import main
-from acoustic_gmm.corpus import extract_corpus
+from acoustic_gmm.storage import FeatureArchive, extract_corpus
 
 from .conftest import tone
 
@@ -126,7 +125,7 @@ def test_strict_and_failures_leave_no_partial_folder(make_corpus, tmp_path):
 
 SLOW_RUN = """
 import sys, time
-import acoustic_gmm.corpus as c
+import acoustic_gmm.storage._corpus as c
 real = c.extract_recording
 def slow(*args, **kwargs):
     time.sleep({delay})

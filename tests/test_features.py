@@ -9,7 +9,14 @@ import pytest
 import soundfile as sf
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.features import MfccConfig, add_deltas, extract, extract_segments, n_frames, read_audio
+from acoustic_gmm.features import (
+    MfccConfig,
+    add_deltas,
+    extract,
+    extract_segments,
+    n_frames,
+    read_audio,
+)
 
 from .conftest import tone
 
@@ -240,7 +247,7 @@ def test_extraction_imports_neither_librosa_nor_scipy(tmp_path):
     import sys
 
     sf.write(tmp_path / "a.wav", tone(0.5), 8000, subtype="PCM_16")
-    code = ("import sys; from acoustic_gmm.corpus import extract_files; from acoustic_gmm.features import extract, "
+    code = ("import sys; from acoustic_gmm.storage import extract_files; from acoustic_gmm.features import extract, "
             "MfccConfig; import numpy as np; "
             f"r = extract_files([{str(tmp_path / 'a.wav')!r}], jobs=1); assert r[0][0].shape == (48, 39), r; "
             "extract(np.random.default_rng(0).normal(size=4000), 8000, config=MfccConfig(window='hann')); "

@@ -18,9 +18,22 @@ from scipy.special import ndtri
 from scipy.stats import kstest, rankdata
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.features import (FRAME_BLOCK, MfccConfig, analyse, analyse_file, extract, extract_file,
-                                   extract_segments, frontend, kaldi_energy_offset, normalise, read_audio,
-                                   segment_frames, utterance_frames, vad_mask)
+from acoustic_gmm.features import (
+    FRAME_BLOCK,
+    MfccConfig,
+    analyse,
+    analyse_file,
+    extract,
+    extract_file,
+    extract_segments,
+    frontend,
+    kaldi_energy_offset,
+    normalise,
+    read_audio,
+    segment_frames,
+    utterance_frames,
+    vad_mask,
+)
 
 from .conftest import FSDD, tone
 
@@ -307,8 +320,8 @@ def test_segments_from_blocks_are_the_whole_recordings(recording, cfg):
 
 
 def test_command_line_options_and_extraction(make_corpus, recording):
-    from acoustic_gmm.archive import FeatureArchive
     from acoustic_gmm.cli import main
+    from acoustic_gmm.storage import FeatureArchive
 
     help_text = CliRunner().invoke(main, ["features", "--help"], terminal_width=200).output
     assert "--cmvn [none|mean|meanvar|speaker|sliding|sliding-var|warp]" in help_text
@@ -352,7 +365,7 @@ def test_config_fields_validate_and_round_trip():
 def test_configurations_stored_before_these_options_load_with_the_defaults(tmp_path):
     import h5py
 
-    from acoustic_gmm.archive import FeatureArchive, write_features
+    from acoustic_gmm.storage import FeatureArchive, write_features
 
     old = {k: v for k, v in MfccConfig(cmvn="meanvar", vad=True).to_dict().items()
            if k not in ("cmvn_window", "vad_rule")}
@@ -376,8 +389,8 @@ def test_configurations_stored_before_these_options_load_with_the_defaults(tmp_p
 
 
 def test_an_unfinished_extraction_from_before_these_options_resumes(tmp_path):
-    from acoustic_gmm.corpus import JOB_FILE, _prepare_partial
     from acoustic_gmm.errors import ArchiveError
+    from acoustic_gmm.storage._corpus import JOB_FILE, _prepare_partial
 
     cfg = MfccConfig().to_dict()
     old = {k: v for k, v in cfg.items() if k not in ("cmvn_window", "vad_rule")}

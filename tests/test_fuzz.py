@@ -2,7 +2,7 @@
 
 Every outcome must be a valid load or one of the library's own errors (``AcousticGMMError``), never
 another exception, a hang or a crash: truncation at random lengths, flipped bits at random offsets (some
-of which hang or crash libhdf5 itself: :mod:`acoustic_gmm.h5probe`), and h5py-level edits (a dataset replaced by one of the wrong dtype or shape, a dataset or attribute deleted, an
+of which hang or crash libhdf5 itself: :mod:`acoustic_gmm.storage`), and h5py-level edits (a dataset replaced by one of the wrong dtype or shape, a dataset or attribute deleted, an
 attribute set to a value of the wrong type).
 """
 
@@ -15,11 +15,13 @@ import h5py
 import numpy as np
 import pytest
 
-from acoustic_gmm import GMM, AcousticGMMError, h5probe
-from acoustic_gmm.archive import FeatureArchive, describe, format_description, write_features
-from acoustic_gmm.classify import ModelSet
+from acoustic_gmm import GMM, AcousticGMMError
+from acoustic_gmm.classes import ModelSet
 from acoustic_gmm.features import MfccConfig, extract_file
-from acoustic_gmm.verify import load_speakers, load_ubm, map_adapt, save_speakers
+from acoustic_gmm.interop import describe, format_description
+from acoustic_gmm.speaker import load_speakers, load_ubm, map_adapt, save_speakers
+from acoustic_gmm.storage import FeatureArchive, write_features
+from acoustic_gmm.storage import _probe as h5probe
 
 from .conftest import FSDD, needs_fsdd
 

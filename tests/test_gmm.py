@@ -9,11 +9,25 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from acoustic_gmm import GMM, ConvergenceWarning, DiagGMM, FullGMM, em
-from acoustic_gmm.em import (History, Stats, _kmeanspp, _model_from_labels, _nearest, accumulate, em_step,
-                             global_stats, growth_schedule, kmeans_init, m_step, map_update, run_em, split_heaviest,
-                             variance_floor)
+from acoustic_gmm import GMM, ConvergenceWarning, DiagGMM, FullGMM
 from acoustic_gmm.errors import ComponentWarning, ParameterError
+from acoustic_gmm.gmm import (
+    History,
+    Stats,
+    _init,
+    accumulate,
+    em_step,
+    global_stats,
+    growth_schedule,
+    kmeans_init,
+    m_step,
+    map_update,
+    random_init,
+    run_em,
+    split_heaviest,
+    variance_floor,
+)
+from acoustic_gmm.gmm._init import _kmeanspp, _model_from_labels, _nearest
 
 from .conftest import draw_mixture
 
@@ -105,7 +119,7 @@ def test_model_from_labels_equals_one_hot_statistics(covariance_type):
 def test_kmeanspp_picks_what_the_one_candidate_at_a_time_loop_picks(overlapping_mixture, monkeypatch):
     # The blocked, vectorised seeding draws and chooses exactly as the plain greedy k-means++ loop
     # (rng.choice by d2, then each candidate's total in its own pass), given the same generator.
-    monkeypatch.setattr(em, "KMEANS_SEED_CHUNK", 512)  # several blocks: draws go block, then frame
+    monkeypatch.setattr(_init, "KMEANS_SEED_CHUNK", 512)  # several blocks: draws go block, then frame
     Z = overlapping_mixture[0][:3000].astype(np.float32)
     Zd = Z.astype(np.float64)
     rng = np.random.default_rng(4)
@@ -181,8 +195,8 @@ def test_overrelax_one_is_plain_em(known_mixture):
         warnings.simplefilter("ignore", ConvergenceWarning)
         g.fit(X)
     start = GMM(4, init="random", random_state=0, max_iter=1, tol=0, dtype="float64")
-    floor = em.variance_floor(X.var(0), 1e-3)
-    model = em.random_init(X, 4, glob_model=em.m_step(em.global_stats(X), floor=floor, dtype="float64"),
+    floor = variance_floor(X.var(0), 1e-3)
+    model = random_init(X, 4, glob_model=m_step(global_stats(X), floor=floor, dtype="float64"),
                            dtype="float64", rng=start.random_state)
     for _ in range(6):
         model, _ = em_step(model, X, floor=floor)
@@ -457,8 +471,8 @@ def test_statistics_do_not_depend_on_the_thread_count(known_mixture):
 
 @pytest.mark.parametrize("init", ["split", "kmeans"])
 def test_fit_streamed_from_an_archive_equals_fit_in_memory(tmp_path, overlapping_mixture, init):
-    from acoustic_gmm.archive import FeatureArchive, write_features
     from acoustic_gmm.features import MfccConfig
+    from acoustic_gmm.storage import FeatureArchive, write_features
 
     X = overlapping_mixture[0].astype(np.float32)
     pieces = np.split(X, np.cumsum([137, 2000, 5, 4000, 911]))  # utterances of uneven length

@@ -10,9 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-from acoustic_gmm import GMM, ModelFileError, h5probe
-from acoustic_gmm.archive import open_h5
+from acoustic_gmm import GMM, ModelFileError
 from acoustic_gmm.errors import ArchiveError
+from acoustic_gmm.storage import _probe as h5probe
+from acoustic_gmm.storage import open_h5
 
 
 def _zero_step_heap(path):

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from acoustic_gmm.errors import ArchiveError, DataError, ModelFileError, ParameterError
+from acoustic_gmm.features import kind_name, parse_kind
 from acoustic_gmm.gmm import DiagGMM
-from acoustic_gmm.htk import (
+from acoustic_gmm.interop import (
     GconstWarning,
     htk_checksum,
-    kind_name,
-    parse_kind,
     read_htk,
     read_mmf,
     write_htk,

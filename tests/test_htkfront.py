@@ -20,10 +20,27 @@ import pytest
 import soundfile as sf
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.features import (MfccConfig, _Frontend, analyse, analyse_file, extract, extract_file,
-                                   frontend_arrays, mfcc_frames, read_audio, segment_frames)
-from acoustic_gmm.htkfront import (LZERO, HtkSettings, dct_matrix, hamming_window, mel_filterbank,
-                                   normalise_log_energy, parse_htk_config, preemphasise, regression)
+from acoustic_gmm.features import (
+    LZERO,
+    HtkSettings,
+    MfccConfig,
+    analyse,
+    analyse_file,
+    extract,
+    extract_file,
+    frontend_arrays,
+    hamming_window,
+    htk_dct_matrix,
+    mel_filterbank,
+    mfcc_frames,
+    normalise_log_energy,
+    parse_htk_config,
+    preemphasise,
+    read_audio,
+    regression,
+    segment_frames,
+)
+from acoustic_gmm.features._frontend import Frontend
 
 from .conftest import FSDD, tone
 
@@ -153,13 +170,13 @@ def test_dct_and_lifter_are_htks_formulas():
     rng = np.random.default_rng(3)
     N, n, L = 26, 12, 22
     fb = rng.uniform(0, 15, N)
-    got = fb @ dct_matrix(N, n, L, c0=True).astype(np.float64)
+    got = fb @ htk_dct_matrix(N, n, L, c0=True).astype(np.float64)
     k = np.arange(1, N + 1)
     direct = [math.sqrt(2 / N) * np.sum(fb * np.cos(math.pi * j * (k - 0.5) / N))
               * (1 + L / 2 * math.sin(math.pi * j / L)) for j in range(1, n + 1)]
     np.testing.assert_allclose(got[:n], direct, rtol=1e-5, atol=1e-5)
     assert got[n] == pytest.approx(math.sqrt(2 / N) * fb.sum(), rel=1e-6)  # c0: not liftered
-    np.testing.assert_allclose(fb @ dct_matrix(N, n, 0).astype(np.float64),  # no lifter: the plain DCT
+    np.testing.assert_allclose(fb @ htk_dct_matrix(N, n, 0).astype(np.float64),  # no lifter: the plain DCT
                                np.array(direct) / (1 + L / 2 * np.sin(np.pi * np.arange(1, n + 1) / L)), rtol=1e-5)
     w = hamming_window(400)
     np.testing.assert_allclose(w, 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(400) / 399), atol=5e-7)  # float args
@@ -431,7 +448,7 @@ def test_blocks_give_the_whole_file_frames(long_recording, kind):
 
 
 def test_archives_store_the_htk_configuration_and_recompute_the_same_frames(long_recording, tmp_path):
-    from acoustic_gmm.archive import FeatureArchive, write_features
+    from acoustic_gmm.storage import FeatureArchive, write_features
 
     cfg = htk("MFCC_0_D_A")
     x = extract_file(long_recording, config=cfg)
@@ -442,18 +459,18 @@ def test_archives_store_the_htk_configuration_and_recompute_the_same_frames(long
         np.testing.assert_array_equal(fa["u"], extract_file(long_recording, config=fa.config))
     # model sets keep the front end's arrays: the stored float32 constants give the same frames
     arrays = frontend_arrays(cfg, 8000)
-    fe = _Frontend(cfg, 8000, arrays)
-    fresh = _Frontend(cfg, 8000)
+    fe = Frontend(cfg, 8000, arrays)
+    fresh = Frontend(cfg, 8000)
     for name in ("window", "melfb", "dct", "melfb64", "dct64"):
         np.testing.assert_array_equal(getattr(fe, name), getattr(fresh, name))
     with pytest.raises(ParameterError, match="'dct' has shape"):
-        _Frontend(cfg, 8000, {**arrays, "dct": np.zeros((26, 12))})
+        Frontend(cfg, 8000, {**arrays, "dct": np.zeros((26, 12))})
 
 
 def test_configurations_from_before_the_htk_field_still_load(tmp_path):
     import h5py
 
-    from acoustic_gmm.archive import FeatureArchive, write_features
+    from acoustic_gmm.storage import FeatureArchive, write_features
 
     cfg = MfccConfig(cmvn="meanvar")
     old = {k: v for k, v in cfg.to_dict().items() if k != "htk"}
@@ -479,9 +496,7 @@ def test_vad_on_htk_frames_uses_the_raw_16_bit_energies():
 
 
 def test_corpus_extraction_with_an_htk_configuration(long_recording, tmp_path):
-    from acoustic_gmm.archive import FeatureArchive
-    from acoustic_gmm.corpus import extract_corpus
-    from acoustic_gmm.manifest import write_data_dir
+    from acoustic_gmm.storage import FeatureArchive, extract_corpus, write_data_dir
 
     cfg = htk("MFCC_E_D_A_Z", "NUMCHANS=24")
     short = tmp_path / "short.wav"

@@ -9,14 +9,25 @@ from click.testing import CliRunner
 from scipy.linalg import subspace_angles
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.archive import FeatureArchive, write_features
 from acoustic_gmm.cli import main
 from acoustic_gmm.errors import ArchiveError
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.gmm import DiagGMM
-from acoustic_gmm.ivector import (BWStats, IvectorExtractor, Ivectors, _ubm_id, load_extractor, load_ivectors,
-                                  save_ivectors, score_trials, train_extractor, utterance_stats)
-from acoustic_gmm.verify import Trials, eer
+from acoustic_gmm.speaker import (
+    BWStats,
+    IvectorExtractor,
+    Ivectors,
+    Trials,
+    eer,
+    load_extractor,
+    load_ivectors,
+    save_ivectors,
+    score_ivector_trials,
+    train_extractor,
+    utterance_stats,
+)
+from acoustic_gmm.speaker._ivector import _ubm_id
+from acoustic_gmm.storage import FeatureArchive, write_features
 
 K, D, R = 16, 6, 4
 
@@ -81,7 +92,7 @@ def textbook(ex: IvectorExtractor, stats: BWStats):
 
 
 def test_batched_extraction_equals_the_textbook_formulas(problem, monkeypatch):
-    import acoustic_gmm.ivector as iv
+    import acoustic_gmm.speaker._ivector as iv
 
     ubm, T, _, stats = problem
     few = stats.take(np.arange(40))
@@ -144,7 +155,7 @@ def test_files_round_trip_and_fingerprints_guard_mixing(problem, tmp_path):
     # a back end refuses i-vectors of another extractor
     other = Ivectors(iv.ids, iv.vectors, iv.speakers, iv.labels, "0123456789abcdef")
     with pytest.raises(DataError, match="come from another extractor"):
-        score_trials(None, ex.fingerprint, Trials(["a"], ["u3"], [None]), other, iv)
+        score_ivector_trials(None, ex.fingerprint, Trials(["a"], ["u3"], [None]), other, iv)
     # a damaged extractor: parameters changed under the stored fingerprint
     import h5py
 
@@ -232,7 +243,7 @@ def test_bad_arguments_are_clear(problem):
 
 
 def test_score_normalisation_of_ivector_trials():
-    from acoustic_gmm.backend import Backend
+    from acoustic_gmm.speaker import Backend
 
     rng = np.random.default_rng(3)
     spk = np.repeat(np.arange(12), 6)
@@ -243,10 +254,10 @@ def test_score_normalisation_of_ivector_trials():
     tests = [f"u{i}" for i in (38, 39, 44, 45, 50)]
     trials = Trials([m for m in groups for _ in tests], [u for _ in groups for u in tests], [None] * 10)
     cohort = [f"u{i}" for i in range(0, 36, 3)]
-    raw = score_trials(backend, "ex", trials, iv, iv, groups=groups)
-    z = score_trials(backend, "ex", trials, iv, iv, groups=groups, norm="z", cohort_utts=cohort)
-    t = score_trials(backend, "ex", trials, iv, iv, groups=groups, norm="t", cohort_utts=cohort)
-    s = score_trials(backend, "ex", trials, iv, iv, groups=groups, norm="s", cohort_utts=cohort)
+    raw = score_ivector_trials(backend, "ex", trials, iv, iv, groups=groups)
+    z = score_ivector_trials(backend, "ex", trials, iv, iv, groups=groups, norm="z", cohort_utts=cohort)
+    t = score_ivector_trials(backend, "ex", trials, iv, iv, groups=groups, norm="t", cohort_utts=cohort)
+    s = score_ivector_trials(backend, "ex", trials, iv, iv, groups=groups, norm="s", cohort_utts=cohort)
     for k, (m, u) in enumerate(zip(trials.models, trials.utterances)):
         _, against_cohort = backend.score({m: iv.rows(groups[m])}, iv.rows(cohort))
         assert z[k] == pytest.approx((raw[k] - against_cohort.mean()) / against_cohort.std(), rel=1e-12)
@@ -254,12 +265,16 @@ def test_score_normalisation_of_ivector_trials():
         assert t[k] == pytest.approx((raw[k] - cohort_models.mean()) / cohort_models.std(), rel=1e-12)
     np.testing.assert_allclose(s, 0.5 * (z + t), rtol=1e-12)
     with pytest.raises(ParameterError, match="s-norm needs at least 2 impostor utterances"):
-        score_trials(backend, "ex", trials, iv, iv, groups=groups, norm="s")
+        score_ivector_trials(backend, "ex", trials, iv, iv, groups=groups, norm="s")
 
 
 def test_streamed_statistics_train_and_extract_as_in_memory(tmp_path, monkeypatch):
-    import acoustic_gmm.ivector as iv
-    from acoustic_gmm.ivector import StatsStream, extract_archive, train_from_archive
+    import acoustic_gmm.speaker._ivector as iv
+    from acoustic_gmm.speaker import (
+        StatsStream,
+        extract_archive,
+        train_extractor_from_archive,
+    )
 
     path = tmp_path / "train.h5"
     speaker_archive(path, 12, 4, seed=5)
@@ -270,7 +285,7 @@ def test_streamed_statistics_train_and_extract_as_in_memory(tmp_path, monkeypatc
     np.testing.assert_allclose(streamed.T, memory.T, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(streamed.history, memory.history, rtol=1e-12)
     # the workflow streams when the statistics exceed the budget, and gives the same extractor
-    budget = train_from_archive(ubm, path, 3, n_iter=4, max_memory=1000)
+    budget = train_extractor_from_archive(ubm, path, 3, n_iter=4, max_memory=1000)
     np.testing.assert_allclose(budget.T, memory.T, rtol=1e-9, atol=1e-12)
     ivs = extract_archive(memory, path)
     np.testing.assert_allclose(ivs.vectors, memory.extract(utterance_stats(ubm, path)), rtol=0, atol=1e-12)
@@ -279,7 +294,7 @@ def test_streamed_statistics_train_and_extract_as_in_memory(tmp_path, monkeypatc
 
 
 def test_info_describes_the_ivector_files(problem, tmp_path):
-    from acoustic_gmm.archive import describe, format_description
+    from acoustic_gmm.interop import describe, format_description
 
     ubm, T, _, stats = problem
     ex = train_extractor(ubm, stats.take(np.arange(100)), R, n_iter=1)

@@ -9,12 +9,17 @@ import sys
 import numpy as np
 import pytest
 
-from acoustic_gmm.archive import FeatureArchive, write_features
 from acoustic_gmm.errors import DataError, ModelFileError, OutputError, ParameterError
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.gmm import DiagGMM
-from acoustic_gmm.kaldi import diag_gmm_gconsts, export_features, import_features, read_diag_gmm, write_diag_gmm
-from acoustic_gmm.manifest import write_data_dir
+from acoustic_gmm.interop import (
+    diag_gmm_gconsts,
+    export_kaldi,
+    import_kaldi,
+    read_diag_gmm,
+    write_diag_gmm,
+)
+from acoustic_gmm.storage import FeatureArchive, write_data_dir, write_features
 
 D = 5
 
@@ -51,7 +56,7 @@ def exported(tmp_path):
     utts = make_archive(tmp_path / "feats.h5")
     ark = tmp_path / "kaldi" / "feats.ark"
     ark.parent.mkdir()
-    assert export_features(tmp_path / "feats.h5", ark) == len(utts)
+    assert export_kaldi(tmp_path / "feats.h5", ark) == len(utts)
     return utts, ark
 
 
@@ -77,15 +82,15 @@ def test_export_a_subset_without_a_script_file(tmp_path):
     kaldiio = pytest.importorskip("kaldiio")
     utts = make_archive(tmp_path / "feats.h5")
     ark = tmp_path / "sub.ark"
-    assert export_features(tmp_path / "feats.h5", ark, scp=False, ids=["spk1-utt3", "spk0-utt0"]) == 2
+    assert export_kaldi(tmp_path / "feats.h5", ark, scp=False, ids=["spk1-utt3", "spk0-utt0"]) == 2
     assert not (tmp_path / "sub.scp").exists()
     got = dict(kaldiio.load_ark(str(ark)))
     assert list(got) == ["spk1-utt3", "spk0-utt0"]
     assert np.array_equal(got["spk1-utt3"], utts[3][1])
     with pytest.raises(DataError, match="not in"):
-        export_features(tmp_path / "feats.h5", tmp_path / "x.ark", ids=["nobody"])
+        export_kaldi(tmp_path / "feats.h5", tmp_path / "x.ark", ids=["nobody"])
     with pytest.raises(ParameterError, match=r"\.scp"):
-        export_features(tmp_path / "feats.h5", tmp_path / "x.scp")
+        export_kaldi(tmp_path / "feats.h5", tmp_path / "x.scp")
 
 
 @pytest.mark.parametrize("source", ["scp", "ark"])
@@ -93,7 +98,7 @@ def test_importing_the_export_with_its_data_dir_gives_the_original_archive(expor
     utts, ark = exported
     data = make_data_dir(tmp_path, utts, extra=["spk9-lost"])
     out = tmp_path / f"back_{source}.h5"
-    report = import_features(ark.with_suffix(f".{source}"), data, out)
+    report = import_kaldi(ark.with_suffix(f".{source}"), data, out)
     assert report.n_utterances == len(utts) and report.missing == ["spk9-lost"]
     with FeatureArchive(out) as fa:
         assert fa.ids == [u for u, *_ in utts]
@@ -112,15 +117,15 @@ def test_import_refuses_foreign_utterances_an_existing_output_and_a_wrong_config
     data = make_data_dir(tmp_path, utts[:3])  # the other three are not in it
     for src in (ark.with_suffix(".scp"), ark):
         with pytest.raises(DataError, match=r"3 utterance\(s\) are not in the data directory.*spk1-utt3"):
-            import_features(src, data, tmp_path / "x.h5", sample_rate=8000)
+            import_kaldi(src, data, tmp_path / "x.h5", sample_rate=8000)
         assert not (tmp_path / "x.h5").exists()
     data = make_data_dir(tmp_path / "full", utts)
     (tmp_path / "taken.h5").write_text("")
     with pytest.raises(OutputError, match="exists"):
-        import_features(ark, data, tmp_path / "taken.h5")
+        import_kaldi(ark, data, tmp_path / "taken.h5")
     with pytest.raises(ParameterError, match="5 columns"):
-        import_features(ark, data, tmp_path / "y.h5", config=MfccConfig(n_mfcc=13))
-    import_features(ark, data, tmp_path / "z.h5", config=MfccConfig(n_mfcc=D, n_mels=10, deltas=0), sample_rate=8000)
+        import_kaldi(ark, data, tmp_path / "y.h5", config=MfccConfig(n_mfcc=13))
+    import_kaldi(ark, data, tmp_path / "z.h5", config=MfccConfig(n_mfcc=D, n_mels=10, deltas=0), sample_rate=8000)
     with FeatureArchive(tmp_path / "z.h5") as fa:
         assert fa.config == MfccConfig(n_mfcc=D, n_mels=10, deltas=0) and fa.sample_rate == 8000
 
@@ -128,7 +133,7 @@ def test_import_refuses_foreign_utterances_an_existing_output_and_a_wrong_config
 def test_without_kaldiio_the_error_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "kaldiio", None)  # import kaldiio now raises ImportError
     with pytest.raises(ParameterError, match=r"pip install 'acoustic-gmm\[kaldi\]'"):
-        export_features(tmp_path / "feats.h5", tmp_path / "feats.ark")
+        export_kaldi(tmp_path / "feats.h5", tmp_path / "feats.ark")
 
 
 # --------------------------------------------------------------------------- DiagGmm text format

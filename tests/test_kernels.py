@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from acoustic_gmm.kernels import expand, posteriors_and_scale
+from acoustic_gmm.gmm import expand, posteriors_and_scale
 
 
 def test_fused_posteriors_match_float64():
@@ -38,8 +38,7 @@ def test_fused_posteriors_match_float64():
 
 def test_float32_e_step_matches_float64_on_real_frames(fsdd_frames):
     """The fused float32 path inside accumulate, against the numpy float64 one, same parameters."""
-    from acoustic_gmm.em import accumulate
-    from acoustic_gmm.gmm import DiagGMM
+    from acoustic_gmm.gmm import DiagGMM, accumulate
 
     X = fsdd_frames
     rng = np.random.default_rng(1)

@@ -15,11 +15,13 @@ import pytest
 from click.testing import CliRunner
 
 from acoustic_gmm import GMM, ArchiveError, ModelFileError
-from acoustic_gmm.archive import describe, format_description, load_models, write_features
-from acoustic_gmm.classify import ModelSet
+from acoustic_gmm.classes import ModelSet
 from acoustic_gmm.cli import main
 from acoustic_gmm.features import MfccConfig
-from acoustic_gmm.verify import load_speakers, load_ubm, map_adapt, save_speakers
+from acoustic_gmm.gmm import load_models
+from acoustic_gmm.interop import describe, format_description
+from acoustic_gmm.speaker import load_speakers, load_ubm, map_adapt, save_speakers
+from acoustic_gmm.storage import write_features
 
 
 def raises(error, path, *fields):
@@ -279,7 +281,7 @@ def _archive(path, n_skipped=0):
                                              ("/", "config", json.dumps({"n_mfcc": "13"})),
                                              ("/", "skipped", "{}"), ("manifest", "data_dir", 1.5)])
 def test_archive_attribute_of_the_wrong_type(tmp_path, obj, key, value):
-    from acoustic_gmm.archive import FeatureArchive
+    from acoustic_gmm.storage import FeatureArchive
 
     path = _archive(tmp_path / "feats.h5")
     _set_attr(path, obj, key, value)
@@ -288,7 +290,7 @@ def test_archive_attribute_of_the_wrong_type(tmp_path, obj, key, value):
 
 
 def test_archive_index_of_the_wrong_type(tmp_path):
-    from acoustic_gmm.archive import FeatureArchive
+    from acoustic_gmm.storage import FeatureArchive
 
     path = _archive(tmp_path / "feats.h5")
     _replace(path, "index/n_frames", np.array([1.5, 2, 3, 4]))

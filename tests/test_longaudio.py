@@ -17,9 +17,19 @@ import pytest
 import soundfile as sf
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.corpus import extract_corpus, extract_files, extract_recording
-from acoustic_gmm.features import (FRAME_BLOCK, AudioFile, MfccConfig, analyse, analyse_file, extract, extract_file,
-                                   extract_segments, read_audio, segment_frames)
+from acoustic_gmm.features import (
+    FRAME_BLOCK,
+    AudioFile,
+    MfccConfig,
+    analyse,
+    analyse_file,
+    extract,
+    extract_file,
+    extract_segments,
+    read_audio,
+    segment_frames,
+)
+from acoustic_gmm.storage import extract_corpus, extract_files, extract_recording
 
 from .conftest import FSDD, tone
 
@@ -106,8 +116,7 @@ def test_segments_from_blocks_are_the_whole_recordings(recordings, cfg):
 
 
 def test_corpus_extraction_of_a_long_recording_and_its_segments(recordings, tmp_path):
-    from acoustic_gmm.archive import FeatureArchive
-    from acoustic_gmm.manifest import write_data_dir
+    from acoustic_gmm.storage import FeatureArchive, write_data_dir
 
     cfg = MfccConfig(cmvn="meanvar", vad=True)
     path = recordings["stereo"]

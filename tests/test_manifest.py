@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from acoustic_gmm import ManifestError
-from acoustic_gmm.manifest import read_data_dir, write_data_dir
+from acoustic_gmm.storage import read_data_dir, write_data_dir
 
 
 def write(d, **tables):

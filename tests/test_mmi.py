@@ -1,4 +1,4 @@
-"""MMI (extended Baum-Welch) re-estimation of class GMMs: acoustic_gmm.mmi."""
+"""MMI (extended Baum-Welch) re-estimation of class GMMs: acoustic_gmm.classes."""
 
 import warnings
 
@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 
 from acoustic_gmm import GMM, DiagGMM
-from acoustic_gmm.classify import ModelSet, split_slices
-from acoustic_gmm.em import Stats, m_step
+from acoustic_gmm.classes import (
+    ModelSet,
+    ebw_update,
+    mmi_objective,
+    mmi_stats,
+    mmi_update,
+    split_slices,
+    train_mmi,
+)
 from acoustic_gmm.errors import DataError, ParameterError
-from acoustic_gmm.mmi import ebw_update, mmi_objective, mmi_stats, mmi_update, train_mmi
+from acoustic_gmm.gmm import Stats, m_step
 
 CENTRES = {"a": [[0, 0], [2, 1]], "b": [[1, 0.5], [3, -1]], "c": [[0.5, 1.5], [2.5, 2]]}
 
@@ -213,7 +220,7 @@ def test_errors(data):
 def test_hmm_states():
     # chains of 2 states: frames on class c's best path through state s train model (c, s); the objective is
     # the best-path scores' (transitions included, as ModelSet.score), and it rises; transitions are kept
-    from acoustic_gmm.hmm import train_chain
+    from acoustic_gmm.classes import train_chain
 
     rng = np.random.default_rng(1)
     utts, y = make(rng, 30, lengths=(2, 12))

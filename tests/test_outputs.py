@@ -13,11 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from acoustic_gmm import GMM
-from acoustic_gmm.archive import write_features
 from acoustic_gmm.cli import main
 from acoustic_gmm.errors import ModelFileError, OutputError
 from acoustic_gmm.features import MfccConfig
-from acoustic_gmm.outputs import atomic_path, check_outputs, locked
+from acoustic_gmm.storage import atomic_path, check_outputs, locked, write_features
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +127,7 @@ def test_a_second_run_on_one_output_stops_at_once(corpus, tmp_path):
     """Another process holds the output's lock (as a running `train` does): this one stops, touching nothing."""
     _, feats, _ = corpus
     out = tmp_path / "m.h5"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom acoustic_gmm.outputs import locked\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom acoustic_gmm.storage import locked\n"
                                f"with locked({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -180,7 +179,7 @@ def test_evaluate_refuses_an_archive_without_the_labels(corpus, tmp_path):
 
 def test_unexpected_errors_are_one_line_and_ctrl_c_exits_130(corpus, monkeypatch):
     _, feats, _ = corpus
-    import acoustic_gmm.archive as archive
+    import acoustic_gmm.interop._describe as archive
 
     def boom(path):
         raise RuntimeError("something we did not foresee")

@@ -14,8 +14,9 @@ import h5py
 import numpy as np
 import pytest
 
-from acoustic_gmm import GMM, em
+from acoustic_gmm import GMM
 from acoustic_gmm.errors import ArchiveError, ParameterError
+from acoustic_gmm.gmm import _train
 
 ACOUSTIC_GMM = Path(sys.executable).parent / "acoustic-gmm"
 
@@ -44,7 +45,7 @@ def assert_same_fit(got: GMM, want: GMM) -> None:
 @pytest.fixture(autouse=True)
 def save_every_iteration(monkeypatch):
     """The library tests stop at chosen iterations: let every one be saved (in use, at most every 30 s)."""
-    monkeypatch.setattr(em, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(_train, "CHECKPOINT_SECONDS", 0.0)
 
 
 @pytest.fixture(scope="module")

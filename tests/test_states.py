@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from acoustic_gmm.archive import write_features
-from acoustic_gmm.classify import ModelSet
+from acoustic_gmm.classes import ModelSet
 from acoustic_gmm.cli import main
 from acoustic_gmm.errors import ModelFileError
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.gmm import DiagGMM
+from acoustic_gmm.storage import write_features
 
 
 def order_archive(path, n, seed):
@@ -94,7 +94,7 @@ def test_train_with_mmi_raises_its_objective(tmp_path):
 
 
 def test_adaptation_aligns_frames_to_hmm_states_by_their_best_path():
-    from acoustic_gmm.adapt import _by_model
+    from acoustic_gmm.classes._adapt import _by_model
 
     A, B = np.array([[3.0, 0.0]]), np.array([[-3.0, 0.0]])
     one = lambda m: DiagGMM([1.0], m, [[1.0, 1.0]])  # noqa: E731

@@ -7,10 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from acoustic_gmm import GMM
-from acoustic_gmm.archive import FeatureArchive
 from acoustic_gmm.cli import main
-from acoustic_gmm.htk import read_htk, read_mmf
-from acoustic_gmm.kaldi import read_diag_gmm
+from acoustic_gmm.interop import read_diag_gmm, read_htk, read_mmf
+from acoustic_gmm.storage import FeatureArchive
 
 from .test_kaldi import make_archive, make_data_dir
 
@@ -81,8 +80,8 @@ def test_a_model_out_and_back_scores_the_same(tmp_path, fmt):
 def test_features_with_an_hcopy_configuration_export_with_htks_kind(tmp_path):
     import soundfile as sf
 
-    from acoustic_gmm.htk import parse_kind
-    from acoustic_gmm.manifest import write_data_dir
+    from acoustic_gmm.features import parse_kind
+    from acoustic_gmm.storage import write_data_dir
 
     from .conftest import tone
 
@@ -112,9 +111,9 @@ def test_features_with_an_hcopy_configuration_export_with_htks_kind(tmp_path):
 
 def test_models_of_imported_features_refuse_to_compute_frames_from_audio(tmp_path):
     pytest.importorskip("kaldiio")
-    from acoustic_gmm.archive import FeatureArchive as FA
     from acoustic_gmm.errors import ParameterError
     from acoustic_gmm.features import extract_file
+    from acoustic_gmm.storage import FeatureArchive as FA
 
     utts = make_archive(tmp_path / "feats.h5")
     data = make_data_dir(tmp_path, utts)
@@ -133,7 +132,7 @@ def test_models_of_imported_features_refuse_to_compute_frames_from_audio(tmp_pat
 
 
 def test_imported_htk_files_keep_their_frame_period(tmp_path):
-    from acoustic_gmm.htk import write_htk
+    from acoustic_gmm.interop import write_htk
 
     utts = make_archive(tmp_path / "feats.h5")
     data = make_data_dir(tmp_path, utts)

@@ -10,8 +10,18 @@ from click.testing import CliRunner
 
 from acoustic_gmm import GMM, ArchiveError, DataError, ParameterError
 from acoustic_gmm.cli import main
-from acoustic_gmm.verify import (Scorer, Trials, eer, load_speakers, map_adapt, min_dcf, normalise_trials,
-                                 read_scores, save_speakers, verification_metrics)
+from acoustic_gmm.speaker import (
+    Scorer,
+    Trials,
+    eer,
+    load_speakers,
+    map_adapt,
+    min_dcf,
+    normalise_trials,
+    read_scores,
+    save_speakers,
+    verification_metrics,
+)
 
 from .conftest import FSDD, draw_mixture
 
@@ -146,7 +156,7 @@ def cli_run(tmp_path_factory):
     """
     from types import SimpleNamespace
 
-    from acoustic_gmm.manifest import write_data_dir
+    from acoustic_gmm.storage import write_data_dir
 
     if not FSDD.is_dir():
         pytest.skip("FSDD not available")
@@ -255,7 +265,7 @@ def test_cli_verify_refuses_bad_trials(cli_run):
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
 def test_cli_enrolment_with_fewer_frames_than_components_says_so(cli_run):
-    from acoustic_gmm.archive import FeatureArchive, write_features
+    from acoustic_gmm.storage import FeatureArchive, write_features
 
     # The shortest FSDD take here has 17 frames, more than the UBM's 16 components: enrol on the first 10.
     tmp_path = cli_run.dir

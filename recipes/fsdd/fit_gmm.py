@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "local"))
 import fsdd_data  # noqa: E402
 
 from acoustic_gmm import GMM  # noqa: E402
-from acoustic_gmm.corpus import extract_files  # noqa: E402
 from acoustic_gmm.features import MfccConfig  # noqa: E402
+from acoustic_gmm.storage import extract_files  # noqa: E402
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import fsdd_data
 
-from acoustic_gmm.manifest import write_data_dir
+from acoustic_gmm.storage import write_data_dir
 
 
 def main() -> None:

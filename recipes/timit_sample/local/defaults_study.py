@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustic_gmm.archive import FeatureArchive
-from acoustic_gmm.corpus import extract_corpus
 from acoustic_gmm.features import MfccConfig
+from acoustic_gmm.storage import FeatureArchive, extract_corpus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from study import MODELS, accuracy  # noqa: E402  (recipes/study.py)

@@ -23,10 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustic_gmm.archive import FeatureArchive
-from acoustic_gmm.ivector import train_extractor, utterance_stats
-from acoustic_gmm.manifest import read_data_dir
-from acoustic_gmm.verify import Scorer, Trials, eer, enroll, score_trials, train_ubm
+from acoustic_gmm.speaker import (
+    Scorer,
+    Trials,
+    eer,
+    enroll,
+    score_trials,
+    train_extractor,
+    train_ubm,
+    utterance_stats,
+)
+from acoustic_gmm.storage import FeatureArchive, read_data_dir
 
 FRONT_ENDS = {  # name -> `acoustic-gmm features` options (20 cepstra: speaker information is in the higher ones)
     "CMN, deltas": "--n-mfcc 20 --deltas 1 --cmvn mean",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from acoustic_gmm.manifest import read_phn, write_data_dir
+from acoustic_gmm.storage import read_phn, write_data_dir
 
 FOLD = Path(__file__).resolve().parents[3] / "data" / "timit_61_to_39.map"
 SAMPLE_RATE = 16000

@@ -11,7 +11,7 @@ against every enrolled model: 40 target and 280 non-target trials.
 import sys
 from pathlib import Path
 
-from acoustic_gmm.manifest import read_data_dir
+from acoustic_gmm.storage import read_data_dir
 
 dd, out = read_data_dir(sys.argv[1]), Path(sys.argv[2])
 out.mkdir(parents=True, exist_ok=True)

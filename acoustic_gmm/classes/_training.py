@@ -1,0 +1,173 @@
+"""Training a model set from a feature archive: the one workflow behind ``acoustic-gmm train``.
+
+:func:`train_model_set` owns the defaults and rules of class-model training (3 HMM states x 8 Gaussians by
+Baum-Welch, variances floored at 0.3 of the class's own, the reject margin's calibration); classes train in
+parallel worker processes.  :func:`class_ids` and :func:`class_frames` group an archive's utterances by class.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import DataError, ParameterError
+from ..storage._archive import opened
+from ._model_set import LABEL_KEYS, ModelSet, split_slices
+
+__all__ = ["train_model_set", "class_ids", "class_frames"]
+
+
+# --------------------------------------------------------------------------- training
+
+def class_ids(archive, label_key: str, ids=None) -> dict[str, list[str]]:
+    """Utterance ids of an archive grouped by label or speaker: ``{class: [utt, ...]}``, in archive order."""
+    if label_key not in LABEL_KEYS:
+        raise ParameterError(f"label_key must be one of {list(LABEL_KEYS)}, got {label_key!r}")
+    table = archive.labels if label_key == "label" else archive.speakers
+    ids = archive.ids if ids is None else list(ids)
+    missing = [u for u in ids if not table.get(u)]
+    if missing:
+        raise DataError(f"{archive.path}: {len(missing)} utterance(s) have no {label_key} "
+                        f"(e.g. {missing[0]!r}); the data directory needs utt2{'spk' if label_key == 'speaker' else 'label'}")
+    groups: dict[str, list] = {}
+    for u in ids:
+        groups.setdefault(table[u], []).append(u)
+    return groups
+
+
+def class_frames(archive, label_key: str, ids=None) -> dict[str, list[np.ndarray]]:
+    """Utterances of an archive grouped by label or speaker: ``{class: [frames, ...]}``."""
+    return {c: archive.utterances(group) for c, group in class_ids(archive, label_key, ids).items()}
+
+
+def _fit_class(task):
+    """Train one class's models; runs in a worker, which reads the class's frames from the archive itself
+    (the parent sends a path and ids, not frames)."""
+    label, path, ids, n_components, n_slices, gmm_params, states = task
+    from ..gmm._estimator import GMM
+    from ..storage._archive import FeatureArchive
+
+    models, notes = [], []
+    if states is not None:  # an HMM chain of n_slices states, trained by Viterbi or Baum-Welch
+        from ._states import train_chain
+
+        with FeatureArchive(path) as fa:
+            utts = [u for u in fa.utterances(ids) if len(u) >= n_slices]
+        if len(utts) < len(ids):
+            notes.append(f"class {label!r}: {len(ids) - len(utts)} utterance(s) shorter than {n_slices} frames "
+                         f"left out of training")
+        if not utts:
+            raise DataError(f"class {label!r}: no utterance has {n_slices} frames, one per state")
+        k = max(1, min(n_components, sum(len(u) for u in utts) // (10 * n_slices)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            chain, _ = train_chain(utts, n_slices, k, method=states, n_iter=STATE_ITERATIONS,
+                                   **{p: gmm_params[p] for p in ("var_floor", "split_iter", "dtype")
+                                      if p in gmm_params})
+        return label, (list(chain.states), chain.log_trans), notes
+    with FeatureArchive(path) as fa:
+        if n_slices == 1:  # the frames as they are stored: read into memory or streamed, as GMM.fit decides
+            parts = [fa.subset(ids)]
+        else:
+            per_slice = [[] for _ in range(n_slices)]
+            for u in fa.utterances(ids):
+                for s, part in enumerate(split_slices(u, n_slices)):
+                    per_slice[s].append(part)
+            parts = [np.concatenate(p) if p else np.zeros((0, fa.n_features), np.float32) for p in per_slice]
+        for s, X in enumerate(parts):
+            n = len(X) if isinstance(X, np.ndarray) else X.n_frames_total
+            k = n_components
+            if n < 10 * n_components:  # ~10 frames a component at least, as Kaldi's min occupancy asks
+                k = max(1, n // 10)
+                notes.append(f"class {label!r} slice {s}: {n} frames, too few for {n_components} "
+                             f"components; using {k}")
+            if n < 2:
+                raise DataError(f"class {label!r} has {n} frame(s) in slice {s}: too few to train on")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # convergence on small classes is not worth a warning each
+                models.append(GMM(k, **gmm_params).fit(X).model_)
+    return label, models, notes
+
+
+# Variance floor of class models, as a share of each class's variance: chosen by the defaults study
+# (recipes/*/local/defaults_study.py; README "Choosing the defaults"). 0.3 was better than 1e-3 (the GMM
+# estimator's floor, right for a UBM) for digits of unseen speakers (FSDD, leave one speaker out) and for
+# TIMIT phones of unseen speakers, on the training speakers alone.
+VAR_FLOOR = 0.3
+
+
+SCORE_BATCH = 4096  # utterances scored at a time when calibrating the reject threshold
+
+
+STATE_ITERATIONS = 10  # Viterbi or Baum-Welch iterations of HMM-state training after the equal-slice start
+
+
+def train_model_set(archive, *, label_key: str = "label", n_components: int = 16, n_slices: int = 1,
+                    ids=None, priors: bool = False, reject_quantile: float | None = 0.05, jobs: int | None = None,
+                    progress: bool | None = None, states: str | None = None, var_floor: float = VAR_FLOOR,
+                    **gmm_params) -> ModelSet:
+    """Train one GMM per class (and slice) from a feature archive (a path or a FeatureArchive).
+
+    ``states="viterbi"`` or ``"baum-welch"`` makes each class a left-to-right HMM of ``n_slices``
+    emitting states instead of fixed slices (:func:`acoustic_gmm.classes.train_chain`: an equal-slice start,
+    then that re-estimation); an utterance's score is then its best path (Viterbi), transitions included.
+
+    ``var_floor`` floors every variance at that share of its class's own variance (per feature). Class
+    models meet speakers they were not trained on, and a high floor keeps them from fitting the training
+    speakers' fine detail: see :data:`VAR_FLOOR`.
+
+    ``priors`` adds each class's log frequency to its scores; ``reject_quantile`` calibrates the
+    open-set threshold: that quantile of the training utterances' margins (see
+    :meth:`ModelSet.margins`), so about that share of utterances like the training ones is
+    turned away.  Classes are trained in parallel over ``jobs`` processes, each reading its class's
+    frames from the archive; this process never holds more than ``SCORE_BATCH`` utterances.
+
+    Examples
+    --------
+    ::
+
+        ms = train_model_set("train.h5", n_components=16)
+        ms.save("digits.h5")
+    """
+    from tqdm import tqdm
+
+    from ..storage._parallel import parallel_map
+
+    if not isinstance(n_slices, int) or n_slices < 1:
+        raise ParameterError(f"n_slices must be an integer >= 1, got {n_slices!r}")
+    if states not in (None, "viterbi", "baum-welch"):
+        raise ParameterError(f"states must be None, 'viterbi' or 'baum-welch', got {states!r}")
+    if not (isinstance(var_floor, (int, float)) and 0 <= var_floor < 1):
+        raise ParameterError(f"var_floor must be a number in [0, 1), got {var_floor!r}")
+    gmm_params = {**gmm_params, "var_floor": float(var_floor)}
+    with opened(archive) as fa:  # closed before the workers fork; each opens the file itself
+        groups = class_ids(fa, label_key, None if ids is None else fa.check_ids(ids))
+        if not groups:
+            raise DataError(f"{fa.path}: no utterances to train on")
+        config, source, rate = fa.config, str(fa.path), fa.sample_rate
+    tasks = [(c, source, groups[c], n_components, n_slices, gmm_params, states) for c in sorted(groups)]
+    models, log_trans = {}, ({} if states else None)
+    with parallel_map(_fit_class, tasks, jobs) as results, \
+            tqdm(total=len(tasks), unit="class", desc="train", disable=None if progress is None else not progress,
+                 leave=False) as bar:
+        for label, fitted, notes in results:
+            for note in notes:
+                warnings.warn(note, stacklevel=2)
+            if states:
+                fitted, log_trans[label] = fitted
+            models[label] = fitted
+            bar.set_postfix_str(label)
+            bar.update()
+    counts = {c: len(groups[c]) for c in groups}
+    log_priors = {c: float(np.log(n / sum(counts.values()))) for c, n in counts.items()} if priors else None
+    ms = ModelSet(models, label_key, config, log_priors, None,
+                  {"n_components": n_components, "trained_on": source, "utterances": counts,
+                   "states": states}, rate, log_trans)
+    if reject_quantile is not None:
+        train_ids = [u for c in sorted(groups) for u in groups[c]]
+        with opened(archive) as fa:
+            margins = [ms.margins(ms.score(fa.utterances(train_ids[i:i + SCORE_BATCH])))
+                       for i in range(0, len(train_ids), SCORE_BATCH)]
+        ms.reject_threshold = float(np.quantile(np.concatenate(margins), reject_quantile))
+    return ms

@@ -1,0 +1,589 @@
+"""The feature archive: every utterance's frames in one HDF5 dataset, with an index, read by id, label or speaker.
+
+:func:`write_features` writes one atomically; :class:`FeatureArchive` reads it (whole, a subset, or in blocks
+straight from a memory-mapped window of the file); :func:`convert_archive` rewrites a format-1 archive.
+
+Feature archive layout (``content="features"``, ``format_version`` 2)::
+
+    /                      attrs: format_version, content="features", config (MfccConfig JSON),
+                                  sample_rate, skipped (JSON list of [utt, path, reason])
+    /frames                float32 (n_frames_total, n_features), chunked: every utterance's frames,
+                           one after the other
+    /index/ids, labels, speakers, n_frames, offsets    one entry per utterance: its rows are
+                           frames[offset:offset + n_frames]
+    /manifest/<table>      the source data directory's tables as text; attr data_dir
+
+Format 1 (before acoustic_gmm stored frames contiguously) had ``/utterances/<utt>``, one dataset
+per utterance, and no ``offsets``; it is read transparently (slower to stream: a read per utterance).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+from collections import Counter, deque
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ArchiveError, DataError, ParameterError
+from ._hdf5 import (
+    FEATURES_VERSION,
+    LOADER_ERRORS,
+    atomic_h5,
+    checked_attr,
+    checked_dataset,
+    checked_json,
+    checked_texts,
+    checked_values,
+    open_h5,
+)
+
+__all__ = ["opened", "write_features", "convert_archive", "FeatureArchive", "ArchiveSubset"]
+
+
+CHUNK_ROWS = 2048      # HDF5 chunk of /frames: ~0.5 MB at 60 features, so an utterance's read touches one or two
+
+
+WRITE_ROWS = 1 << 16   # frames buffered before an append to /frames
+
+
+MAPPED_BYTES = 256 << 20  # streaming: frames kept mapped (clean page cache, counted in RSS) before unmapping
+
+
+GAP_ROWS = 4096        # ranges closer than this are fetched by one read (reading the gap costs less than a call)
+
+
+SPAN_ROWS = 1 << 18    # ... but no single read spans more: bounded read buffers
+
+
+DIRECT_ROWS = 1 << 14  # reads this large go straight into their destination
+
+
+@contextlib.contextmanager
+def opened(archive):
+    """A :class:`FeatureArchive` from a path (opened here and closed after) or an open archive (left open)."""
+    if isinstance(archive, FeatureArchive):
+        yield archive
+        return
+    with FeatureArchive(archive) as fa:
+        yield fa
+
+
+# --------------------------------------------------------------------------- feature archives
+
+def write_features(path, utterances, *, config, sample_rate: int, manifest: dict | None = None,
+                   skipped=(), data_dir: str = "", tmp_dir=None) -> int:
+    """Write a feature archive (format 2) atomically from ``(utt, frames, label, speaker)`` tuples.
+
+    Frames are appended, in the order given, to one float32 dataset ``/frames``
+    (n_frames_total, n_features); the index records each utterance's offset and length.
+    ``label``/``speaker`` may be None.  ``manifest`` maps table names to their text.
+    ``skipped`` (``(utt, path, reason)`` tuples) is read after ``utterances`` is exhausted,
+    so both may be filled as the utterances are produced.  Returns the number of utterances.
+
+    Examples
+    --------
+    ::
+
+        write_features("feats.h5", [("u1", X1, "7", "ann"), ("u2", X2, "3", "bob")],
+                       config=MfccConfig(), sample_rate=8000)
+    """
+    import h5py
+
+    D = config.n_features
+    ids, labels, speakers, counts, seen = [], [], [], [], set()
+    with atomic_h5(path, tmp_dir) as f:
+        f.attrs.update(format_version=FEATURES_VERSION, content="features", config=config.to_json(),
+                       sample_rate=int(sample_rate))
+        data = f.create_dataset("frames", shape=(0, D), maxshape=(None, D), dtype=np.float32,
+                                chunks=(CHUNK_ROWS, D))
+        pending, n_pending = [], 0
+
+        def flush():  # large appends: one resize per block of frames, not per utterance
+            nonlocal n_pending
+            if n_pending:
+                end = len(data)
+                data.resize(end + n_pending, axis=0)
+                data[end:] = np.concatenate(pending)
+                pending.clear()
+                n_pending = 0
+
+        for utt, frames, label, speaker in utterances:
+            frames = np.asarray(frames, dtype=np.float32)
+            if frames.ndim != 2 or frames.shape[1] != D:
+                raise DataError(f"utterance {utt!r}: frames of shape {frames.shape}, expected (n, {D})")
+            if utt in seen:
+                raise DataError(f"utterance id {utt!r} occurs twice")
+            seen.add(utt)
+            pending.append(frames)
+            n_pending += len(frames)
+            if n_pending >= WRITE_ROWS:
+                flush()
+            ids.append(utt)
+            labels.append("" if label is None else label)
+            speakers.append("" if speaker is None else speaker)
+            counts.append(len(frames))
+        flush()
+        f.attrs["skipped"] = json.dumps([list(map(str, s)) for s in skipped])
+        index = f.create_group("index")
+        text = h5py.string_dtype()
+        index.create_dataset("ids", data=np.array(ids, dtype=object), dtype=text)
+        index.create_dataset("labels", data=np.array(labels, dtype=object), dtype=text)
+        index.create_dataset("speakers", data=np.array(speakers, dtype=object), dtype=text)
+        counts = np.array(counts, dtype=np.int64)
+        index.create_dataset("n_frames", data=counts)
+        index.create_dataset("offsets", data=np.cumsum(counts) - counts)
+        m = f.create_group("manifest")
+        m.attrs["data_dir"] = str(data_dir)
+        for name, content in (manifest or {}).items():
+            m.create_dataset(name, data=content, dtype=text)
+    return len(ids)
+
+
+def _groups(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Where to cut sorted row ranges into reads: a new read after a gap of more than ``GAP_ROWS`` rows or at
+    a ``SPAN_ROWS`` boundary (so no read buffer outgrows it).  Returns the first range of each read."""
+    gap = starts[1:] - np.maximum.accumulate(ends)[:-1] > GAP_ROWS
+    window = starts[1:] // SPAN_ROWS != starts[:-1] // SPAN_ROWS
+    return np.concatenate([[0], np.flatnonzero(gap | window) + 1])
+
+
+class FeatureArchive:
+    """Read access to a feature archive; use as a context manager or call :meth:`close`.
+
+    Reads are planned over the stored rows: an utterance, a label's or speaker's utterances, a
+    subset or the next block of frames are one or a few large reads (nearby ranges are read
+    together), in format 2.  Format 1 archives (one dataset per utterance, acoustic_gmm before
+    format 2) are read transparently through the same methods, one dataset at a time; ``acoustic-gmm
+    convert OLD NEW`` rewrites one in format 2.
+
+    Examples
+    --------
+    ::
+
+        with FeatureArchive("feats.h5") as fa:
+            X = fa.frames(fa.ids_where(label="7"))   # all frames of digit 7
+            for chunk in fa.iter_chunks(65536):      # stream, never all in memory
+                ...
+    """
+
+    reuses_buffers = True  # iter_chunks(..., reuse=N) is supported (em.accumulate asks for it)
+
+    def __init__(self, path):
+        import h5py
+
+        from ..features._config import MfccConfig
+
+        self.path = Path(path)
+        self._f = open_h5(self.path, "features")
+        try:
+            # Everything the reading methods rely on is checked here, from the declarations and the (small)
+            # index, so that a damaged archive is one ArchiveError naming the field, not a failure later.
+            f, where = self._f, str(self.path)
+            self.format_version = checked_attr(f, "format_version", where, ArchiveError, "int")
+            body = "frames" if self.format_version >= 2 else "utterances"
+            if "index" not in f or body not in f or not isinstance(f["index"], h5py.Group):
+                raise ArchiveError(f"{self.path}: damaged feature archive (no index or {body})")
+            try:
+                self.config = MfccConfig.from_json(checked_attr(f, "config", where, ArchiveError, "str"))
+            except ParameterError as exc:
+                raise ArchiveError(f"{self.path}: attribute 'config': {exc}") from None
+            self.sample_rate = checked_attr(f, "sample_rate", where, ArchiveError, "int")
+            if self.sample_rate <= 0:
+                raise ArchiveError(f"{self.path}: attribute 'sample_rate' is {self.sample_rate}, expected > 0")
+            self.skipped = checked_json(f, "skipped", where, ArchiveError, list, [])
+            if not all(isinstance(x, list) and len(x) == 3 for x in self.skipped):
+                raise ArchiveError(f"{self.path}: attribute 'skipped' must be a JSON list of [utt, path, reason]")
+            idx, here = f["index"], f"{self.path}: index"
+            declared = {k: checked_dataset(idx, k, here, ArchiveError, ndim=(1,), kinds="OS", max_values=1 << 40)
+                        for k in ("ids", "labels", "speakers")}
+            declared["n_frames"] = checked_dataset(idx, "n_frames", here, ArchiveError, ndim=(1,), kinds="iu",
+                                            max_values=1 << 40)
+            if self.format_version >= 2:
+                declared["offsets"] = checked_dataset(idx, "offsets", here, ArchiveError, ndim=(1,), kinds="iu",
+                                               max_values=1 << 40)
+            n_utts = declared["ids"].shape[0]
+            for key, ds in declared.items():
+                if ds.shape[0] != n_utts:
+                    raise ArchiveError(f"{here}: dataset '{key}' has {ds.shape[0]} entries, 'ids' has {n_utts}")
+            self.ids = checked_texts(declared["ids"], here, ArchiveError)
+            if len(set(self.ids)) != len(self.ids):
+                twice = next(u for u, c in Counter(self.ids).items() if c > 1)
+                raise ArchiveError(f"{here}: utterance id {twice!r} occurs more than once in 'ids'")
+            self.labels = dict(zip(self.ids, checked_texts(declared["labels"], here, ArchiveError)))
+            self.speakers = dict(zip(self.ids, checked_texts(declared["speakers"], here, ArchiveError)))
+            counts = checked_values(declared["n_frames"], here, ArchiveError, np.int64)
+            if (counts < 0).any():
+                raise ArchiveError(f"{here}: dataset 'n_frames' holds negative frame counts")
+            self.n_frames = dict(zip(self.ids, counts.tolist()))
+            if "manifest" not in f or not isinstance(f["manifest"], h5py.Group):
+                raise ArchiveError(f"{self.path}: damaged feature archive (no manifest group)")
+            here = f"{self.path}: manifest"
+            self.manifest = {k: checked_texts(checked_dataset(f["manifest"], k, here, ArchiveError, ndim=(0,), kinds="OS"), here,
+                                       ArchiveError) for k in f["manifest"]}
+            self.data_dir = checked_attr(f["manifest"], "data_dir", here, ArchiveError, "str", "")
+            if self.format_version >= 2:
+                offsets = checked_values(declared["offsets"], f"{self.path}: index", ArchiveError, np.int64)
+                self._data = checked_dataset(f, "frames", where, ArchiveError, ndim=(2,), kinds="f", max_values=1 << 62)
+                if self._data.ndim != 2 or self._data.shape[1] != self.n_features:
+                    raise ArchiveError(f"{self.path}: frames have shape {self._data.shape}, the configuration "
+                                       f"says {self.n_features} features")
+                if len(offsets) != len(self.ids) or len(counts) != len(self.ids) or (
+                        len(offsets) and ((offsets < 0).any() or (offsets + counts).max() > len(self._data))):
+                    raise ArchiveError(f"{self.path}: damaged feature archive (the index points outside the "
+                                       f"{len(self._data)} stored frames)")
+            else:  # format 1: positions in the utterances' concatenation, in archive order
+                offsets = np.cumsum(counts) - counts
+                self._data, self._v1_starts = f["utterances"], offsets
+                if not isinstance(self._data, h5py.Group):
+                    raise ArchiveError(f"{self.path}: 'utterances' is a dataset, expected a group")
+                here = f"{self.path}: utterances"
+                for u in self.ids:  # one dataset per utterance: each must be there, of its indexed shape
+                    ds = checked_dataset(self._data, u, here, ArchiveError, ndim=(2,), kinds="f", max_values=1 << 40)
+                    if ds.shape != (self.n_frames[u], self.n_features):
+                        raise ArchiveError(f"{here}: dataset '{u}' has shape {ds.shape}, the index and "
+                                           f"configuration say {(self.n_frames[u], self.n_features)}")
+            self._offset = dict(zip(self.ids, offsets.tolist()))
+            self._rings = {}
+            # stored in archive order with no gaps (what write_features makes): the archive's frames are
+            # one range of stored rows, starting at _base
+            self._base = int(offsets[0]) if len(offsets) else 0
+            self._in_order = bool(np.array_equal(offsets - self._base, np.cumsum(counts) - counts))
+            self._chunks = self._map_chunks() if self.format_version >= 2 else None
+        except LOADER_ERRORS as exc:
+            self._f.close()
+            if isinstance(exc, ArchiveError):
+                raise
+            raise ArchiveError(f"{self.path}: damaged feature archive ({type(exc).__name__}: {exc})") from None
+        except BaseException:
+            self._f.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if getattr(self, "_chunks", None) is not None:
+            os.close(self._chunks[2])
+            if self._chunks[4] is not None:
+                try:
+                    self._chunks[4].close()
+                except BufferError:  # blocks still viewing it keep the mapping alive until they go
+                    pass
+            self._chunks = None
+        self._f.close()
+
+    def _view(self, start: int, stop: int):
+        """Stored rows ``[start, stop)`` as a view of the mapped file, or None if they are not one span of bytes."""
+        if self._chunks is None or self._chunks[4] is None or stop <= start:
+            return None
+        rows, offsets, _, run, mapped = self._chunks
+        c0, c1 = start // rows, (stop - 1) // rows
+        if run[c0] != run[c1]:
+            return None
+        D = self.n_features
+        first = offsets[c0] + (start - c0 * rows) * 4 * D
+        return np.frombuffer(mapped, np.float32, count=(stop - start) * D, offset=first).reshape(stop - start, D)
+
+    def _release(self, block: np.ndarray) -> None:
+        """Drop the mapped pages under ``block`` (a view from :meth:`_view`) from this process: reading
+        them again maps them again from the page cache, so the resident size stays a few blocks."""
+        mapped = self._chunks[4] if self._chunks is not None else None
+        if mapped is None or not hasattr(mapped, "madvise"):
+            return
+        base = np.frombuffer(mapped, np.uint8, count=1).ctypes.data
+        lo = block.ctypes.data - base
+        hi = lo + block.nbytes
+        lo = -(-lo // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages inside the block only
+        hi = hi // mmap.PAGESIZE * mmap.PAGESIZE
+        if hi > lo:
+            mapped.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _map_chunks(self):
+        """``(rows per chunk, byte offset of each chunk, file descriptor)``, or None.
+
+        h5py's chunked reads cost about three memory copies' worth of CPU per byte, and EM streaming an
+        archive reads all of it on every pass; a plain, unfiltered chunk is just bytes at a known offset, so
+        its rows are read straight into place with ``os.preadv`` instead (the same numbers, a test checks;
+        unlike a memory map, nothing stays mapped to swell the resident size).  Any other layout (filters,
+        another driver, a chunk beyond the end of the file, no ``preadv``) is left to h5py.
+        """
+        d = self._data
+        try:
+            rows, width = d.chunks or (0, 0)
+            if (not rows or width != d.shape[1] or d.dtype != np.dtype("<f4") or self._f.driver != "sec2"
+                    or d.id.get_create_plist().get_nfilters() or not hasattr(os, "preadv")):
+                return None
+            info = sorted((d.id.get_chunk_info(i) for i in range(d.id.get_num_chunks())),
+                          key=lambda c: c.chunk_offset[0])
+            size = rows * width * 4
+            if (not info or [c.chunk_offset[0] for c in info] != list(range(0, len(d), rows))
+                    or any(c.size != size or c.filter_mask for c in info)):
+                return None
+            fd = os.open(self.path, os.O_RDONLY)
+            if max(c.byte_offset for c in info) + size > os.fstat(fd).st_size:
+                os.close(fd)
+                return None
+            offsets = np.array([c.byte_offset for c in info], np.int64)
+            # chunks stored back to back form runs: rows within one run are one contiguous span of bytes
+            run = np.maximum.accumulate(np.where(np.r_[True, np.diff(offsets) != size], np.arange(len(info)), 0))
+            try:  # private (copy-on-write) mapping: writable arrays for the kernels, the file never touched
+                mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+            except (OSError, ValueError):
+                mapped = None
+            return rows, offsets.tolist(), fd, run, mapped
+        except (AttributeError, OSError, ValueError, RuntimeError):  # an h5py without chunk queries ...
+            return None
+
+    def __contains__(self, utt) -> bool:
+        return utt in self.n_frames
+
+    @property
+    def n_features(self) -> int:
+        return self.config.n_features
+
+    @property
+    def n_frames_total(self) -> int:
+        return sum(self.n_frames.values())
+
+    # ------------------------------------------------------------------ reading rows
+    def _read(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Stored rows ``[start, stop)`` into ``out``: one read in format 2, one per utterance in format 1."""
+        if stop <= start:
+            return
+        if self._chunks is not None and out.flags.c_contiguous:
+            rows, offsets, fd = self._chunks[:3]
+            row_bytes = 4 * self.n_features
+            for c in range(start // rows, (stop - 1) // rows + 1):
+                lo, hi = max(start, c * rows), min(stop, (c + 1) * rows)
+                into = memoryview(out[lo - start:hi - start]).cast("B")
+                if os.preadv(fd, [into], offsets[c] + (lo - c * rows) * row_bytes) != len(into):
+                    raise ArchiveError(f"{self.path}: damaged feature archive (a chunk of frames is cut short)")
+            return
+        try:
+            self._read_h5py(start, stop, out)
+        except (OSError, ValueError, KeyError) as exc:  # libhdf5 on a damaged file: addresses past its end ...
+            raise ArchiveError(f"{self.path}: damaged feature archive (reading stored frames {start} to {stop}: "
+                               f"{exc})") from None
+
+    def _read_h5py(self, start: int, stop: int, out: np.ndarray) -> None:
+        if self.format_version >= 2:
+            if stop - start >= DIRECT_ROWS:  # straight into place: no temporary of this size
+                self._data.read_direct(out, source_sel=np.s_[start:stop], dest_sel=np.s_[0:stop - start])
+            else:  # h5py's slicing has a fast path; read_direct builds its selections in Python (~0.4 ms)
+                out[:stop - start] = self._data[start:stop]
+            return
+        k = int(np.searchsorted(self._v1_starts, start, side="right")) - 1
+        pos = start
+        while pos < stop:
+            while self.n_frames[self.ids[k]] == 0 or pos >= self._v1_starts[k] + self.n_frames[self.ids[k]]:
+                k += 1
+            first, last = pos - self._v1_starts[k], min(stop, self._v1_starts[k] + self.n_frames[self.ids[k]])
+            self._data[self.ids[k]].read_direct(out, source_sel=np.s_[first:first + last - pos],
+                                                dest_sel=np.s_[pos - start:last - start])
+            pos = last
+
+    def _copy(self, starts, lengths, out: np.ndarray) -> None:
+        """The stored row ranges ``[starts[i], starts[i] + lengths[i])``, concatenated in the order given, into
+        ``out``; nearby ranges are fetched by one read."""
+        starts, lengths = np.asarray(starts, np.int64), np.asarray(lengths, np.int64)
+        dest = np.cumsum(lengths) - lengths
+        order = np.argsort(starts, kind="stable")
+        s, n, d = starts[order], lengths[order], dest[order]
+        cuts = _groups(s, s + n) if len(s) else []
+        for a, b in zip(cuts, list(cuts[1:]) + [len(s)]):
+            lo, hi = s[a], (s[a:b] + n[a:b]).max()
+            if (np.diff(s[a:b]) == n[a:b - 1]).all() and (np.diff(d[a:b]) == n[a:b - 1]).all() \
+                    and hi - lo == n[a:b].sum():  # adjacent on disk and in out: read straight into place
+                self._read(lo, hi, out[d[a]:d[a] + hi - lo])
+                continue
+            buf = np.empty((hi - lo, self.n_features), np.float32)
+            self._read(lo, hi, buf)
+            for s_i, n_i, d_i in zip(s[a:b], n[a:b], d[a:b]):
+                out[d_i:d_i + n_i] = buf[s_i - lo:s_i - lo + n_i]
+
+    def _ranges(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        return (np.array([self._offset[u] for u in ids], dtype=np.int64),
+                np.array([self.n_frames[u] for u in ids], dtype=np.int64))
+
+    def __getitem__(self, utt: str) -> np.ndarray:
+        if utt not in self.n_frames:
+            raise KeyError(f"{self.path}: no utterance {utt!r}")
+        out = np.empty((self.n_frames[utt], self.n_features), np.float32)
+        self._read(self._offset[utt], self._offset[utt] + len(out), out)
+        return out
+
+    def ids_where(self, label: str | None = None, speaker: str | None = None) -> list[str]:
+        """Utterance ids with this label and/or speaker, in archive order."""
+        return [u for u in self.ids if (label is None or self.labels[u] == label)
+                and (speaker is None or self.speakers[u] == speaker)]
+
+    def by_label(self, label: str) -> dict[str, np.ndarray]:
+        ids = self.ids_where(label=label)
+        return dict(zip(ids, self.utterances(ids)))
+
+    def by_speaker(self, speaker: str) -> dict[str, np.ndarray]:
+        ids = self.ids_where(speaker=speaker)
+        return dict(zip(ids, self.utterances(ids)))
+
+    def frames(self, ids=None) -> np.ndarray:
+        """All frames of ``ids`` (default: every utterance) concatenated, float32 (n_frames, n_features)."""
+        starts, lengths = self._ranges(self.ids if ids is None else ids)
+        out = np.empty((int(lengths.sum()), self.n_features), dtype=np.float32)
+        self._copy(starts, lengths, out)
+        return out
+
+    def utterances(self, ids) -> list[np.ndarray]:
+        """The frames of each of ``ids``, in order: views into one array filled by a few large reads."""
+        ids = list(ids)
+        X = self.frames(ids)
+        return np.split(X, np.cumsum([self.n_frames[u] for u in ids])[:-1]) if ids else []
+
+    def check_ids(self, ids) -> list[str]:
+        """``ids`` as a list, or :class:`~acoustic_gmm.errors.DataError` naming those not in the archive."""
+        ids = list(ids)
+        unknown = [u for u in ids if u not in self.n_frames]
+        if unknown:
+            raise DataError(f"{len(unknown)} listed utterance(s) are not in {self.path}: {', '.join(unknown[:5])}"
+                            + (", ..." if len(unknown) > 5 else ""))
+        return ids
+
+    def subset(self, ids) -> "ArchiveSubset":
+        """The frames of utterances ``ids`` only, as a frame source (streamed, nothing loaded)."""
+        return ArchiveSubset(self, self.check_ids(ids))
+
+    def rows(self, index, ids=None) -> np.ndarray:
+        """Frames at positions ``index`` among the frames of ``ids`` (default all, in archive order); only
+        the stored rows near them are read."""
+        index = np.asarray(index, dtype=np.int64)
+        starts, lengths = self._ranges(self.ids if ids is None else ids)
+        ends = np.cumsum(lengths)
+        owner = np.searchsorted(ends, index, side="right")
+        if len(index) and (index.min() < 0 or owner.max() >= len(lengths)):
+            raise ParameterError(f"row positions must lie in [0, {int(ends[-1]) if len(ends) else 0})")
+        stored = starts[owner] + index - (ends - lengths)[owner]
+        out = np.empty((len(index), self.n_features), dtype=np.float32)
+        self._copy(stored, np.ones(len(index), np.int64), out)
+        return out
+
+    def iter_chunks(self, chunk_frames: int = 65536, ids=None, *, reuse: int = 0):
+        """Frames in blocks of ``chunk_frames`` (the last may be shorter), in the order of ``ids`` (default:
+        the archive's).  Blocks cross utterance boundaries; each is filled by a few large reads.
+
+        Each block is a new array, unless ``reuse`` > 0: then a block is valid only until ``reuse`` more
+        blocks have been taken, and the caller must be done with it by then.  A streaming EM pass does that,
+        and gets blocks without a copy: views of the memory-mapped file (at most ``MAPPED_BYTES`` of it
+        stay mapped), or where the layout does not allow it, reads into a ring of ``reuse`` buffers
+        (fresh memory would cost a page fault per 4 KiB, as much again as the read).
+        """
+        if chunk_frames < 1:
+            raise ParameterError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        in_order = ids is None and self._in_order  # then the blocks are ranges of stored rows
+        if in_order:
+            total = self.n_frames_total
+        else:
+            starts, lengths = self._ranges(self.ids if ids is None else ids)
+            ends = np.cumsum(lengths)
+            total = int(ends[-1]) if len(ends) else 0
+        # The ring's buffers outlive the call, so the next pass finds their pages already mapped; the ring is
+        # taken out of the archive while in use, so two passes at once never share one.
+        ring = self._rings.pop((chunk_frames, reuse), None) or [None] * reuse
+        views, mapped = deque(), 0  # blocks handed out as views, oldest first, and their bytes
+        try:
+            for i, b0 in enumerate(range(0, total, chunk_frames)):
+                b1 = min(b0 + chunk_frames, total)
+                slot = i % reuse if reuse else 0
+                if reuse and in_order:  # no copy at all: the block is the mapped file itself
+                    view = self._view(self._base + b0, self._base + b1)
+                    if view is not None:
+                        # Pages stay mapped up to MAPPED_BYTES, so an archive that fits is read without a
+                        # fault after the first pass; beyond, the oldest blocks (once done with) are unmapped.
+                        views.append(view)
+                        mapped += view.nbytes
+                        while len(views) > reuse and mapped > MAPPED_BYTES:
+                            mapped -= views[0].nbytes
+                            self._release(views.popleft())
+                        yield view
+                        continue
+                if reuse:
+                    if ring[slot] is None:
+                        ring[slot] = np.empty((chunk_frames, self.n_features), np.float32)
+                    block = ring[slot][:b1 - b0]
+                else:
+                    block = np.empty((b1 - b0, self.n_features), np.float32)
+                if in_order:
+                    self._read(self._base + b0, self._base + b1, block)
+                else:
+                    i0, i1 = np.searchsorted(ends, [b0, b1 - 1], side="right")
+                    s, n = starts[i0:i1 + 1].copy(), lengths[i0:i1 + 1].copy()
+                    first = b0 - (ends[i0] - lengths[i0])  # the block starts inside segment i0 ...
+                    s[0] += first
+                    n[0] -= first
+                    n[-1] -= ends[i1] - b1                 # ... and ends inside segment i1
+                    self._copy(s, n, block)
+                yield block
+        finally:
+            if reuse:
+                self._rings[chunk_frames, reuse] = ring
+
+
+def convert_archive(src, out) -> int:
+    """Rewrite the feature archive ``src`` (any format this code reads) in the current format, as ``out``.
+
+    Frames, index, manifest and skipped list are copied unchanged; ``out`` must not exist (it is
+    written to a temporary file and renamed into place).  Returns the number of utterances.
+
+    Examples
+    --------
+    ::
+
+        convert_archive("feats_v1.h5", "feats.h5")    # acoustic-gmm convert feats_v1.h5 --out feats.h5
+    """
+    out = Path(out)
+    if out.exists():
+        raise ArchiveError(f"{out}: already exists; choose a new name (the source archive is never replaced)")
+    with FeatureArchive(src) as fa:
+        def items():
+            for i in range(0, len(fa.ids), 4096):  # a few thousand utterances at a time: bounded memory
+                ids = fa.ids[i:i + 4096]
+                for u, x in zip(ids, fa.utterances(ids)):
+                    yield u, x, fa.labels[u] or None, fa.speakers[u] or None
+
+        return write_features(out, items(), config=fa.config, sample_rate=fa.sample_rate, manifest=fa.manifest,
+                              skipped=fa.skipped, data_dir=fa.data_dir)
+
+
+class ArchiveSubset:
+    """Some utterances of an open :class:`FeatureArchive` as a frame source (see :mod:`acoustic_gmm.gmm`)."""
+
+    reuses_buffers = True
+
+    def __init__(self, archive: FeatureArchive, ids: list[str]):
+        self.archive, self.ids = archive, ids
+        self.path = archive.path
+
+    @property
+    def n_features(self) -> int:
+        return self.archive.n_features
+
+    def frames(self) -> np.ndarray:
+        return self.archive.frames(self.ids)
+
+    @property
+    def n_frames_total(self) -> int:
+        return sum(self.archive.n_frames[u] for u in self.ids)
+
+    def iter_chunks(self, size: int, *, reuse: int = 0):
+        return self.archive.iter_chunks(size, self.ids, reuse=reuse)
+
+    def rows(self, index) -> np.ndarray:
+        return self.archive.rows(index, self.ids)

@@ -1,0 +1,491 @@
+"""Feature extraction for a whole data directory: parallel, resumable, atomic.
+
+The recordings, in sorted order, are cut into fixed batches.  Each batch is extracted by
+a worker process and written, atomically, as one shard file in ``OUT.partial/``; a
+finished shard is never redone.  When every batch is done the shards are merged into
+``OUT`` (written to a temporary file and renamed into place) and ``OUT.partial/`` is
+removed.  So a crash, a ``kill -9`` or Ctrl-C loses at most the batches in flight: the same
+command run again picks up where it stopped, and an ``OUT`` that already exists is never
+touched unless replacing it is asked for, and then only by the final rename.  A job that fails
+for its data (``strict=True`` stopped it, or no utterance could be extracted) leaves nothing:
+no ``OUT.partial/``, and ``OUT`` as it was.  One run at a time writes ``OUT``: it holds the lock
+file ``.OUT.lock`` beside it (:func:`acoustic_gmm.storage.locked`) from start to end, and a
+second run stops at once.
+
+Bad audio (unreadable, truncated, empty, shorter than a window, digital silence, NaN
+samples, another sample rate, a missing file) is reported per utterance and skipped;
+with ``strict=True`` the first problem stops the job.  The archive's sample rate is that of
+most recordings (or ``MfccConfig.sample_rate``, to which every file is then resampled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AcousticGMMError, ArchiveError, DataError
+from ..features._analysis import analyse_file, segment_frames, utterance_frames
+from ..features._audio import AudioFile
+from ..features._config import MfccConfig
+from ..features._frontend import frontend
+from ..features._normalise import speaker_cmvn
+from ._archive import write_features
+from ._datadir import DataDir, read_data_dir
+from ._hdf5 import (
+    FORMAT_VERSION,
+    LOADER_ERRORS,
+    atomic_h5,
+    checked_attr,
+    checked_dataset,
+    checked_json,
+    checked_values,
+    open_h5,
+)
+from ._outputs import locked
+from ._parallel import parallel_map
+
+__all__ = ["write_shard", "read_shard", "ExtractionReport", "extract_corpus", "extract_files", "extract_recording", "plan_batches", "describe_problems", "BATCH_SIZE"]
+
+
+# --------------------------------------------------------------------------- extraction shards
+
+def write_shard(path, ids: list, feats: list, *, n_features: int, problems: list, audio_seconds: float) -> None:
+    """One extracted batch, atomically: its utterances' frames concatenated, and what went wrong."""
+    import h5py
+
+    with atomic_h5(path) as f:
+        f.attrs.update(format_version=FORMAT_VERSION, content="shard", problems=json.dumps(problems),
+                       audio_seconds=audio_seconds)
+        f.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset("n_frames", data=np.array([len(x) for x in feats], dtype=np.int64))
+        f.create_dataset("feats", data=np.concatenate(feats) if feats else np.zeros((0, n_features), np.float32))
+
+
+def read_shard(path) -> tuple[list, float, list]:
+    """``(problems, audio_seconds, [(utt, frames), ...])`` of a shard written by :func:`write_shard`.
+
+    Checked before the frames are read: text ids, one non-negative count per id, counts adding up
+    to the stored frames; any damage is an :class:`~acoustic_gmm.errors.ArchiveError` naming the file.
+    """
+    path = Path(path)
+    where = str(path)
+    with open_h5(path, "shard") as f:
+        try:
+            problems = checked_json(f, "problems", where, ArchiveError, list)
+            if not all(isinstance(p, list) for p in problems):
+                raise ArchiveError(f"{path}: attribute 'problems' must be a JSON list of lists")
+            seconds = float(checked_attr(f, "audio_seconds", where, ArchiveError, "number"))
+            ids_ds = checked_dataset(f, "ids", where, ArchiveError, ndim=(1,), kinds="OS", max_values=1 << 31)
+            n_ds = checked_dataset(f, "n_frames", where, ArchiveError, ndim=(1,), kinds="iu", max_values=1 << 31)
+            feats_ds = checked_dataset(f, "feats", where, ArchiveError, ndim=(2,), kinds="f", max_values=1 << 40)
+            if ids_ds.shape != n_ds.shape:
+                raise ArchiveError(f"{path}: {len(ids_ds)} ids but {len(n_ds)} frame counts")
+            counts = checked_values(n_ds, where, ArchiveError, np.int64)
+            if (counts < 0).any() or counts.sum() != feats_ds.shape[0]:
+                raise ArchiveError(f"{path}: frame counts (total {int(counts.sum())}) do not match the "
+                                   f"{feats_ds.shape[0]} stored frames")
+            feats, pos, utterances = checked_values(feats_ds, where, ArchiveError, np.float32), 0, []
+            for utt, n in zip(checked_values(ids_ds, where, ArchiveError, None), counts):
+                utterances.append((utt.decode() if isinstance(utt, bytes) else str(utt), feats[pos:pos + n]))
+                pos += n
+        except LOADER_ERRORS as exc:
+            if isinstance(exc, ArchiveError):
+                raise
+            raise ArchiveError(f"{path}: damaged extraction shard ({type(exc).__name__}: {exc})") from None
+    return [tuple(p) for p in problems], seconds, utterances
+
+
+BATCH_SIZE = 256  # recordings per shard: a crash loses little, and per-shard costs (~6 ms) stay small
+
+
+JOB_FILE = "job.json"
+
+
+@dataclass
+class ExtractionReport:
+    """What an extraction did: counts, time, and every utterance it skipped with the reason."""
+
+    out: Path
+    n_utterances: int
+    n_frames: int
+    audio_seconds: float
+    seconds: float
+    batches_done_before: int = 0
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (utt, path, reason)
+
+    def summary(self) -> str:
+        speed = self.audio_seconds / self.seconds if self.seconds > 0 else float("inf")
+        lines = [f"{self.out}: {self.n_utterances} utterances, {self.n_frames:,} frames, "
+                 f"{self.audio_seconds / 60:.1f} min of audio in {self.seconds:.1f} s ({speed:,.0f}x real time)"]
+        if self.batches_done_before:
+            lines.append(f"resumed: {self.batches_done_before} batch(es) were already done")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} utterance(s) ({_kind_counts(self.skipped)}):")
+            lines += [f"  {utt} ({path}): {reason}" for utt, path, reason in self.skipped[:20]]
+            if len(self.skipped) > 20:
+                lines.append(f"  ... and {len(self.skipped) - 20} more (all are listed in the archive)")
+        return "\n".join(lines)
+
+
+def plan_batches(dd: DataDir, batch_size: int = BATCH_SIZE) -> list[list[tuple]]:
+    """Recordings in sorted order, ``batch_size`` at a time: ``[(rec, path, [(utt, start, end)...])...]``."""
+    per_rec: dict[str, list] = {}
+    for utt in dd.utterances:
+        rec, _, start, end = dd.source(utt)
+        per_rec.setdefault(rec, []).append((utt, start, end))
+    recs = [(rec, str(dd.wav[rec]), sorted(per_rec[rec], key=lambda u: (u[1] or 0.0, u[0])))
+            for rec in sorted(per_rec)]
+    return [recs[i:i + batch_size] for i in range(0, len(recs), batch_size)]
+
+
+def _reason(exc: Exception, path: str) -> str:
+    text = str(exc)
+    return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
+
+
+def _check_file(path) -> None:
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory, not an audio file")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+
+
+def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate: int, *, given_rate: bool = False):
+    """Frames of each utterance of one recording, and the seconds of audio read.
+
+    The file is read a block at a time (:func:`~acoustic_gmm.features.analyse_file`): memory is
+    the recording's frames, not its samples, so hours-long recordings are fine.
+
+    ``given_rate``: ``sample_rate`` was fixed by the caller (the rate a model set was trained at), not
+    chosen from the corpus, and a file at another rate is told so.
+
+    Returns ``([(utt, frames or None, reason or None), ...], seconds)``.
+    """
+    duration = 0.0
+    try:
+        _check_file(rec_path)
+        with AudioFile(rec_path) as audio:
+            sr = audio.sample_rate
+            duration = audio.n_samples / sr
+            if config.sample_rate is None and sr != sample_rate and given_rate:
+                raise DataError(f"{rec_path}: sample rate {sr} Hz, but the models were trained on {sample_rate} Hz "
+                                f"audio: resample the file to {sample_rate} Hz first")
+            if config.sample_rate is None and sr != sample_rate:
+                raise DataError(f"{rec_path}: sample rate {sr} Hz differs from the archive's {sample_rate} Hz "
+                                f"(the rate of most recordings): pass --sample-rate {sample_rate} "
+                                f"(MfccConfig.sample_rate) to resample every file to {sample_rate} Hz, "
+                                f"or --sample-rate {sr} to resample every file to {sr} Hz")
+            analysis = analyse_file(audio, config=config)
+        duration = analysis.duration
+        if len(utts) == 1 and utts[0][1] is None:
+            return [(utts[0][0], utterance_frames(analysis), None)], duration
+        feats = segment_frames(analysis, [(s, e) for _, s, e in utts])
+    except DataError as exc:
+        return [(utt, None, _reason(exc, rec_path)) for utt, _, _ in utts], duration
+    out = []
+    for (utt, start, end), f in zip(utts, feats):
+        if start >= duration:
+            out.append((utt, None, f"segment {start:g}-{end:g} s starts after the recording's end ({duration:.3f} s)"))
+        elif len(f) == 0:
+            out.append((utt, None, f"segment {start:g}-{end:g} s has no frames left after VAD"))
+        else:
+            out.append((utt, f, None))
+    return out, duration
+
+
+def _run_batch(task) -> dict:
+    """Extract one batch and write its shard atomically (runs in a worker process)."""
+    index, batch, config_json, sample_rate, shard, strict = task
+    config = MfccConfig.from_json(config_json)
+    ids, feats, problems, seconds = [], [], [], 0.0
+    for _, path, utts in batch:
+        results, duration = extract_recording(path, utts, config, sample_rate)
+        for utt, frames, reason in results:
+            if reason is not None:
+                if strict:
+                    raise DataError(f"{utt} ({path}): {reason}")
+                problems.append((utt, path, reason))
+            else:
+                ids.append(utt)
+                feats.append(frames)
+        seconds += duration
+    write_shard(shard, ids, feats, n_features=config.n_features, problems=problems, audio_seconds=seconds)
+    return {"index": index, "n": sum(len(u) for _, _, u in batch)}
+
+
+_run_batch.preload = ("h5py",)  # write_shard's; see parallel_map
+
+
+def _extract_files_batch(task) -> list:
+    paths, config_json, sample_rate, given = task
+    config = MfccConfig.from_json(config_json)
+    return [extract_recording(p, [(p, None, None)], config, sample_rate, given_rate=given)[0][0][1:] for p in paths]
+
+
+def extract_files(paths, *, config: MfccConfig | None = None, jobs: int | None = None,
+                  sample_rate: int | None = None, batch_size: int = BATCH_SIZE, one_speaker: bool = False) -> list:
+    """Features of many audio files in parallel: ``[(frames or None, reason or None), ...]`` in order.
+
+    A file that cannot be used gets ``None`` and the reason.  Without ``config.sample_rate``,
+    every file must have the rate of most of the readable ones (or ``sample_rate`` if given).
+    With ``cmvn="speaker"`` each file is its own speaker, unless ``one_speaker`` says they are all
+    one speaker's: then they are normalised together, as :func:`extract_corpus` would.
+
+    Examples
+    --------
+    ::
+
+        results = extract_files(["a.wav", "b.wav"], config=MfccConfig())
+        [None if x is None else x.shape for x, why in results]   # [(98, 39), None]
+    """
+    config = config or MfccConfig()
+    together = one_speaker and config.cmvn == "speaker"
+    worker_config = dataclasses.replace(config, cmvn="none") if together else config
+    paths = [str(p) for p in paths]
+    given = sample_rate is not None
+    sample_rate = sample_rate or _corpus_rate(config, paths)
+    frontend(config, sample_rate)
+    tasks = [(paths[i:i + batch_size], worker_config.to_json(), sample_rate, given)
+             for i in range(0, len(paths), batch_size)]
+    with parallel_map(_extract_files_batch, tasks, jobs) as results:
+        out = [item for batch in results for item in batch]
+    if together and any(x is not None for x, _ in out):
+        mean, scale = speaker_cmvn(("", x) for x, _ in out if x is not None)[""]
+        out = [(x if x is None else ((x - mean) * scale).astype(np.float32), why) for x, why in out]
+    return out
+
+
+def _corpus_rate(config: MfccConfig, paths) -> int:
+    """The sample rate to extract at: the configured one, or that of most of the readable files.
+
+    Only the headers are read (a WAV header with numpy, anything else with soundfile): a few tens
+    of microseconds a file.  A tie goes to the rate met first in ``paths``' order.
+    """
+    if config.sample_rate:
+        return config.sample_rate
+    from collections import Counter
+
+    rates: Counter = Counter()
+    problems = []
+    for path in paths:
+        try:
+            _check_file(path)
+            with AudioFile(path) as audio:
+                rates[audio.sample_rate] += 1
+        except Exception as exc:  # unreadable, missing, empty: its batch reports it
+            problems.append((os.path.basename(path), path, _reason(exc, path)))
+    if not rates:
+        raise DataError(f"none of the {len(paths)} audio file(s) can be read; nothing to extract: "
+                        + describe_problems(problems))
+    return rates.most_common(1)[0][0]
+
+
+_KINDS = [("file not found", "file not found"), ("is a directory", "a directory, not a file"),
+          ("cannot read audio", "cannot read audio"),
+          ("truncated", "truncated"), ("no samples", "no samples"), ("digital silence", "digital silence"),
+          ("NaN or inf", "NaN or inf samples"), ("shorter than one", "shorter than one analysis window"),
+          ("sample rate", "another sample rate"), ("after VAD", "no frames left after VAD"),
+          ("after the recording's end", "segment after the recording's end")]
+
+
+def _kind(reason: str) -> str:
+    for needle, kind in _KINDS:
+        if needle in reason:
+            return kind
+    return reason.split(":")[0][:60]
+
+
+def _kind_counts(problems) -> str:
+    """How many ``(utt, path, reason)`` problems of each kind: "3 digital silence, 1 file not found"."""
+    from collections import Counter
+
+    return ", ".join(f"{n} {kind}" for kind, n in Counter(_kind(r) for _, _, r in problems).most_common())
+
+
+def describe_problems(problems, first: int = 3) -> str:
+    """``(utt, path, reason)`` problems in a line: how many of each kind, then the first few in full."""
+    counts = _kind_counts(problems)
+    shown = "; ".join(f"{u} ({p}): {r}" for u, p, r in problems[:first])
+    more = f"; ... and {len(problems) - first} more" if len(problems) > first else ""
+    return f"{counts}; first problems: {shown}{more}"
+
+
+def _job_description(dd: DataDir, config: MfccConfig, batch_size: int) -> dict:
+    tables = json.dumps(dd.tables(), sort_keys=True).encode()
+    return {"config": config.to_dict(), "data_dir": str(dd.path.resolve()), "batch_size": batch_size,
+            "tables_sha1": hashlib.sha1(tables).hexdigest()}
+
+
+def _same_setting(key: str, before, now) -> bool:
+    if key == "config" and isinstance(before, dict):  # a job file from before a new field: it has the default
+        from ..features._config import MfccConfig
+
+        try:
+            return MfccConfig.from_dict(before) == MfccConfig.from_dict(now)
+        except AcousticGMMError:
+            return False
+    return before == now
+
+
+def _prepare_partial(partial: Path, job: dict) -> None:
+    job_file = partial / JOB_FILE
+    if partial.exists():
+        try:
+            before = json.loads(job_file.read_text())
+        except (OSError, ValueError):
+            raise ArchiveError(f"{partial}: an unfinished extraction without a readable {JOB_FILE}; "
+                               f"delete the folder to start over") from None
+        differ = [k for k in job if k != "sample_rate" and not _same_setting(k, before.get(k), job[k])]
+        if differ:
+            raise ArchiveError(f"{partial}: an unfinished extraction with other settings ({', '.join(differ)} "
+                               f"differ); rerun it with the same ones, or delete the folder to start over")
+        return
+    partial.mkdir(parents=True)
+    tmp = partial / (JOB_FILE + ".tmp")
+    tmp.write_text(json.dumps(job, indent=1, sort_keys=True))
+    os.replace(tmp, job_file)
+
+
+def _progress_bar(total: int, enabled: bool | None):
+    from tqdm import tqdm
+
+    # disable=None: tqdm shows the bar on a terminal and stays quiet when output is a file or pipe.
+    return tqdm(total=total, unit="utt", desc="features", disable=None if enabled is None else not enabled,
+                file=sys.stderr, leave=False)
+
+
+def extract_corpus(data_dir, out, *, config: MfccConfig | None = None, jobs: int | None = None,
+                   strict: bool = False, overwrite: bool = False, batch_size: int = BATCH_SIZE,
+                   progress: bool | None = None, client=None) -> ExtractionReport:
+    """Extract features for every utterance of ``data_dir`` into the archive ``out``.
+
+    Parameters
+    ----------
+    jobs : worker processes (default: all cores); 1 runs in this process.
+    strict : stop at the first bad utterance instead of reporting and skipping it.
+    overwrite : replace an existing ``out`` (only once the new archive is complete).
+    progress : progress bar; None shows it only on a terminal.
+    client : a ``dask.distributed.Client`` or a scheduler address: batches run as tasks on its workers,
+        which must see the audio and ``out``'s folder at the same paths (a shared file system); the
+        merge runs here.
+
+    Examples
+    --------
+    ::
+
+        report = extract_corpus("data/train", "feats.h5", config=MfccConfig(vad=True))
+        print(report.summary())
+    """
+    t0 = time.perf_counter()
+    config = config or MfccConfig()
+    dd = read_data_dir(data_dir)
+    out = Path(out)
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)  # for the lock file, and OUT.partial/
+    # One run per output: a second one stops here, before it looks at OUT or OUT.partial/.
+    with locked(out):
+        if out.exists() and not overwrite:
+            raise ArchiveError(f"{out}: already exists; remove it or pass overwrite (--overwrite) to replace it")
+        out = out.resolve()  # workers elsewhere write their shards by this path
+        partial = out.parent / (out.name + ".partial")
+        batches = plan_batches(dd, batch_size)
+        job = _job_description(dd, config, batch_size)
+        _prepare_partial(partial, job)  # refuses another job's folder without touching it
+        try:
+            report, done_before = _extract(dd, out, partial, batches, config, jobs, strict, progress, client)
+        except (KeyboardInterrupt, OSError) as exc:
+            if isinstance(exc, AcousticGMMError):
+                shutil.rmtree(partial, ignore_errors=True)
+            else:  # interrupted, or the disk/system failed: finished shards are kept, to resume from
+                _remove_temporaries(partial)
+            raise
+        except BaseException:  # bad data (--strict, nothing extracted), a bug: nothing to resume
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        shutil.rmtree(partial)
+    report.seconds = time.perf_counter() - t0
+    report.batches_done_before = done_before
+    return report
+
+
+def _remove_temporaries(partial: Path) -> None:
+    """Temporary files of writers that were stopped (every worker is gone by now)."""
+    for tmp in partial.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _extract(dd: DataDir, out: Path, partial: Path, batches, config: MfccConfig, jobs, strict, progress, client):
+    saved = json.loads((partial / JOB_FILE).read_text())
+    if "sample_rate" not in saved:  # fixed once, so a resumed job keeps the rate it started with
+        saved["sample_rate"] = _corpus_rate(config, [path for b in batches for _, path, _ in b])
+        tmp = partial / (JOB_FILE + ".tmp")
+        tmp.write_text(json.dumps(saved, indent=1, sort_keys=True))
+        os.replace(tmp, partial / JOB_FILE)
+    sample_rate = saved["sample_rate"]
+
+    shards = [partial / f"batch-{i:06d}.h5" for i in range(len(batches))]
+    pending = [i for i, s in enumerate(shards) if not s.exists()]
+    # Speaker CMVN needs every utterance of a speaker: workers leave the frames as they are, the merge normalises.
+    worker_config = dataclasses.replace(config, cmvn="none") if config.cmvn == "speaker" else config
+    tasks = [(i, batches[i], worker_config.to_json(), sample_rate, str(shards[i]), strict) for i in pending]
+    frontend(config, sample_rate)  # filters and imports built once, here, and inherited by forked workers
+    sizes = [sum(len(u) for _, _, u in b) for b in batches]
+    with contextlib.ExitStack() as stack:
+        if client is not None:
+            from ._parallel import connect
+
+            client = stack.enter_context(connect(client))
+        bar = stack.enter_context(_progress_bar(sum(sizes), progress))
+        bar.update(sum(sizes) - sum(sizes[i] for i in pending))
+        results = stack.enter_context(parallel_map(_run_batch, tasks, jobs, client))
+
+        def finished_shards():
+            todo = set(pending)
+            for i, shard in enumerate(shards):
+                if i in todo:
+                    bar.update(next(results)["n"])
+                yield shard
+
+        report = _merge(dd, finished_shards(), out, config, sample_rate, partial)
+    return report, len(batches) - len(pending)
+
+
+def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int, tmp_dir: Path) -> ExtractionReport:
+    """Copy the shards, in order, into the archive ``out`` (its temporary file lives in ``tmp_dir``)."""
+    problems, totals = [], {"frames": 0, "audio": 0.0}
+    norm = None
+    if config.cmvn == "speaker":
+        shards = list(shards)  # every shard first: a speaker's statistics span them all
+        norm = speaker_cmvn((dd.utt2spk.get(u, u), x) for shard in shards for u, x in read_shard(shard)[2])
+
+    def items():
+        # a shard's problems count even when none of its utterances could be extracted
+        n = 0
+        for shard_problems, seconds, utterances in map(read_shard, shards):
+            problems.extend(shard_problems)
+            totals["audio"] += seconds
+            for utt, frames in utterances:
+                totals["frames"] += len(frames)
+                if norm is not None:
+                    mean, scale = norm[dd.utt2spk.get(utt, utt)]
+                    frames = ((frames - mean) * scale).astype(np.float32)
+                n += 1
+                yield utt, frames, dd.utt2label.get(utt), dd.utt2spk.get(utt)
+        if n == 0:  # raised inside write_features: its temporary file goes, and ``out`` is never replaced
+            raise DataError(f"{dd.path}: no utterance could be extracted from its {len(problems)} utterance(s): "
+                            + describe_problems(problems))
+
+    n = write_features(out, items(), config=config, sample_rate=sample_rate, manifest=dd.tables(), skipped=problems,
+                       data_dir=str(dd.path.resolve()), tmp_dir=tmp_dir)
+    return ExtractionReport(out, n, totals["frames"], totals["audio"], 0.0, 0, problems)

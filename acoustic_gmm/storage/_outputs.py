@@ -1,0 +1,163 @@
+"""Writing results safely: one policy for every file acoustic_gmm writes.
+
+A result is written to a temporary file beside it and renamed into place, so a crash leaves the old file or
+the new one, never part of one; it gets the permissions the umask gives (``mkstemp`` alone would make it
+0600); and it is written under a lock file (``.NAME.lock`` beside it, held with ``filelock``, the
+field's cross-platform answer), so two runs writing one output do not both claim success: the second
+stops at once and says so.  Holding the lock also tells a writer that any ``.NAME.*.tmp`` beside the
+output was left by a run that was killed, and it removes them.
+
+The command line adds the rules of :func:`check_outputs`: an existing output is kept unless the user
+says ``--overwrite``, an output may not be one of the command's inputs, and missing directories are made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import OutputError
+
+__all__ = ["locked", "atomic_path", "save_png", "check_outputs"]
+
+
+_HELD: dict = {}  # lock-file path -> the FileLock this process holds on it (so locking again is re-entrant)
+
+
+def _lock_file(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold the lock of the output ``path`` for the ``with`` block.
+
+    Re-entrant within a process (a command locks its output for its whole run, and the writer inside
+    locks it again).  Raises :class:`~acoustic_gmm.errors.OutputError` at once if another process holds it.
+
+    Examples
+    --------
+    ::
+
+        with locked("ubm.h5"):          # a second run on ubm.h5 now stops with a one-line message
+            model = train(...)
+            model.save("ubm.h5")
+    """
+    from filelock import FileLock, Timeout
+
+    path = Path(path).absolute()
+    key = str(_lock_file(path))
+    lock = _HELD.get(key) or FileLock(key, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputError(f"{path}: another acoustic-gmm run is writing it (lock file {key}); wait for it to "
+                          f"finish or choose another output") from None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create its lock file {key} ({exc.strerror or exc})") from None
+    _HELD[key] = lock
+    try:
+        yield
+    finally:
+        if lock.lock_counter == 1:
+            # Gone with the last release, so no lock file is left beside the output.  Unlinked while still
+            # held: a run that opened the old file meanwhile finds it unlinked (filelock checks) and tries again.
+            _HELD.pop(key, None)
+            with contextlib.suppress(OSError):
+                os.unlink(key)
+        lock.release()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, tmp_dir=None):
+    """A temporary path to write ``path``'s new content to; renamed onto ``path`` only if the block succeeds.
+
+    The temporary file is beside ``path`` (or in ``tmp_dir``, on the same file system), hidden, and removed
+    on every way out of the block; the output's lock is held throughout, and temporary files of ``path``
+    left by killed runs are removed first.  The result has the permissions ``open`` would give it.
+
+    Examples
+    --------
+    ::
+
+        with atomic_path("scores.txt") as tmp:
+            Path(tmp).write_text(text)
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory; give a file name")
+    where = Path(tmp_dir) if tmp_dir else (path.parent if str(path.parent) else Path("."))
+    if not where.is_dir():
+        raise OutputError(f"{path}: directory {where} does not exist")
+    with locked(path):
+        for stale in where.glob(f".{path.name}.*.tmp"):  # we hold the lock: their writers are gone
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=where)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write in {where} ({exc.strerror or exc})") from None
+        os.close(fd)
+        try:
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+def save_png(fig, path) -> None:
+    """Save a matplotlib figure as a PNG through :func:`atomic_path`, and close it (pictures: confusion, DET)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
+
+
+def check_outputs(outputs: dict, inputs=(), *, overwrite: bool = False, option: str = "--overwrite") -> None:
+    """The command line's rules for the files a command is about to write.
+
+    ``outputs`` maps each output path (None: not asked for) to how the user named it (``"--out"``).  Raises
+    :class:`~acoustic_gmm.errors.OutputError` if one is a directory, exists and ``overwrite`` is false, or is
+    one of ``inputs``; makes missing parent directories.
+
+    Examples
+    --------
+    ::
+
+        check_outputs({"models.h5": "--out"}, ["feats.h5"], overwrite=False)
+    """
+    named = [(Path(p), how) for p, how in outputs.items() if p is not None]
+    ins = [Path(p) for p in inputs if p is not None]
+    for path, how in named:
+        for other in ins:
+            if path.exists() and other.exists() and os.path.samefile(path, other) \
+                    or path.absolute() == other.absolute():
+                raise OutputError(f"{how} {path}: is also an input of this command; write the result elsewhere")
+        if path.is_dir():
+            raise OutputError(f"{how} {path}: is a directory; give a file name")
+        if path.exists() and not overwrite:
+            raise OutputError(f"{how} {path}: exists; pass {option} to replace it (the old file stays until the "
+                              f"new one is complete)")
+    seen = set()
+    for path, how in named:
+        if path.absolute() in seen:
+            raise OutputError(f"{how} {path}: named for two outputs of this command")
+        seen.add(path.absolute())
+        try:
+            path.absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{how} {path}: cannot make its directory ({exc.strerror or exc})") from None
