@@ -30,6 +30,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/bench_stream.py
 	$(PY) bench/bench_corpus.py --data $(DATA)
 	$(PY) bench/bench_ivector.py
+	$(PY) bench/bench_fuzz.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -54,7 +54,7 @@ def main() -> None:
         fa = FeatureArchive(tmp / "f.h5")
         train = [u for u in fa.ids if int(u.split("_")[2]) >= 5]
         test = [u for u in fa.ids if int(u.split("_")[2]) < 5]
-        ms = train_model_set(fa, label_key="label", n_components=16, ids=train, progress=False)
+        ms = train_model_set(fa, label_key="label", slices=1, n_components=16, ids=train, progress=False)
         ms.save(tmp / "models.h5")
         cli = Path(sys.executable).with_name("acoustic-gmm")
         cold = best_of(lambda: subprocess.run([str(cli), "classify", str(tmp / "models.h5"), str(wavs[0])],

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_em import CpuMeter, machine_facts, wait_for_quiet  # noqa: E402  (same directory)
 
 from acoustic_gmm.gmm import DiagGMM  # noqa: E402
-from acoustic_gmm.speaker import BWStats, IvectorExtractor  # noqa: E402
-from acoustic_gmm.speaker._ivector import _ubm_id
+from acoustic_gmm.speaker import IvectorExtractor
+from acoustic_gmm.speaker._ivector import BWStats, _ubm_id
 
 EXTRACT_TARGET = 10.0
 

@@ -71,13 +71,7 @@ def inertia(Z: np.ndarray, C: np.ndarray) -> float:
 
 
 def run(n: int, k: int, d: int, repeats: int, sklearn: bool) -> dict:
-    from acoustic_gmm.gmm import (
-        accumulate,
-        global_stats,
-        kmeans_init,
-        m_step,
-        variance_floor,
-    )
+    from acoustic_gmm.gmm import accumulate, global_stats, kmeans_init, m_step, variance_floor
     from acoustic_gmm.gmm._init import _sample_rows
 
     X = make_data(n, d)

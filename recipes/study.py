@@ -21,7 +21,8 @@ def accuracy(train, train_ids, test, test_ids, model, *, priors: bool = False) -
     k, s, states, floor = MODELS[model]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ms = train_model_set(train, n_components=k, n_slices=s, states=states, ids=train_ids, priors=priors,
+        ms = train_model_set(train, n_components=k, states=s if states else None, slices=None if states else s,
+                             state_training=states or "baum-welch", ids=train_ids, priors=priors,
                              reject_quantile=None, progress=False, var_floor=floor)
     predicted = ms.predict(test.utterances(test_ids))
     return float(np.mean([p == test.labels[u] for p, u in zip(predicted, test_ids)]))

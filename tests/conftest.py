@@ -116,3 +116,10 @@ def fsdd(tmp_path_factory):
     test = [u for u in fa.ids if int(u.split("_")[2]) < 5]
     yield tmp, fa, train, test
     fa.close()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests on the 900-file FSDD extraction (the ``fsdd`` fixture) are slow: ``pytest -m "not slow"`` skips them."""
+    for item in items:
+        if "fsdd" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

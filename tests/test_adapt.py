@@ -9,15 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.classes import (
-    MllrStats,
-    ModelSet,
-    adapt_model_set,
-    evaluate,
-    score_by_speaker,
-    train_model_set,
-    transform_means,
-)
+from acoustic_gmm.classes import ModelSet, adapt_model_set, evaluate, train_model_set
+from acoustic_gmm.classes._adapt import MllrStats, transform_means
+from acoustic_gmm.classes._evaluation import score_by_speaker
 from acoustic_gmm.cli import main
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.gmm import DiagGMM
@@ -124,7 +118,7 @@ def test_adaptation_rescues_a_held_out_speaker_on_real_speech(fsdd, tmp_path):
     """Digits of five speakers, tested on the sixth (nicolas, Belgian accent), features without CMN."""
     _, fa, _, _ = fsdd
     held_out = [u for u in fa.ids if fa.speakers[u] == "nicolas"]
-    ms = train_model_set(fa, label_key="label", n_components=8, ids=[u for u in fa.ids if fa.speakers[u] != "nicolas"],
+    ms = train_model_set(fa, label_key="label", slices=1, n_components=8, ids=[u for u in fa.ids if fa.speakers[u] != "nicolas"],
                          progress=False, var_floor=1e-3)  # the figures below were measured at this floor
     before = evaluate(ms, fa, held_out)
     after = evaluate(ms, fa, held_out, adapt={})
@@ -147,7 +141,7 @@ def test_cli_classify_adapts_to_the_inputs(make_corpus, tmp_path):
     signals = {f"{c}_{i}": tone(0.6, freq=f, seed=i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(6)}
     data, paths = make_corpus(signals)
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
-    ms = train_model_set(tmp_path / "f.h5", label_key="label", n_components=2, progress=False, jobs=1)
+    ms = train_model_set(tmp_path / "f.h5", label_key="label", slices=1, n_components=2, progress=False, jobs=1)
     ms.save(tmp_path / "m.h5")
     # a "new speaker": the same tones, a little higher
     new = {f"{c}_new{i}": tone(0.6, freq=f * 1.06, seed=10 + i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(6)}
@@ -169,7 +163,7 @@ def test_cli_classify_adapt_normalises_audio_files_as_one_speaker(make_corpus, t
                for i in range(5)}
     data, paths = make_corpus(signals, speakers={u: "one" for u in signals})
     extract_corpus(data, tmp_path / "f.h5", config=MfccConfig(cmvn="speaker"), progress=False, jobs=1)
-    ms = train_model_set(tmp_path / "f.h5", label_key="label", n_components=2, progress=False, jobs=1)
+    ms = train_model_set(tmp_path / "f.h5", label_key="label", slices=1, n_components=2, progress=False, jobs=1)
     ms.save(tmp_path / "m.h5")
     runner = CliRunner()
     from_audio = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), *[str(paths[u]) for u in sorted(signals)],

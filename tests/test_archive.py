@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from acoustic_gmm import GMM
-from acoustic_gmm.errors import ArchiveError, DataError
+from acoustic_gmm.errors import ArchiveError, DataError, OutputError
 from acoustic_gmm.features import MfccConfig
-from acoustic_gmm.gmm import ArrayFrames, parse_size, within_budget
+from acoustic_gmm.gmm._sources import ArrayFrames, parse_size, within_budget
 from acoustic_gmm.speaker import train_ubm
 from acoustic_gmm.storage import FeatureArchive, convert_archive, write_features
 
@@ -142,9 +142,11 @@ def test_a_damaged_index_or_newer_format_is_an_error_naming_the_file(tmp_path, b
 def test_convert_never_replaces_an_existing_file(tmp_path, both):
     keep = tmp_path / "keep.h5"
     keep.write_bytes(b"precious")
-    with pytest.raises(ArchiveError, match="keep.h5: already exists"):
+    with pytest.raises(OutputError, match=r"keep\.h5: exists; pass overwrite=True to replace it"):
         convert_archive(both[0], keep)
     assert keep.read_bytes() == b"precious"
+    with pytest.raises(OutputError, match="is also an input"):
+        convert_archive(both[0], both[0], overwrite=True)
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +209,7 @@ def test_chunks_read_directly_from_the_file_are_what_h5py_reads(mixture_archive)
         ids = fa.ids[7:300:11]
         expect = np.concatenate([stored[fa._offset[u]:fa._offset[u] + fa.n_frames[u]] for u in ids])
         fast = fa.frames(), fa.frames(ids), np.vstack(list(fa.iter_chunks(3000, ids)))
-        os.close(fa._chunks[2])
+        os.close(fa._chunks.fd)
         fa._chunks = None  # h5py's own reads, for comparison
         slow = fa.frames(), fa.frames(ids), np.vstack(list(fa.iter_chunks(3000, ids)))
     for a, b, want in zip(fast, slow, (stored, expect, expect)):
@@ -227,22 +229,23 @@ def test_streaming_blocks_are_views_of_the_mapped_file_where_the_layout_allows(t
     of chunks come straight from the mapped file, a block across two runs is read into a ring buffer;
     either way the values and EM's result are the in-memory ones."""
     from acoustic_gmm.storage import _archive as archive
+    from acoustic_gmm.storage import _archive_write
 
     # small chunks, appended a few at a time: HDF5 puts the chunk index's new nodes between them
-    monkeypatch.setattr(archive, "WRITE_ROWS", 3000)
-    monkeypatch.setattr(archive, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(_archive_write, "WRITE_ROWS", 3000)
+    monkeypatch.setattr(_archive_write, "CHUNK_ROWS", 64)
     rng = np.random.default_rng(5)
     utts = [(f"u{i:03d}", rng.normal(i % 3, 1, size=(int(rng.integers(20, 90)), 4)).astype(np.float32), None, None)
             for i in range(400)]
     write_features(tmp_path / "a.h5", utts, config=MfccConfig(n_mfcc=4, n_mels=8, deltas=0), sample_rate=8000)
     with FeatureArchive(tmp_path / "a.h5") as fa:
-        mapped = np.frombuffer(fa._chunks[4], np.uint8)
+        mapped = np.frombuffer(fa._chunks.mapped, np.uint8)
 
         def in_map(block):
             return mapped.ctypes.data <= block.ctypes.data < mapped.ctypes.data + len(mapped)
 
         X = fa.frames()
-        runs = fa._chunks[3]
+        runs = fa._chunks.run
         assert 1 < len(set(runs.tolist())) < len(runs)  # some chunks back to back, some not
         released = []
         release = fa._release
@@ -286,3 +289,16 @@ def test_a_read_past_the_end_of_a_damaged_file_is_an_archive_error(mixture_archi
         with pytest.raises(ArchiveError, match=rf"{mixture_archive}: damaged feature archive \(reading stored frames "
                                                rf"0 to \d+: Can't synchronously read data \(addr overflow"):
             fa.frames()
+
+
+def test_one_utterance_by_id_the_same_every_way(tmp_path):
+    rng = np.random.default_rng(3)
+    utts = [(f"u{i}", rng.normal(size=(5 + i, 4)).astype(np.float32), "a", "s") for i in range(3)]
+    write_features(tmp_path / "a.h5", utts, config=MfccConfig(n_mfcc=4, n_mels=8, deltas=0), sample_rate=8000)
+    with FeatureArchive(tmp_path / "a.h5") as fa:
+        np.testing.assert_array_equal(fa.frames("u1"), utts[1][1])  # one id, as README shows it
+        np.testing.assert_array_equal(fa["u1"], utts[1][1])
+        np.testing.assert_array_equal(fa.utterances(["u1"])[0], utts[1][1])
+        np.testing.assert_array_equal(fa.frames(["u2", "u0"]), np.vstack([utts[2][1], utts[0][1]]))
+        with pytest.raises(DataError, match=r"1 listed utterance\(s\) are not in .*a\.h5: nobody"):
+            fa.frames("nobody")

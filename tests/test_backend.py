@@ -9,15 +9,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from acoustic_gmm import DataError, NotFittedError, ParameterError
-from acoustic_gmm.speaker import (
-    PLDA,
-    Backend,
-    cosine_scores,
-    eer,
-    lda,
-    length_norm,
-    wccn,
-)
+from acoustic_gmm.speaker import PLDA, Backend, cosine_scores, eer, lda, length_norm, wccn
 
 
 def random_spd(rng, eigenvalues):

@@ -15,13 +15,7 @@ from acoustic_gmm import DataError, ManifestError, ParameterError
 from acoustic_gmm.classes import ModelSet, evaluate, slice_of_frames, train_model_set
 from acoustic_gmm.cli import main
 from acoustic_gmm.features import MfccConfig
-from acoustic_gmm.storage import (
-    FeatureArchive,
-    extract_corpus,
-    read_htk_lab,
-    read_phn,
-    write_data_dir,
-)
+from acoustic_gmm.storage import FeatureArchive, extract_corpus, read_htk_lab, read_phn, write_data_dir
 
 from .conftest import needs_fsdd, tone
 
@@ -29,7 +23,7 @@ from .conftest import needs_fsdd, tone
 @needs_fsdd
 def test_digits_on_real_speech(fsdd):
     _, fa, train, test = fsdd
-    ms = train_model_set(fa, label_key="label", n_components=8, ids=train, progress=False)
+    ms = train_model_set(fa, label_key="label", slices=1, n_components=8, ids=train, progress=False)
     m = evaluate(ms, fa, test)
     assert m["n"] == 300 and m["accuracy"] >= 0.97  # measured: 97.3 % (8 errors in 300)
     assert set(m["per_class_accuracy"]) == set("0123456789")
@@ -40,7 +34,7 @@ def test_digits_on_real_speech(fsdd):
 @needs_fsdd
 def test_stacked_scores_equal_each_model_scored_alone(fsdd):
     _, fa, train, test = fsdd
-    ms = train_model_set(fa, label_key="speaker", n_components=4, n_slices=3, ids=train, progress=False,
+    ms = train_model_set(fa, label_key="speaker", n_components=4, slices=3, ids=train, progress=False,
                          reject_quantile=None)
     utts = [fa[u] for u in test[:20]]
     scores = ms.score(utts)
@@ -58,7 +52,7 @@ def test_stacked_scores_equal_each_model_scored_alone(fsdd):
 def test_reject_rule_turns_away_an_unseen_speaker(fsdd):
     _, fa, train, test = fsdd
     unseen = "nicolas"
-    ms = train_model_set(fa, label_key="speaker", n_components=16, ids=[u for u in train if unseen not in u],
+    ms = train_model_set(fa, label_key="speaker", slices=1, n_components=16, ids=[u for u in train if unseen not in u],
                          reject_quantile=0.05,
                          progress=False)
     known = ms.rejected(ms.score([fa[u] for u in test if unseen not in u])).mean()
@@ -72,7 +66,7 @@ def test_reject_rule_turns_away_an_unseen_speaker(fsdd):
 @needs_fsdd
 def test_model_set_save_load_keeps_everything(fsdd, tmp_path):
     _, fa, train, test = fsdd
-    ms = train_model_set(fa, label_key="label", n_components=4, n_slices=2, ids=train, priors=True, progress=False)
+    ms = train_model_set(fa, label_key="label", n_components=4, slices=2, ids=train, priors=True, progress=False)
     ms.save(tmp_path / "m.h5")
     back = ModelSet.load(tmp_path / "m.h5")
     assert back.classes == ms.classes and back.n_slices == 2 and back.config == fa.config
@@ -86,7 +80,7 @@ def test_too_few_frames_for_k_reduces_it_with_a_warning(make_corpus, tmp_path):
     data, _ = make_corpus({"a_1": tone(1.0), "a_2": tone(1.0, seed=2), "b_1": tone(0.3, freq=900)})
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
     with pytest.warns(UserWarning, match=r"class 'b' slice 0: 28 frames, too few for 16 components; using 2"):
-        ms = train_model_set(tmp_path / "f.h5", label_key="label", n_components=16, jobs=1, progress=False)
+        ms = train_model_set(tmp_path / "f.h5", label_key="label", slices=1, n_components=16, jobs=1, progress=False)
     assert ms.models["b"][0].n_components == 2 and ms.models["a"][0].n_components == 16
 
 
@@ -95,9 +89,9 @@ def test_label_key_the_archive_lacks(make_corpus, tmp_path):
     write_data_dir(data, paths, utt2label={"a_1": "a", "b_1": "b"})  # no utt2spk
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1, overwrite=True)
     with pytest.raises(DataError, match=r"2 utterance\(s\) have no speaker .*needs utt2spk"):
-        train_model_set(tmp_path / "f.h5", label_key="speaker", n_components=2, progress=False)
+        train_model_set(tmp_path / "f.h5", label_key="speaker", slices=1, n_components=2, progress=False)
     with pytest.raises(ParameterError, match=r"label_key must be one of \['label', 'speaker'\], got 'word'"):
-        train_model_set(tmp_path / "f.h5", label_key="word", n_components=2, progress=False)
+        train_model_set(tmp_path / "f.h5", label_key="word", slices=1, n_components=2, progress=False)
 
 
 def test_mismatched_features_and_empty_test_sets(make_corpus, tmp_path):
@@ -105,7 +99,7 @@ def test_mismatched_features_and_empty_test_sets(make_corpus, tmp_path):
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
     extract_corpus(data, tmp_path / "g.h5", config=MfccConfig(deltas=1), progress=False, jobs=1)
     extract_corpus(data, tmp_path / "h.h5", config=MfccConfig(vad=True), progress=False, jobs=1)
-    ms = train_model_set(tmp_path / "f.h5", label_key="label", n_components=2, progress=False, jobs=1)
+    ms = train_model_set(tmp_path / "f.h5", label_key="label", slices=1, n_components=2, progress=False, jobs=1)
     with FeatureArchive(tmp_path / "g.h5") as g:
         with pytest.raises(DataError, match="g.h5 has 26-dimensional features but the models expect 39"):
             evaluate(ms, g)
@@ -167,7 +161,7 @@ def test_cli_train_evaluate_classify(make_corpus, tmp_path):
 def test_classify_cold_start_does_not_import_librosa(make_corpus, tmp_path):
     data, paths = make_corpus({"a_1": tone(0.5), "b_1": tone(0.5, freq=1200)})
     extract_corpus(data, tmp_path / "f.h5", config=MfccConfig(cmvn="mean"), progress=False, jobs=1)
-    ms = train_model_set(tmp_path / "f.h5", label_key="label", n_components=1, progress=False, jobs=1)
+    ms = train_model_set(tmp_path / "f.h5", label_key="label", slices=1, n_components=1, progress=False, jobs=1)
     ms.save(tmp_path / "m.h5")
     code = ("import sys; from acoustic_gmm.cli import main\n"
             f"sys.argv = ['acoustic-gmm', 'classify', {str(tmp_path / 'm.h5')!r}, {str(paths['b_1'])!r}]\n"
@@ -199,3 +193,37 @@ def test_classify_one_speaker_normalises_the_files_together(make_corpus, tmp_pat
     assert together.keys() == archive.keys() == alone.keys()
     np.testing.assert_allclose([together[u] for u in archive], list(archive.values()), rtol=1e-5)
     assert max(abs(alone[u] - archive[u]) for u in archive) > 1.0
+
+
+def test_library_and_cli_train_the_same_default_model(make_corpus, tmp_path):
+    # `acoustic-gmm train` maps flags to train_model_set's parameters and adds no default of its own
+    data, _ = make_corpus({f"{c}_{i}": tone(0.6, freq=f, seed=i) for c, f in (("a", 500), ("b", 900)) for i in range(3)})
+    extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
+    ms = train_model_set(tmp_path / "f.h5", jobs=1, progress=False)
+    r = CliRunner().invoke(main, ["train", str(tmp_path / "f.h5"), "--jobs", "1", "--out", str(tmp_path / "m.h5")])
+    assert r.exit_code == 0, r.output
+    cli = ModelSet.load(tmp_path / "m.h5")
+    assert ms.n_slices == cli.n_slices == 3 and ms.log_trans is not None  # 3 HMM states by default
+    assert ms.metadata["states"] == cli.metadata["states"] == "baum-welch"
+    assert ms.reject_threshold == cli.reject_threshold
+    for c in ms.classes:
+        np.testing.assert_array_equal(ms.log_trans[c], cli.log_trans[c])
+        for a, b in zip(ms.models[c], cli.models[c]):
+            assert a.n_components == b.n_components
+            np.testing.assert_array_equal(a.means, b.means)
+            np.testing.assert_array_equal(a.variances, b.variances)
+
+
+def test_the_library_owns_the_structure_rules(make_corpus, tmp_path):
+    data, _ = make_corpus({"a_1": tone(0.5), "b_1": tone(0.5, freq=900)})
+    extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
+    with pytest.raises(ParameterError, match=r"states= and slices= both cut a class into parts: give one"):
+        train_model_set(tmp_path / "f.h5", states=3, slices=2, progress=False)
+    with pytest.raises(ParameterError, match=r"init='kmeans' is for slices"):
+        train_model_set(tmp_path / "f.h5", init="kmeans", progress=False)
+    # the CLI says the same in its own words
+    r = CliRunner().invoke(main, ["train", str(tmp_path / "f.h5"), "--states", "3", "--slices", "2",
+                                  "--out", str(tmp_path / "m.h5")])
+    assert r.exit_code == 1 and "--states and --slices both cut a class into parts: give one" in r.output
+    r = CliRunner().invoke(main, ["train", str(tmp_path / "f.h5"), "--init", "kmeans", "--out", str(tmp_path / "m.h5")])
+    assert r.exit_code == 1 and "--init kmeans is for slices" in r.output and "give --slices" in r.output

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 import acoustic_gmm.storage._corpus as corpus
 from acoustic_gmm import ArchiveError, DataError, ParameterError
 from acoustic_gmm.cli import main
+from acoustic_gmm.errors import OutputError
 from acoustic_gmm.features import MfccConfig, extract, read_audio
 from acoustic_gmm.storage import FeatureArchive, extract_corpus, extract_files
 
@@ -115,6 +116,7 @@ def test_no_utterance_at_all_is_an_error(make_corpus, tmp_path):
     assert not (tmp_path / "f.h5").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_extraction_resumes_to_the_same_archive(make_corpus, tmp_path, monkeypatch):
     data, _ = make_corpus(good_signals(14))
     extract_corpus(data, tmp_path / "whole.h5", jobs=1, batch_size=3)
@@ -143,6 +145,7 @@ def test_interrupted_extraction_resumes_to_the_same_archive(make_corpus, tmp_pat
         np.testing.assert_array_equal(whole[0][utt], resumed[0][utt])
 
 
+@pytest.mark.slow
 def test_killed_extraction_resumes_to_the_same_archive(make_corpus, tmp_path):
     data, _ = make_corpus(good_signals(10))
     extract_corpus(data, tmp_path / "whole.h5", jobs=1, batch_size=2)
@@ -193,7 +196,7 @@ def test_an_existing_archive_is_never_damaged(make_corpus, tmp_path, monkeypatch
     out = tmp_path / "f.h5"
     extract_corpus(data, out, jobs=1)
     before = out.read_bytes()
-    with pytest.raises(ArchiveError, match="already exists; remove it or pass overwrite"):
+    with pytest.raises(OutputError, match=r"f\.h5: exists; pass overwrite=True to replace it"):
         extract_corpus(data, out, jobs=1)
     bad, _ = make_corpus({"x": np.zeros(4000, np.float32)}, name="bad")
     with pytest.raises(DataError):

@@ -11,6 +11,8 @@ from acoustic_gmm.storage import write_features
 
 from .conftest import draw_mixture
 
+pytestmark = pytest.mark.slow  # a real Dask cluster in every test
+
 distributed = pytest.importorskip("dask.distributed")
 
 
@@ -89,12 +91,8 @@ def test_ivector_extractor_on_a_local_cluster_equals_the_single_process_one(clie
 
     from acoustic_gmm.cli import main
     from acoustic_gmm.gmm import DiagGMM
-    from acoustic_gmm.speaker import (
-        DaskStats,
-        load_extractor,
-        train_extractor,
-        utterance_stats,
-    )
+    from acoustic_gmm.speaker import load_extractor, train_extractor, utterance_stats
+    from acoustic_gmm.speaker._ivector_files import DaskStats
 
     rng = np.random.default_rng(6)
     utts = [(f"s{i % 5}-{i}", (rng.normal(size=(int(rng.integers(50, 150)), 4)) + i % 5).astype(np.float32),

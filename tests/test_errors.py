@@ -8,15 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from acoustic_gmm import (
-    GMM,
-    AcousticGMMError,
-    DataError,
-    DiagGMM,
-    ModelFileError,
-    NotFittedError,
-    ParameterError,
-)
+from acoustic_gmm import GMM, AcousticGMMError, DataError, DiagGMM, ModelFileError, NotFittedError, ParameterError
 from acoustic_gmm.gmm import load_models, save_models
 
 

@@ -99,9 +99,10 @@ def test_the_sample_rate_is_that_of_most_recordings(make_corpus, tmp_path):
         (utt, path, reason), = fa.skipped
     assert utt == "0_aaa_first" and path == str(paths["0_aaa_first"])
     assert reason == ("sample rate 44100 Hz differs from the archive's 8000 Hz (the rate of most recordings): "
-                      "pass --sample-rate 8000 (MfccConfig.sample_rate) to resample every file to 8000 Hz, "
-                      "or --sample-rate 44100 to resample every file to 44100 Hz")
+                      "pass sample_rate=8000 (MfccConfig.sample_rate) to resample every file to 8000 Hz, "
+                      "or sample_rate=44100 to resample every file to 44100 Hz")
     assert f"0_aaa_first ({paths['0_aaa_first']}): sample rate 44100 Hz" in result.output
+    assert "pass --sample-rate 8000 (MfccConfig.sample_rate)" in result.output  # the command says it in flags
     # The option the message names does what it says.
     result = features(data, "--out", tmp_path / "g.h5", "-j", "1", "--sample-rate", "8000")
     assert result.exit_code == 0 and "7 utterances" in result.output and "skipped" not in result.output
@@ -215,6 +216,7 @@ def test_a_second_run_on_the_same_output_stops_at_once(make_corpus, tmp_path):
     assert not (tmp_path / "f.h5.partial").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_with_workers_stops_quietly_and_leaves_no_worker(make_corpus, tmp_path):
     pytest.importorskip("psutil")
     data, _ = make_corpus(good_signals(600, seconds=0.2))
@@ -240,6 +242,7 @@ def test_ctrl_c_with_workers_stops_quietly_and_leaves_no_worker(make_corpus, tmp
     assert result.exit_code == 0 and "600 utterances" in result.output
 
 
+@pytest.mark.slow
 def test_workers_do_not_outlive_a_killed_parent(make_corpus, tmp_path):
     pytest.importorskip("psutil")
     data, _ = make_corpus(good_signals(600, seconds=0.2))

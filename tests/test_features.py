@@ -9,14 +9,8 @@ import pytest
 import soundfile as sf
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.features import (
-    MfccConfig,
-    add_deltas,
-    extract,
-    extract_segments,
-    n_frames,
-    read_audio,
-)
+from acoustic_gmm.features import MfccConfig, add_deltas, extract, extract_segments, read_audio
+from acoustic_gmm.features._frontend import n_frames
 
 from .conftest import tone
 

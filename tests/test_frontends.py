@@ -18,22 +18,10 @@ from scipy.special import ndtri
 from scipy.stats import kstest, rankdata
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.features import (
-    FRAME_BLOCK,
-    MfccConfig,
-    analyse,
-    analyse_file,
-    extract,
-    extract_file,
-    extract_segments,
-    frontend,
-    kaldi_energy_offset,
-    normalise,
-    read_audio,
-    segment_frames,
-    utterance_frames,
-    vad_mask,
-)
+from acoustic_gmm.features import MfccConfig, extract, extract_file, extract_segments, normalise, read_audio, vad_mask
+from acoustic_gmm.features._analysis import analyse, analyse_file, segment_frames, utterance_frames
+from acoustic_gmm.features._frontend import FRAME_BLOCK, frontend
+from acoustic_gmm.features._normalise import kaldi_energy_offset
 
 from .conftest import FSDD, tone
 

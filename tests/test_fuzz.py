@@ -8,7 +8,6 @@ attribute set to a value of the wrong type).
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import h5py
@@ -31,8 +30,12 @@ PER_FILE = 90  # corruptions of each of the four files: 360 in all
 
 @pytest.fixture(scope="module")
 def good_files(tmp_path_factory):
-    """A feature archive of four real FSDD recordings, and a GMM, a model set and speakers trained on it."""
-    tmp = tmp_path_factory.mktemp("fuzz")
+    return make_good_files(tmp_path_factory.mktemp("fuzz"))
+
+
+def make_good_files(tmp):
+    """A feature archive of four real FSDD recordings, and a GMM, a model set and speakers trained on it
+    (``bench/bench_fuzz.py`` times the damage loop on the same files)."""
     cfg = MfccConfig()
     wavs = sorted(FSDD.glob("*.wav"))[:4]
     utts = [(w.stem, extract_file(w, config=cfg), w.stem.split("_")[0], w.stem.split("_")[1]) for w in wavs]
@@ -130,7 +133,6 @@ def test_loaders_survive_random_damage(good_files, tmp_path, monkeypatch):
     files, ubm = good_files
     monkeypatch.setattr(h5probe, "PROBE_SECONDS", 2.0)  # this seed's flips include files that hang libhdf5
     rng = np.random.default_rng(SEED)
-    t0 = time.perf_counter()
     outcomes, failures = {"loaded": 0, "refused": 0}, []
     for kind, path in files.items():
         good = path.read_bytes()
@@ -148,8 +150,5 @@ def test_loaders_survive_random_damage(good_files, tmp_path, monkeypatch):
                 assert str(bad) in str(exc) or str(files["model"]) in str(exc), f"{kind} {how}: {exc}"
             except Exception as exc:  # noqa: BLE001 - the point of the test
                 failures.append(f"{kind} #{i} ({how}): {type(exc).__name__}: {exc}")
-    seconds = time.perf_counter() - t0
     assert not failures, f"{len(failures)} of {4 * PER_FILE}:\n" + "\n".join(failures[:20])
-    assert sum(outcomes.values()) == 4 * PER_FILE >= 300
-    assert seconds < 30, f"{4 * PER_FILE} corruptions took {seconds:.1f} s"
-    print(f"{4 * PER_FILE} corruptions in {seconds:.1f} s: {outcomes}")
+    assert sum(outcomes.values()) == 4 * PER_FILE >= 300  # its time is bench/bench_fuzz.py's

@@ -13,14 +13,9 @@ import pytest
 from acoustic_gmm.errors import ArchiveError, DataError, ModelFileError, ParameterError
 from acoustic_gmm.features import kind_name, parse_kind
 from acoustic_gmm.gmm import DiagGMM
-from acoustic_gmm.interop import (
-    GconstWarning,
-    htk_checksum,
-    read_htk,
-    read_mmf,
-    write_htk,
-    write_mmf,
-)
+from acoustic_gmm.interop import read_htk, read_mmf, write_htk, write_mmf
+from acoustic_gmm.interop._htk_mmf import GconstWarning
+from acoustic_gmm.interop._htk_params import htk_checksum
 
 # The format, written down here independently of the module: HTK Book ch. 5 and HParm.c.
 BASES = {"WAVEFORM": 0, "LPC": 1, "LPREFC": 2, "LPCEPSTRA": 3, "LPDELCEP": 4, "IREFC": 5, "MFCC": 6, "FBANK": 7,

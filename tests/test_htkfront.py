@@ -20,27 +20,18 @@ import pytest
 import soundfile as sf
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.features import (
-    LZERO,
-    HtkSettings,
-    MfccConfig,
-    analyse,
-    analyse_file,
-    extract,
-    extract_file,
-    frontend_arrays,
+from acoustic_gmm.features import HtkSettings, MfccConfig, extract, extract_file, parse_htk_config, read_audio
+from acoustic_gmm.features._analysis import analyse, analyse_file, segment_frames
+from acoustic_gmm.features._frontend import Frontend, frontend_arrays, mfcc_frames
+from acoustic_gmm.features._htk_config import LZERO
+from acoustic_gmm.features._htk_dsp import (
     hamming_window,
     htk_dct_matrix,
     mel_filterbank,
-    mfcc_frames,
     normalise_log_energy,
-    parse_htk_config,
     preemphasise,
-    read_audio,
     regression,
-    segment_frames,
 )
-from acoustic_gmm.features._frontend import Frontend
 
 from .conftest import FSDD, tone
 

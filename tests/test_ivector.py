@@ -14,7 +14,6 @@ from acoustic_gmm.errors import ArchiveError
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.gmm import DiagGMM
 from acoustic_gmm.speaker import (
-    BWStats,
     IvectorExtractor,
     Ivectors,
     Trials,
@@ -26,7 +25,7 @@ from acoustic_gmm.speaker import (
     train_extractor,
     utterance_stats,
 )
-from acoustic_gmm.speaker._ivector import _ubm_id
+from acoustic_gmm.speaker._ivector import BWStats, _ubm_id
 from acoustic_gmm.storage import FeatureArchive, write_features
 
 K, D, R = 16, 6, 4
@@ -270,11 +269,8 @@ def test_score_normalisation_of_ivector_trials():
 
 def test_streamed_statistics_train_and_extract_as_in_memory(tmp_path, monkeypatch):
     import acoustic_gmm.speaker._ivector as iv
-    from acoustic_gmm.speaker import (
-        StatsStream,
-        extract_archive,
-        train_extractor_from_archive,
-    )
+    from acoustic_gmm.speaker import extract_archive, train_extractor_from_archive
+    from acoustic_gmm.speaker._ivector import StatsStream
 
     path = tmp_path / "train.h5"
     speaker_archive(path, 12, 4, seed=5)

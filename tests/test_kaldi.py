@@ -12,13 +12,8 @@ import pytest
 from acoustic_gmm.errors import DataError, ModelFileError, OutputError, ParameterError
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.gmm import DiagGMM
-from acoustic_gmm.interop import (
-    diag_gmm_gconsts,
-    export_kaldi,
-    import_kaldi,
-    read_diag_gmm,
-    write_diag_gmm,
-)
+from acoustic_gmm.interop import read_diag_gmm, write_diag_gmm
+from acoustic_gmm.interop._kaldi import diag_gmm_gconsts, export_kaldi, import_kaldi
 from acoustic_gmm.storage import FeatureArchive, write_data_dir, write_features
 
 D = 5

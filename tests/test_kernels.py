@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from acoustic_gmm.gmm import expand, posteriors_and_scale
+from acoustic_gmm.gmm._kernels import expand, posteriors_and_scale
 
 
 def test_fused_posteriors_match_float64():

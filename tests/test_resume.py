@@ -139,6 +139,7 @@ def _checkpoint_stage(path):
         return None
 
 
+@pytest.mark.slow
 def test_cli_ubm_resumes_after_sigkill(fsdd, tmp_path):
     feats = fsdd[0] / "feats.h5"
     run = [str(ACOUSTIC_GMM), "ubm", str(feats), "-k", "32", "--out"]

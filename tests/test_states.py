@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from acoustic_gmm.classes import ModelSet
+from acoustic_gmm.classes import ModelSet, train_chain
 from acoustic_gmm.cli import main
 from acoustic_gmm.errors import ModelFileError
 from acoustic_gmm.features import MfccConfig
@@ -127,3 +127,26 @@ def test_train_floors_variances_at_the_given_share_of_the_class_variance(tmp_pat
         ms = ModelSet.load(tmp_path / "m.h5")
         smallest[floor] = min(float((m.variances / var[c]).min()) for c in ms.classes for m in ms.models[c])
     assert smallest["0.001"] < 0.005 and smallest["0.6"] > 0.5, smallest
+
+
+def test_hmm_states_and_mmi_train_on_the_engines_updates(monkeypatch):
+    """One training engine: HMM states grow and re-estimate their GMMs with the GMM engine's mix-up and ML update
+    (its variance floor and empty-component policy), MMI updates with the engine's EBW update, and both start
+    from the one equal-slice rule; none of them builds a GMM of its own."""
+    import inspect
+
+    from acoustic_gmm.classes import _mmi, _model_set, _states
+    from acoustic_gmm.gmm import _ebw, _train, _update
+
+    assert _states.ml_update is _update.ml_update and _states.train is _train.train
+    assert _states.slice_of_frames is _model_set.slice_of_frames
+    assert _mmi.ebw_update is _ebw.ebw_update
+    for module in (_states, _mmi):
+        assert "DiagGMM(" not in inspect.getsource(module), module.__name__
+    calls = []
+    monkeypatch.setattr(_states, "ml_update", lambda *a, **k: calls.append(k["n_frames"]) or _update.ml_update(*a, **k))
+    rng = np.random.default_rng(0)
+    utts = [np.vstack([rng.normal(-3, 1, (9, 2)), rng.normal(3, 1, (9, 2))]) for _ in range(6)]
+    train_chain(utts, 2, 1, n_iter=2, method="baum-welch", dtype="float64")
+    assert len(calls) == 2 * 2  # every state, every iteration: the engine's update
+    assert sum(calls[:2]) == pytest.approx(6 * 18)  # over the states' expected frames, which add to all frames

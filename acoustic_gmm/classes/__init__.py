@@ -12,11 +12,11 @@ import lazy_loader
 # the public names, each from the module that defines it; imported on first use, so that importing one
 # name does not import the whole layer (the CLI starts in a fraction of a second)
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "_adapt": ['FULL_FRAMES_PER_ROW', 'MIN_FRAMES', 'MllrStats', 'adapt_model_set', 'adapt_once', 'transform_means'],
-    "_evaluation": ['classify', 'confusion_png', 'confusion_text', 'evaluate', 'load_inputs', 'metrics', 'score_by_speaker', 'score_utterances', 'write_metrics'],
-    "_hmm": ['ChainHMM', 'METHODS', 'forward_backward', 'frame_scores', 'score_classes', 'score_utterance', 'viterbi', 'viterbi_batch', 'viterbi_many', 'viterbi_paths'],
-    "_mmi": ['MMIHistory', 'MMIStats', 'ebw_update', 'mmi_objective', 'mmi_stats', 'mmi_update', 'train_mmi', 'train_mmi_from_archive'],
-    "_model_set": ['LABEL_KEYS', 'ModelSet', 'Scores', 'UNKNOWN', 'check_compatible', 'slice_of_frames', 'split_slices'],
+    "_adapt": ['adapt_model_set'],
+    "_evaluation": ['classify', 'confusion_png', 'confusion_text', 'evaluate', 'load_inputs', 'score_by_speaker', 'write_metrics'],
+    "_hmm": ['ChainHMM', 'forward_backward', 'score_utterance', 'viterbi'],
+    "_mmi": ['MMIHistory', 'mmi_objective', 'mmi_stats', 'mmi_update', 'train_mmi', 'train_mmi_from_archive'],
+    "_model_set": ['ModelSet', 'Scores', 'UNKNOWN', 'slice_of_frames', 'split_slices'],
     "_states": ['train_chain'],
-    "_training": ['class_frames', 'class_ids', 'train_model_set'],
+    "_training": ['DEFAULT_COMPONENTS', 'DEFAULT_STATES', 'class_structure', 'train_model_set'],
 })

@@ -41,9 +41,8 @@ from ..errors import DataError, ParameterError, check_frames
 from ..gmm._model import DiagGMM
 from ..gmm._stats import accumulate
 from ..gmm._update import map_update
-from ._model_set import ModelSet
 
-__all__ = ["MllrStats", "transform_means", "adapt_once", "adapt_model_set", "MIN_FRAMES", "FULL_FRAMES_PER_ROW"]
+__all__ = ["adapt_model_set"]
 
 
 MIN_FRAMES = 50           # below this no transform is estimated (Kaldi's --fmllr-min-count)
@@ -139,8 +138,7 @@ def adapt_once(model_set, utterances, labels, *, align=None, mllr: bool = True, 
     if relevance is not None:
         for (c, s), X in aligned.items():
             models[c][s] = map_update(accumulate(models[c][s], X), models[c][s], relevance=relevance)
-    return ModelSet(models, model_set.label_key, model_set.config, model_set.log_priors,
-                    model_set.reject_threshold, dict(model_set.metadata), model_set.sample_rate, model_set.log_trans)
+    return model_set.with_models(models)
 
 
 def adapt_model_set(model_set, utterances, *, iterations: int = 3, mllr: bool = True,
@@ -169,6 +167,8 @@ def adapt_model_set(model_set, utterances, *, iterations: int = 3, mllr: bool = 
         raise ParameterError(f"iterations must be an integer >= 1, got {iterations!r}")
     if relevance is not None and not relevance >= 0:
         raise ParameterError(f"relevance must be >= 0 or None, got {relevance!r}")
+    if relevance == float("inf"):  # an infinite relevance leaves the means where MLLR put them: no MAP pass
+        relevance = None
     if not mllr and relevance is None:
         raise ParameterError("nothing to adapt: give mllr=True, a relevance, or both")
     utterances = [check_frames(u, n_features=model_set.n_features, what=f"utterance {i}")

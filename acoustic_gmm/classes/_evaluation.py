@@ -35,7 +35,7 @@ from ..storage._outputs import save_png
 from ._adapt import adapt_model_set
 from ._model_set import UNKNOWN, ModelSet, Scores, check_compatible
 
-__all__ = ["score_utterances", "score_by_speaker", "evaluate", "metrics", "confusion_text", "confusion_png", "write_metrics", "load_inputs", "classify"]
+__all__ = ["evaluate", "confusion_text", "confusion_png", "write_metrics", "load_inputs", "classify", "score_by_speaker"]
 
 
 def score_by_speaker(model_set: ModelSet, utterances, speakers, **options) -> Scores:
@@ -215,8 +215,8 @@ def classify(model_set: ModelSet, ids, utterances, speakers=None, *, top: int = 
     utterances whose best class beats the runner-up by less than the calibrated margin;
     ``adapt`` as in :func:`score_utterances`.
     """
-    if reject and model_set.reject_threshold is None:
-        raise ParameterError("the model set has no reject threshold (train it with --reject-quantile)")
+    if reject:
+        model_set.check_reject()
     scores = score_utterances(model_set, utterances, speakers, adapt=adapt)
     labels = scores.predict()
     if reject:

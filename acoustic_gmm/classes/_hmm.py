@@ -27,15 +27,11 @@ import numpy as np
 from ..errors import DataError, ParameterError, check_frames
 from ..gmm._model import DiagGMM
 
-__all__ = ["ChainHMM", "viterbi", "viterbi_batch", "viterbi_many", "viterbi_paths", "forward_backward", "frame_scores", "score_utterance", "score_classes", "METHODS"]
+__all__ = ["ChainHMM", "viterbi", "forward_backward", "score_utterance"]
 
 
 METHODS = ("viterbi", "baum-welch")
 
-
-# A component whose occupancy falls below this keeps its mean and variance (its weight, occ / total, is
-# then ~0): the M-step's mean and variance of no frames are undefined.
-DEAD_OCC = 1e-8
 
 
 # --------------------------------------------------------------------------- the model

@@ -49,24 +49,18 @@ References
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import DataError, ParameterError, check_frames
+from ..gmm._ebw import ebw_update
 from ..gmm._model import DiagGMM, logsumexp
-from ..gmm._stats import Stats
+from ..gmm._stats import Stats, global_mean_var, global_stats
 from ..gmm._update import variance_floor
-from ._model_set import ModelSet, slice_of_frames
+from ._model_set import ModelSet
 
-__all__ = ["MMIHistory", "MMIStats", "ebw_update", "mmi_objective", "mmi_stats", "mmi_update", "train_mmi", "train_mmi_from_archive"]
-
-
-WEIGHT_ITERATIONS = 100   # iterations of Povey's weight update (as in his thesis and Kaldi)
-
-
-MIN_OCCUPANCY = 1e-10     # a Gaussian with less numerator + denominator occupancy is left as it was
+__all__ = ["MMIHistory", "mmi_objective", "mmi_stats", "mmi_update", "train_mmi", "train_mmi_from_archive"]
 
 
 # --------------------------------------------------------------------------- statistics
@@ -121,34 +115,14 @@ def _frames(model_set: ModelSet, utterances):
     """All frames, each frame's utterance, and its model under every class, (n_frames, n_classes): its
     slice, or with HMM states its state on that class's best path (equal slices if shorter than the chain)."""
     lengths = np.array([len(u) for u in utterances])
-    X = np.concatenate(utterances)
     utt = np.repeat(np.arange(len(utterances)), lengths)
-    slices = np.concatenate([slice_of_frames(n, model_set.n_slices) for n in lengths])
-    parts = np.repeat(slices[:, None], len(model_set.classes), axis=1)
-    if model_set.log_trans is not None:
-        from ._hmm import viterbi_paths
-
-        F = model_set.frame_scores(X.astype(np.float32))
-        trans = np.stack([model_set.log_trans[c] for c in model_set.classes])
-        for a, n in zip(np.r_[0, np.cumsum(lengths)[:-1]], lengths):
-            if n >= model_set.n_slices:  # every class's best path at once
-                parts[a:a + n] = viterbi_paths(F[a:a + n], trans)
-    return X, utt, parts
+    return np.concatenate(utterances), utt, model_set.alignments(utterances)
 
 
 def _log_joint(model: DiagGMM, X: np.ndarray) -> np.ndarray:
-    """``log w_k + log N(x | k)`` in float64, (n_frames, K).
-
-    The squared distances are expanded about the model's centre, not the origin: features far from zero
-    (unnormalised energies, say) would otherwise lose digits to cancellation (4e-4 at an offset of 1e4)."""
-    with np.errstate(divide="ignore"):
-        log_w = np.log(model.weights)
-    prec = 1.0 / model.variances
-    const = log_w - 0.5 * (model.n_features * np.log(2 * np.pi) + np.log(model.variances).sum(1))
-    centre = np.asarray(model.centre, dtype=np.float64)
-    Xc, M = X - centre, model.means - centre
-    d2 = ((Xc * Xc) @ prec.T) - 2 * (Xc @ (M * prec).T) + (M ** 2 * prec).sum(1)
-    return const - 0.5 * d2
+    """``log w_k + log N(x | k)`` in float64, (n_frames, K): the model's own :meth:`DiagGMM.log_joint` in
+    float64, which expands about the model's centre (features far from zero lose no digits)."""
+    return model.copy(dtype="float64").log_joint(X)
 
 
 def _totals(model_set: ModelSet, X, utt, parts, n_utts):
@@ -245,95 +219,8 @@ def mmi_stats(model_set: ModelSet, utterances, labels, *, scale: float = 1.0, bo
             num_w = (y[us] == j).astype(np.float64)
             num[c].append(Stats.from_posteriors(Xs, resp * num_w[:, None], shift=shift))
             den[c].append(Stats.from_posteriors(Xs, resp * post[us, j][:, None], shift=shift))
-    return MMIStats(num, den, objective, len(utterances), int((total.argmax(1) == y).sum()), X.var(0))
-
-
-# --------------------------------------------------------------------------- update
-
-def _smallest_d(G, X, S, mu, var):
-    """Per Gaussian, the smallest ``D >= 0`` above which every new variance is positive (and ``G + D > 0``).
-
-    In coordinates about the statistics' shift, ``(G + D)^2 var'(D) = a D^2 + b D + c`` with ``a = var``,
-    ``b = S + G (var + mu^2) - 2 X mu``, ``c = S G - X^2``: positive beyond the larger root.
-    """
-    a = var
-    b = S + G[:, None] * (var + mu * mu) - 2 * X * mu
-    c = S * G[:, None] - X * X
-    disc = b * b - 4 * a * c
-    root = np.where(disc >= 0, (-b + np.sqrt(np.maximum(disc, 0))) / (2 * a), -np.inf)
-    return np.maximum(np.maximum(root.max(1), -G), 0.0)
-
-
-def _weights(c_old, g_num, g_den, floor):
-    """Povey's iterative weight update, then floored and renormalised."""
-    c_old = np.maximum(c_old, 1e-20)
-    if g_num.sum() <= 0:
-        return c_old / c_old.sum()
-    ratio = g_den / c_old
-    k = ratio.max() - ratio
-    c = c_old.copy()
-    for _ in range(WEIGHT_ITERATIONS):
-        c = g_num + k * c
-        c /= c.sum()
-    c = np.maximum(c, floor)
-    return c / c.sum()
-
-
-def ebw_update(model: DiagGMM, num: Stats, den: Stats, *, E: float = 2.0, tau: float = 0.0,
-               floor: np.ndarray | float = 1e-10, weight_floor: float = 1e-5) -> DiagGMM:
-    """Extended Baum-Welch update of one diagonal GMM from its numerator and denominator statistics.
-
-    Parameters
-    ----------
-    model : DiagGMM
-        The current parameters (also the point the update is smoothed towards).
-    num, den : Stats
-        Diagonal statistics of ``model``'s components.
-    E : float
-        ``D_m = max(E * gamma_den_m, 2 * D_min_m)``; larger is smaller, safer steps.
-    tau : float
-        I-smoothing: ``tau`` frames of the numerator's own ML estimate are added to the
-        numerator statistics (a Gaussian without numerator occupancy is smoothed towards its
-        current parameters).
-    floor : ndarray or float
-        Variance floor, per dimension.
-    weight_floor : float
-        Smallest weight, before renormalising.
-
-    Returns
-    -------
-    DiagGMM
-        In ``model``'s dtype.  Gaussians with no occupancy at all keep their parameters.
-    """
-    if E < 0 or tau < 0:
-        raise ParameterError(f"E and tau must be >= 0, got E={E!r}, tau={tau!r}")
-    if num.covariance_type != "diag" or den.covariance_type != "diag":
-        raise ParameterError("ebw_update needs diagonal statistics")
-    shift = num.shift
-    den = den.reshifted(shift) if not np.array_equal(den.shift, shift) else den
-    mu = model.means - shift
-    var = model.variances
-    gn, xn, sn = num.occ.copy(), num.sum_x.copy(), num.sum_xx.copy()
-    if tau > 0:  # add tau frames of the numerator's ML estimate (or of the current model if it has none)
-        has = gn > MIN_OCCUPANCY
-        safe = np.maximum(gn, MIN_OCCUPANCY)[:, None]
-        ml_mu = np.where(has[:, None], xn / safe, mu)
-        ml_second = np.where(has[:, None], sn / safe, var + mu * mu)
-        gn = gn + tau
-        xn = xn + tau * ml_mu
-        sn = sn + tau * ml_second
-    gd, xd, sd = den.occ, den.sum_x, den.sum_xx
-    G, X, S = gn - gd, xn - xd, sn - sd
-    D = np.maximum(E * gd, 2 * _smallest_d(G, X, S, mu, var))
-    live = (gn + gd > MIN_OCCUPANCY) & (G + D > MIN_OCCUPANCY)
-    denom = np.where(live, G + D, 1.0)[:, None]
-    new_mu = (X + D[:, None] * mu) / denom
-    new_var = (S + D[:, None] * (var + mu * mu)) / denom - new_mu * new_mu
-    new_mu = np.where(live[:, None], new_mu, mu)
-    new_var = np.where(live[:, None], new_var, var)
-    new_var = np.maximum(new_var, floor)
-    weights = _weights(model.weights, gn, gd, weight_floor)
-    return DiagGMM(weights, new_mu + shift, new_var, dtype=model.dtype)
+    return MMIStats(num, den, objective, len(utterances), int((total.argmax(1) == y).sum()),
+                    global_mean_var(global_stats(X))[1])
 
 
 def _check_update(E, tau, var_floor):
@@ -350,7 +237,7 @@ def _apply(model_set: ModelSet, stats: MMIStats, E, tau, var_floor, weight_floor
     models = {c: [ebw_update(m, stats.num[c][s], stats.den[c][s], E=E, tau=tau, floor=floor,
                              weight_floor=weight_floor)
                   for s, m in enumerate(model_set.models[c])] for c in model_set.classes}
-    return dataclasses.replace(model_set, models=models, metadata=dict(model_set.metadata))
+    return model_set.with_models(models)
 
 
 def mmi_update(model_set: ModelSet, utterances, labels, *, scale: float = 1.0, E: float = 2.0, tau: float = 0.0,

@@ -16,7 +16,7 @@ Examples
 --------
 ::
 
-    ms = train_model_set("train.h5", label_key="label", n_components=16, n_slices=3)
+    ms = train_model_set("train.h5", label_key="label", n_components=16, slices=3)
     ms.save("digits.h5")
     with FeatureArchive("test.h5") as fa:
         ms.score(fa.utterances(fa.ids)).predict()
@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +34,7 @@ from ..gmm._files import load_models, save_models
 from ..gmm._model import DiagGMM, logsumexp
 from ..storage._hdf5 import load_arrays
 
-__all__ = ["ModelSet", "Scores", "check_compatible", "slice_of_frames", "split_slices", "LABEL_KEYS", "UNKNOWN"]
+__all__ = ["ModelSet", "Scores", "slice_of_frames", "split_slices", "UNKNOWN"]
 
 
 LABEL_KEYS = ("label", "speaker")
@@ -43,7 +44,16 @@ UNKNOWN = "<unknown>"
 
 
 def slice_of_frames(n_frames: int, n_slices: int) -> np.ndarray:
-    """Which of ``n_slices`` equal parts each of ``n_frames`` frames falls in (``t * S // T``)."""
+    """Which of ``n_slices`` equal parts each of ``n_frames`` frames falls in: ``t * S // T``.
+
+    The one equal-slice rule of the package: slice models are trained and scored by it, HMM-state chains start
+    from it, and MMI and adaptation align by it.  An earlier part never has fewer frames than a later one.
+
+    Examples
+    --------
+    >>> slice_of_frames(5, 3).tolist()
+    [0, 0, 1, 1, 2]
+    """
     return (np.arange(n_frames) * n_slices) // max(n_frames, 1)
 
 
@@ -171,17 +181,34 @@ class ModelSet:
             total += np.array([self.log_priors[c] for c in self.classes])
         return Scores(self.classes, total, lengths, per_frame.argmax(1))
 
-    def align(self, frames: np.ndarray, label: str) -> np.ndarray:
-        """Which of class ``label``'s models (slice or HMM state) each frame of an utterance belongs to:
-        equal slices, or with HMM states the best path (equal slices if it is shorter than the chain)."""
-        states = slice_of_frames(len(frames), self.n_slices)
-        if self.log_trans is not None and len(frames) >= self.n_slices:
-            from ._hmm import viterbi
+    def alignments(self, utterances, classes=None) -> np.ndarray:
+        """Which model (slice or HMM state) of each class every frame belongs to, (n_frames, n_classes), for the
+        utterances one after the other: equal slices (:func:`slice_of_frames`), or with HMM states each class's
+        best path, all classes in one Viterbi pass (equal slices for an utterance shorter than the chain, which
+        has no path).  The one aligner: MMI and adaptation both use it."""
+        classes = self.classes if classes is None else list(classes)
+        lengths = [len(u) for u in utterances]
+        slices = np.concatenate([slice_of_frames(n, self.n_slices) for n in lengths])
+        parts = np.repeat(slices[:, None], len(classes), axis=1)
+        if self.log_trans is not None:
+            from ._hmm import viterbi_paths
 
-            c = self.classes.index(label)
-            F = self.frame_scores(np.asarray(frames, dtype=np.float32))[:, c, :].astype(np.float64)
-            states = viterbi(F, self.log_trans[label])[1]
-        return states
+            columns = [self.classes.index(c) for c in classes]
+            F = self.frame_scores(np.concatenate(utterances).astype(np.float32, copy=False))[:, columns, :]
+            trans = np.stack([self.log_trans[c] for c in classes])
+            for a, n in zip(np.r_[0, np.cumsum(lengths)[:-1]], lengths):
+                if n >= self.n_slices:
+                    parts[a:a + n] = viterbi_paths(F[a:a + n], trans)
+        return parts
+
+    def align(self, frames: np.ndarray, label: str) -> np.ndarray:
+        """Which of class ``label``'s models each frame of one utterance belongs to (see :meth:`alignments`)."""
+        return self.alignments([np.asarray(frames)], [label])[:, 0]
+
+    def with_models(self, models: dict) -> "ModelSet":
+        """This set with other models of the same shape (adapted, re-estimated): the one way to derive a changed
+        set; everything else (front end, priors, threshold, transitions) is kept and the metadata copied."""
+        return dataclasses.replace(self, models=models, metadata=dict(self.metadata))
 
     def predict(self, utterances, *, reject: bool = False) -> list[str]:
         scores = self.score(utterances)
@@ -206,10 +233,15 @@ class ModelSet:
         top2 = np.sort(raw / scores.n_frames[:, None], axis=1)[:, -2:]
         return top2[:, 1] - top2[:, 0]
 
+    def check_reject(self) -> None:
+        """Raise unless this set can reject (it was trained with a reject quantile): the one rule, asked before any
+        work that needs it."""
+        if self.reject_threshold is None:
+            raise ParameterError("this model set has no reject threshold (it was trained with reject_quantile=None)")
+
     def rejected(self, scores: Scores) -> np.ndarray:
         """Which utterances the open-set rule turns away: margin below the calibrated threshold."""
-        if self.reject_threshold is None:
-            raise ParameterError("this model set has no reject threshold; train it with a reject quantile")
+        self.check_reject()
         return self.margins(scores) < self.reject_threshold
 
     # ------------------------------------------------------------------ storage

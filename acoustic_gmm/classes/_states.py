@@ -22,52 +22,38 @@ import numpy as np
 
 from ..errors import DataError, ParameterError, check_frames
 from ..gmm._model import DiagGMM
-from ..gmm._stats import Stats
-from ..gmm._update import growth_schedule, split_heaviest, variance_floor
-from ._hmm import DEAD_OCC, METHODS, ChainHMM, forward_backward, viterbi
+from ..gmm._stats import Stats, global_mean_var, global_stats
+from ..gmm._train import train
+from ..gmm._update import ml_update, variance_floor
+from ._hmm import METHODS, ChainHMM, forward_backward, viterbi
+from ._model_set import slice_of_frames
 
 __all__ = ["train_chain"]
 
 
 # --------------------------------------------------------------------------- training
 
-def _update(stats: Stats, prev: DiagGMM, floor: np.ndarray, dtype) -> DiagGMM:
-    """Exact ML (EM) update of a diagonal GMM from statistics, variances clipped at ``floor``.
-
-    Components of (almost) no occupancy keep their mean and variance (their weight becomes ~0); a state of
-    no occupancy at all keeps ``prev``.  Clipping a variance at the floor is the constrained maximum, so the
-    update never lowers the likelihood of a previous model that respected the same floor.
-    """
-    occ = stats.occ
-    if occ.sum() <= DEAD_OCC:
-        return prev
-    live = occ > DEAD_OCC
-    safe = np.where(live, occ, 1.0)[:, None]
-    mean_c = stats.sum_x / safe
-    var = stats.sum_xx / safe - mean_c * mean_c
-    means = np.where(live[:, None], mean_c + stats.shift, prev.means)
-    var = np.where(live[:, None], np.maximum(var, floor), prev.variances)
-    return DiagGMM(occ / occ.sum(), means, var, dtype=dtype)
-
-
 def _weighted_stats(g: DiagGMM, X: np.ndarray, weight: np.ndarray | None = None) -> Stats:
-    """Statistics of frames ``X`` for the components of ``g``: responsibilities times ``weight`` (per frame)."""
+    """Statistics of frames ``X`` for the components of ``g``: responsibilities times ``weight`` (per frame, a
+    state's occupancy in Baum-Welch)."""
     resp = g.posteriors(X).astype(np.float64)
     if weight is not None:
         resp *= weight[:, None]
     return Stats.from_posteriors(X, resp)
 
 
+def _reestimate(g: DiagGMM, X: np.ndarray, floor: np.ndarray, weight: np.ndarray | None = None) -> DiagGMM:
+    """One EM step of a state's GMM on its frames (weighted by occupancy): the engine's ML update and its
+    empty-component policy, over the state's (expected) number of frames."""
+    stats = _weighted_stats(g, X, weight)
+    return ml_update(stats, g, floor=floor, n_frames=float(stats.occ.sum()))[0]
+
+
 def _grow(X: np.ndarray, n_components: int, *, floor, split_iter: int, dtype) -> DiagGMM:
-    """HTK-style mix-up on one state's frames: 1 Gaussian, then split and ``split_iter`` EM steps per size."""
-    glob = Stats.from_posteriors(X)
-    one = DiagGMM([1.0], glob.means, np.maximum(glob.sum_xx / glob.occ[0] - (glob.sum_x / glob.occ[0]) ** 2,
-                                                floor), dtype=dtype)
-    model = one
-    for size in growth_schedule(n_components)[1:]:
-        model = split_heaviest(model, size)
-        for _ in range(split_iter):
-            model = _update(_weighted_stats(model, X), model, floor, dtype)
+    """A state's GMM from its frames by the engine's mix-up: one Gaussian, then split the heaviest component and
+    ``split_iter`` EM iterations per size, up to ``n_components`` (:func:`acoustic_gmm.gmm.train`, plain EM)."""
+    model, _, _, _ = train(X, n_components, init="split", max_iter=split_iter, tol=-1.0, split_iter=split_iter,
+                           dtype=dtype, overrelax=1.0, floor=floor)
     return model
 
 
@@ -98,10 +84,11 @@ def train_chain(utterances, n_states: int, n_components: int, *, method: str = "
     * ``method="baum-welch"``: forward-backward occupancies, then one EM step of each state's GMM with
       every frame weighted by its state occupancy, transitions from the expected durations.
 
-    The number of components stays fixed after the start; a component with no occupancy keeps its mean and
-    variance (weight ~0), and a state with no frames keeps its previous GMM (possible only for
-    Baum-Welch's vanishing occupancies: Viterbi always aligns at least one frame per state).  Variances are
-    floored at ``var_floor`` times the class's global variance (:func:`acoustic_gmm.gmm.variance_floor`).
+    The start cuts utterances by the rule slice models use (:func:`~acoustic_gmm.classes.slice_of_frames`), and
+    every update is the GMM engine's: its mix-up, its ML update (:func:`acoustic_gmm.gmm.ml_update`) and its
+    empty-component policy (a component that loses its frames is replaced by splitting the heaviest, with a
+    :class:`~acoustic_gmm.errors.ComponentWarning`).  Variances are floored at ``var_floor`` times the class's
+    global variance (:func:`acoustic_gmm.gmm.variance_floor`); a constant feature dimension is refused.
 
     Parameters
     ----------
@@ -134,7 +121,7 @@ def train_chain(utterances, n_states: int, n_components: int, *, method: str = "
     --------
     >>> rng = np.random.default_rng(1)
     >>> utts = [np.vstack([rng.normal(0, 1, (8, 3)), rng.normal(5, 1, (12, 3))]) for _ in range(10)]
-    >>> chain, hist = train_chain(utts, 2, 2, method="baum-welch", n_iter=2, dtype="float64")
+    >>> chain, hist = train_chain(utts, 2, 1, method="baum-welch", n_iter=2, dtype="float64")
     >>> chain.n_states, len(hist), hist[0] <= hist[1] <= hist[2]
     (2, 3, True)
     """
@@ -157,14 +144,10 @@ def train_chain(utterances, n_states: int, n_components: int, *, method: str = "
     lengths = np.array([len(u) for u in utts])
     offsets = np.r_[0, np.cumsum(lengths)]
     X = np.concatenate(utts).astype(np.float64, copy=False)
-    gvar = X.var(0)
-    constant = np.flatnonzero(gvar <= 1e-12 * np.maximum(1.0, X.mean(0) ** 2))
-    if len(constant):
-        raise DataError(f"feature dimension(s) {constant.tolist()[:10]} are constant over all {len(X)} frames")
-    floor = variance_floor(gvar, var_floor)
+    floor = variance_floor(global_mean_var(global_stats(X))[1], var_floor)
 
-    # start: equal slices
-    labels = np.concatenate([np.repeat(np.arange(S), np.diff((np.arange(S + 1) * T) // S)) for T in lengths])
+    # start: equal slices, by the rule slice models use
+    labels = np.concatenate([slice_of_frames(T, S) for T in lengths])
     states = [_grow(X[labels == s], n_components, floor=floor, split_iter=split_iter, dtype=dtype)
               for s in range(S)]
     log_trans = _trans_from_occupancy(np.bincount(labels, minlength=S).astype(np.float64), N)
@@ -179,7 +162,7 @@ def train_chain(utterances, n_states: int, n_components: int, *, method: str = "
             if it == n_iter:
                 break
             labels = np.concatenate([r[1] for r in results])
-            states = [_update(_weighted_stats(g, X[labels == s]), g, floor, dtype) for s, g in enumerate(states)]
+            states = [_reestimate(g, X[labels == s], floor) for s, g in enumerate(states)]
             log_trans = _trans_from_occupancy(np.bincount(labels, minlength=S).astype(np.float64), N)
         else:
             loglik, gammas = forward_backward(scores, log_trans)
@@ -187,6 +170,6 @@ def train_chain(utterances, n_states: int, n_components: int, *, method: str = "
             if it == n_iter:
                 break
             gamma = np.concatenate(gammas)
-            states = [_update(_weighted_stats(g, X, gamma[:, s]), g, floor, dtype) for s, g in enumerate(states)]
+            states = [_reestimate(g, X, floor, gamma[:, s]) for s, g in enumerate(states)]
             log_trans = _trans_from_occupancy(gamma.sum(0), N)
     return ChainHMM(states, log_trans), history

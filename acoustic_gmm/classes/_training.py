@@ -15,7 +15,7 @@ from ..errors import DataError, ParameterError
 from ..storage._archive import opened
 from ._model_set import LABEL_KEYS, ModelSet, split_slices
 
-__all__ = ["train_model_set", "class_ids", "class_frames"]
+__all__ = ["train_model_set", "class_structure", "DEFAULT_STATES", "DEFAULT_COMPONENTS"]
 
 
 # --------------------------------------------------------------------------- training
@@ -103,15 +103,45 @@ SCORE_BATCH = 4096  # utterances scored at a time when calibrating the reject th
 STATE_ITERATIONS = 10  # Viterbi or Baum-Welch iterations of HMM-state training after the equal-slice start
 
 
-def train_model_set(archive, *, label_key: str = "label", n_components: int = 16, n_slices: int = 1,
-                    ids=None, priors: bool = False, reject_quantile: float | None = 0.05, jobs: int | None = None,
-                    progress: bool | None = None, states: str | None = None, var_floor: float = VAR_FLOOR,
-                    **gmm_params) -> ModelSet:
-    """Train one GMM per class (and slice) from a feature archive (a path or a FeatureArchive).
+# A class model when neither states nor slices are asked for: a left-to-right HMM of 3 states of 8 Gaussians each,
+# trained by Baum-Welch (the defaults study's choice for speakers the models have not heard).
+DEFAULT_STATES = 3
+DEFAULT_COMPONENTS = 8
+STATE_TRAINING = ("viterbi", "baum-welch")
 
-    ``states="viterbi"`` or ``"baum-welch"`` makes each class a left-to-right HMM of ``n_slices``
-    emitting states instead of fixed slices (:func:`acoustic_gmm.classes.train_chain`: an equal-slice start,
-    then that re-estimation); an utterance's score is then its best path (Viterbi), transitions included.
+
+def class_structure(states: int | None = None, slices: int | None = None, init: str = "split") -> tuple[int | None, int]:
+    """``(HMM states or None, parts per class)`` from what was asked: states by default; slices instead when given.
+
+    Examples
+    --------
+    >>> class_structure(), class_structure(slices=1), class_structure(states=5)
+    ((3, 3), (None, 1), (5, 5))
+    """
+    for name, value in (("states", states), ("slices", slices)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
+    if states is not None and slices is not None:
+        raise ParameterError("states= and slices= both cut a class into parts: give one")
+    if states is None and slices is None:
+        states = DEFAULT_STATES
+    if states is not None and init == "kmeans":
+        raise ParameterError("init='kmeans' is for slices: HMM states grow their GMMs by splitting (give slices=, "
+                             "or leave init=)")
+    return (int(states), int(states)) if states is not None else (None, int(slices))
+
+
+def train_model_set(archive, *, label_key: str = "label", n_components: int = DEFAULT_COMPONENTS,
+                    states: int | None = None, slices: int | None = None, state_training: str = "baum-welch",
+                    ids=None, priors: bool = False, reject_quantile: float | None = 0.05, jobs: int | None = None,
+                    progress: bool | None = None, var_floor: float = VAR_FLOOR, **gmm_params) -> ModelSet:
+    """Train every class's models from a feature archive (a path or a FeatureArchive): ``acoustic-gmm train``.
+
+    By default each class is a left-to-right HMM of ``states=3`` emitting states of ``n_components=8`` Gaussians,
+    trained by ``state_training="baum-welch"`` (or ``"viterbi"``) after an equal-slice start
+    (:func:`acoustic_gmm.classes.train_chain`); an utterance's score is then its best path, transitions included.
+    ``slices=S`` asks instead for one GMM per class on each of S equal parts of an utterance (``slices=1``: one GMM
+    per class, trained by :class:`~acoustic_gmm.GMM`, whose ``init`` and other settings ``gmm_params`` pass on).
 
     ``var_floor`` floors every variance at that share of its class's own variance (per feature). Class
     models meet speakers they were not trained on, and a high floor keeps them from fitting the training
@@ -127,17 +157,18 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = 16
     --------
     ::
 
-        ms = train_model_set("train.h5", n_components=16)
+        ms = train_model_set("train.h5")                         # 3 HMM states x 8 Gaussians a class
+        ms = train_model_set("train.h5", slices=1, n_components=16)  # one GMM of 16 a class
         ms.save("digits.h5")
     """
     from tqdm import tqdm
 
     from ..storage._parallel import parallel_map
 
-    if not isinstance(n_slices, int) or n_slices < 1:
-        raise ParameterError(f"n_slices must be an integer >= 1, got {n_slices!r}")
-    if states not in (None, "viterbi", "baum-welch"):
-        raise ParameterError(f"states must be None, 'viterbi' or 'baum-welch', got {states!r}")
+    n_states, n_slices = class_structure(states, slices, gmm_params.get("init", "split"))
+    if state_training not in STATE_TRAINING:
+        raise ParameterError(f"state_training must be one of {STATE_TRAINING}, got {state_training!r}")
+    states = state_training if n_states is not None else None  # what the workers and the metadata call it
     if not (isinstance(var_floor, (int, float)) and 0 <= var_floor < 1):
         raise ParameterError(f"var_floor must be a number in [0, 1), got {var_floor!r}")
     gmm_params = {**gmm_params, "var_floor": float(var_floor)}

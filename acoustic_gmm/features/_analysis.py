@@ -37,7 +37,7 @@ from ._htk_config import HtkSettings
 from ._htk_dsp import normalise_log_energy, regression
 from ._normalise import compact, kaldi_energy_offset, normalise, vad_mask
 
-__all__ = ["Analysis", "analyse", "analyse_file", "utterance_frames", "segment_frames", "extract", "extract_segments", "extract_file"]
+__all__ = ["extract", "extract_segments", "extract_file"]
 
 
 # --------------------------------------------------------------------------- utterances

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["read_audio", "AudioFile", "check_signal"]
+__all__ = ["read_audio", "AudioFile"]
 
 
 def _cannot_read(path, exc: Exception) -> DataError:

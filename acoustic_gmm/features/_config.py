@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import ParameterError
 from ._htk_config import HtkSettings, htk_settings
 
-__all__ = ["MfccConfig", "config_differences", "MAX_CMVN_WINDOW"]
+__all__ = ["MfccConfig", "config_differences"]
 
 
 MAX_CMVN_WINDOW = 100_000  # frames: the largest MfccConfig.cmvn_window

@@ -46,7 +46,7 @@ from ._htk_dsp import (
     zero_mean_frames,
 )
 
-__all__ = ["FRAME_BLOCK", "mfcc_frames", "add_deltas", "n_frames", "frontend", "frontend_arrays", "preload_frontend"]
+__all__ = ["add_deltas"]
 
 
 LOG_FLOOR = 1e-10  # floor on mel and frame energies: log(0) never reaches an archive

@@ -66,7 +66,7 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["BASE_KINDS", "QUALIFIERS", "parse_kind", "kind_name", "HtkSettings", "htk_settings", "parse_htk_config", "LZERO", "MINLARG"]
+__all__ = ["parse_kind", "kind_name", "HtkSettings", "parse_htk_config"]
 
 
 LZERO = -1.0e10     # HTK's log(0) (HMath.h)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._htk_config import LZERO, MINLARG, HtkSettings
 
-__all__ = ["frame_geometry", "fft_size", "hamming_window", "mel_filterbank", "htk_dct_matrix", "zero_mean_frames", "sum_of_squares", "preemphasise", "log_energy", "normalise_log_energy", "regression"]
+__all__ = []
 
 
 _PI = 3.14159265358979     # HMath.h's PI and TPI: the constants HTK's windows and cosines are computed with

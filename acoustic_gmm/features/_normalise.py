@@ -13,7 +13,7 @@ from ..errors import ParameterError
 from ._config import MAX_CMVN_WINDOW
 from ._frontend import FRAME_BLOCK
 
-__all__ = ["speaker_cmvn", "vad_mask", "normalise", "kaldi_energy_offset"]
+__all__ = ["speaker_cmvn", "vad_mask", "normalise"]
 
 
 # --------------------------------------------------------------------------- VAD and CMVN

@@ -6,7 +6,8 @@ statistics that add up over chunks, files, processes and machines (:class:`Stats
 with its fused kernels in ``_kernels``); ``_update`` the updates that are functions of statistics (ML, MAP,
 splitting, variance floors, the empty-component policy); ``_init`` k-means and random starts; ``_train`` EM with
 component splitting; ``_sources`` the frame sources EM reads; ``_estimator`` the scikit-learn-style :class:`GMM`;
-``_checkpoint`` resumable training; ``_files`` model files; ``_dask`` the E-step on a Dask cluster.
+``_ebw`` the extended Baum-Welch update (MMI's); ``_checkpoint`` resumable training; ``_files`` model files;
+``_dask`` the E-step on a Dask cluster.
 """
 
 import lazy_loader
@@ -14,15 +15,15 @@ import lazy_loader
 # the public names, each from the module that defines it; imported on first use, so that importing one
 # name does not import the whole layer (the CLI starts in a fraction of a second)
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "_checkpoint": ['CONTENT', 'CheckpointFile', 'FORMAT_VERSION'],
+    "_checkpoint": ['CheckpointFile', 'checkpoint_path'],
     "_dask": ['DaskFrames'],
+    "_ebw": ['ebw_update'],
     "_estimator": ['GMM'],
     "_files": ['load_models', 'save_models', 'ubm_id'],
     "_init": ['kmeans_init', 'random_init'],
-    "_kernels": ['expand', 'posteriors_and_scale'],
-    "_model": ['DiagGMM', 'FullGMM', 'LOG_2PI', 'default_chunk', 'log_normalize', 'logsumexp', 'make_model', 'resolve_dtype'],
-    "_sources": ['ArrayFrames', 'FrameSource', 'RemoteEStep', 'as_frames', 'default_max_memory', 'parse_size', 'within_budget'],
-    "_stats": ['Stats', 'accumulate', 'global_stats'],
-    "_train": ['History', 'TrainState', 'run_em', 'train'],
-    "_update": ['MAP_UPDATES', 'em_step', 'growth_schedule', 'm_step', 'map_update', 'split_heaviest', 'variance_floor'],
+    "_model": ['DiagGMM', 'FullGMM', 'logsumexp'],
+    "_sources": ['FrameSource'],
+    "_stats": ['Stats', 'accumulate', 'global_mean_var', 'global_stats'],
+    "_train": ['History', 'run_em', 'train'],
+    "_update": ['MAP_UPDATES', 'em_step', 'growth_schedule', 'm_step', 'map_update', 'ml_update', 'split_heaviest', 'variance_floor'],
 })

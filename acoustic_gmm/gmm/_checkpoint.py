@@ -34,7 +34,7 @@ from ._model import make_model
 from ._stats import Stats
 from ._train import History, TrainState
 
-__all__ = ["CheckpointFile", "CONTENT", "FORMAT_VERSION"]
+__all__ = ["checkpoint_path", "CheckpointFile"]
 
 
 CONTENT = "em-checkpoint"  # the ``content`` attribute, as every acoustic_gmm HDF5 file has (archive.py)
@@ -171,3 +171,15 @@ def _differences(saved: dict, params: dict, data: dict, mean: np.ndarray, var: n
     if not off <= FINGERPRINT_TOL:
         out.append(f"the frames differ: their global mean or variance moved by {off:.3g} (relative)")
     return out
+
+
+def checkpoint_path(out) -> Path:
+    """Where a model written to ``out`` keeps its training checkpoint: ``OUT.ckpt`` beside it (held under ``out``'s
+    lock with it, so no other run uses it meanwhile).
+
+    Examples
+    --------
+    >>> checkpoint_path("exp/ubm.h5").as_posix()
+    'exp/ubm.h5.ckpt'
+    """
+    return Path(f"{out}.ckpt")

@@ -15,13 +15,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import (
-    ConvergenceWarning,
-    DataError,
-    ParameterError,
-    check_frames,
-    not_fitted,
-)
+from ..errors import ConvergenceWarning, DataError, ParameterError, check_frames, not_fitted
 from ._model import resolve_dtype
 from ._sources import FrameSource, within_budget
 from ._train import train as em_train

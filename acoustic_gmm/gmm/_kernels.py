@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["posteriors_and_scale", "expand"]
+__all__ = []
 
 
 # Fast-math licences that keep the range reduction's order (no "reassoc") and let -inf through (no "ninf":

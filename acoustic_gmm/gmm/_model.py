@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["DiagGMM", "FullGMM", "make_model", "logsumexp", "log_normalize", "resolve_dtype", "default_chunk", "LOG_2PI"]
+__all__ = ["DiagGMM", "FullGMM", "logsumexp"]
 
 
 LOG_2PI = float(np.log(2.0 * np.pi))

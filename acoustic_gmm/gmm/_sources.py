@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DataError, ParameterError
 
-__all__ = ["FrameSource", "RemoteEStep", "ArrayFrames", "as_frames", "default_max_memory", "within_budget", "parse_size"]
+__all__ = ["FrameSource"]
 
 
 MAX_DEFAULT_MEMORY = 4 << 30  # bytes

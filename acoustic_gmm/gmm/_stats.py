@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import DataError, ParameterError
 from ._model import DiagGMM, default_chunk, log_normalize
 from ._sources import RemoteEStep, as_frames
 
-__all__ = ["Stats", "accumulate", "global_stats"]
+__all__ = ["global_mean_var", "Stats", "accumulate", "global_stats"]
 
 
 READ_CHUNKS = 8  # E-step chunks read from a frame source at once
@@ -241,3 +241,27 @@ def accumulate(model, X, *, chunk: int | None = None, threads: int | None = None
             acc.sum_xx[k] += (Y * G[:, k:k + 1]).T @ Y
         acc.n_frames += len(block)
     return acc
+
+
+def global_mean_var(glob: Stats) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and (diagonal) variance of one-component statistics, refusing a constant feature dimension.
+
+    A dimension whose variance is zero (to 1e-12 of its squared mean) would make every variance floor zero and
+    every likelihood infinite: every trainer of the package checks its frames here first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mean, var = global_mean_var(global_stats(np.array([[0.0, 1.0], [2.0, 1.0]])))
+    Traceback (most recent call last):
+    ...
+    acoustic_gmm.errors.DataError: feature dimension(s) [1] are constant over all 2 frames (zero variance); drop them before fitting
+    """
+    n, mean_c = glob.occ[0], glob.sum_x[0] / glob.occ[0]
+    second = glob.sum_xx[0] if glob.covariance_type == "diag" else np.diag(glob.sum_xx[0])
+    var = second / n - mean_c ** 2
+    constant = np.flatnonzero(var <= 1e-12 * np.maximum(1.0, (mean_c + glob.shift) ** 2))
+    if len(constant):
+        raise DataError(f"feature dimension(s) {constant.tolist()[:10]} are constant over all "
+                        f"{glob.n_frames} frames (zero variance); drop them before fitting")
+    return mean_c + glob.shift, var

@@ -16,21 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError, ParameterError
+from ..errors import ParameterError
 from ._init import kmeans_init, random_init
 from ._model import DiagGMM, FullGMM
 from ._sources import as_frames
-from ._stats import Stats, accumulate, global_stats
-from ._update import (
-    growth_schedule,
-    m_step,
-    min_occupancy,
-    replace_empty,
-    split_heaviest,
-    variance_floor,
-)
+from ._stats import Stats, accumulate, global_mean_var, global_stats
+from ._update import growth_schedule, m_step, ml_update, split_heaviest, variance_floor
 
-__all__ = ["History", "run_em", "train", "TrainState"]
+__all__ = ["History", "run_em", "train"]
 
 
 # train(checkpoint=...): within a stage, the state is saved at most this often (and always at the stage's
@@ -82,11 +75,8 @@ def run_em(model, X, *, floor, n_iter: int, tol: float, history: History, chunk=
     converged = False
     accelerate = overrelax > 1 and model.covariance_type == "diag"
     for it in range(start, n_iter):
-        keep = stats.occ >= min_occupancy(stats.n_frames, K)
-        if keep.all():
-            new = m_step(stats, floor=floor, dtype=model.dtype)
-        else:
-            new = replace_empty(stats, floor, model, keep)
+        new, replaced = ml_update(stats, model, floor=floor)
+        if replaced:
             eta = 1.0  # components were replaced: the old and new models do not define a direction
         new_stats = None
         if accelerate and eta > 1:
@@ -128,7 +118,7 @@ def _overrelaxed(old: DiagGMM, new: DiagGMM, eta: float, floor: np.ndarray) -> D
 
 def train(X, n_components: int, *, covariance_type="diag", init="split", max_iter=100, tol=1e-3,
           var_floor=1e-3, split_iter=4, schedule=None, dtype="float32", random_state=None,
-          chunk=None, progress=None, overrelax=OVERRELAX, checkpoint=None, on_resume=None):
+          chunk=None, progress=None, overrelax=OVERRELAX, checkpoint=None, on_resume=None, floor=None):
     """Fit a mixture to frames ``X``; returns ``(model, history, converged, n_iter)``.
 
     ``init="split"`` grows from one Gaussian through ``schedule`` (doubling by default)
@@ -152,17 +142,14 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
         Called once as ``on_resume(n_components, iteration)`` when training continues from ``checkpoint``:
         the size of the stage it was in, and the EM iterations done before (counted as ``progress`` counts
         them).
+    floor : ndarray (n_features,), optional
+        The variances' floor itself, instead of ``var_floor`` times these frames' variance: an HMM state's
+        GMM is floored at its class's variance, not its own frames'.
     """
     X = as_frames(X)
     glob = global_stats(X, covariance_type)
-    n, mean_c = glob.occ[0], glob.sum_x[0] / glob.occ[0]
-    second = glob.sum_xx[0] if covariance_type == "diag" else np.diag(glob.sum_xx[0])
-    gvar = second / n - mean_c ** 2
-    constant = np.flatnonzero(gvar <= 1e-12 * np.maximum(1.0, (mean_c + glob.shift) ** 2))
-    if len(constant):
-        raise DataError(f"feature dimension(s) {constant.tolist()[:10]} are constant over all "
-                        f"{glob.n_frames} frames (zero variance); drop them before fitting")
-    floor = variance_floor(gvar, var_floor)
+    gmean, gvar = global_mean_var(glob)
+    floor = variance_floor(gvar, var_floor) if floor is None else np.asarray(floor, dtype=np.float64)
     if init == "split":
         stages = growth_schedule(n_components, schedule=schedule)
     elif init in ("kmeans", "random"):
@@ -176,13 +163,14 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
                   "max_iter": int(max_iter), "tol": float(tol), "var_floor": float(var_floor),
                   "overrelax": float(overrelax), "dtype": np.dtype(dtype).name,
                   "chunk": None if chunk is None else int(chunk)}
+        if floor is not None:  # given, not derived from var_floor
+            params["floor"] = [float(v) for v in floor]
         if init == "split":
             params.update(schedule=stages, split_iter=int(split_iter))
         elif random_state is None or isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
             params["random_state"] = None if random_state is None else int(random_state)
         # The frames' fingerprint: a checkpoint of other frames must not be continued on these.
-        fingerprint = {"n_frames": int(glob.n_frames), "n_features": len(gvar), "mean": mean_c + glob.shift,
-                       "var": gvar}
+        fingerprint = {"n_frames": int(glob.n_frames), "n_features": len(gvar), "mean": gmean, "var": gvar}
         state = checkpoint.load(params, fingerprint)
     if state is not None:
         # The saved floor, not the one just computed: the global sums may differ in their last bits (the

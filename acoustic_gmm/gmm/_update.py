@@ -22,7 +22,7 @@ from ..errors import ComponentWarning, DataError, ParameterError
 from ._model import DiagGMM, FullGMM
 from ._stats import Stats, accumulate
 
-__all__ = ["m_step", "map_update", "em_step", "variance_floor", "split_heaviest", "growth_schedule", "MAP_UPDATES"]
+__all__ = ["ml_update", "m_step", "map_update", "em_step", "variance_floor", "split_heaviest", "growth_schedule", "MAP_UPDATES"]
 
 
 ABS_VAR_FLOOR = 1e-10  # below any real feature's variance; only guards against exact zeros
@@ -170,7 +170,33 @@ def min_occupancy(n_frames: int, n_components: int) -> float:
     return min(MAX_OCCUPANCY_FLOOR, 0.1 * n_frames / n_components)
 
 
-def replace_empty(stats: Stats, floor, model, keep: np.ndarray):
+def ml_update(stats: Stats, model, *, floor: np.ndarray, n_frames: float | None = None):
+    """The ML update of ``model`` from its statistics, with the engine's one empty-component policy.
+
+    A component whose occupancy is below :func:`min_occupancy` of ``n_frames`` (default: the frames the statistics
+    were gathered over; a weighted pass, as Baum-Welch's, gives its total weight) is removed and replaced by
+    splitting the heaviest survivor, with a :class:`~acoustic_gmm.errors.ComponentWarning`; the others get
+    :func:`m_step`'s maximum-likelihood parameters, variances floored at ``floor``.  EM, HMM-state training and
+    MMI's starting models all go through here.  Returns ``(model, replaced)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(1000, 2))
+    >>> g = DiagGMM([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]], dtype="float64")
+    >>> new, replaced = ml_update(Stats.from_posteriors(X, g.posteriors(X)), g, floor=np.full(2, 1e-3))
+    >>> new.n_components, replaced
+    (2, False)
+    """
+    n = stats.n_frames if n_frames is None else n_frames
+    keep = stats.occ >= min_occupancy(n, model.n_components)
+    if keep.all():
+        return m_step(stats, floor=floor, dtype=model.dtype), False
+    return replace_empty(stats, floor, model, keep, n), True
+
+
+def replace_empty(stats: Stats, floor, model, keep: np.ndarray, n_frames: float | None = None):
+    n_frames = stats.n_frames if n_frames is None else n_frames
     dead = np.flatnonzero(~keep)
     if keep.sum() == 0:
         raise DataError("every component lost its frames; the data cannot support this model")
@@ -182,6 +208,6 @@ def replace_empty(stats: Stats, floor, model, keep: np.ndarray):
     more = f" and {len(dead) - 5} more" if len(dead) > 5 else ""
     warnings.warn(
         f"{len(dead)} of {model.n_components} components fell below the minimum occupancy of "
-        f"{min_occupancy(stats.n_frames, model.n_components):.3g} frames: {details}{more}; "
-        f"removed and replaced by splitting the heaviest components", ComponentWarning, stacklevel=4)
+        f"{min_occupancy(n_frames, model.n_components):.3g} frames: {details}{more}; "
+        f"removed and replaced by splitting the heaviest components", ComponentWarning, stacklevel=5)
     return grown

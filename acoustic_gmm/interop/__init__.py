@@ -11,10 +11,10 @@ import lazy_loader
 # the public names, each from the module that defines it; imported on first use, so that importing one
 # name does not import the whole layer (the CLI starts in a fraction of a second)
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "_bridge": ['ImportReport', 'import_matrices'],
+    "_bridge": ['ImportReport'],
     "_describe": ['describe', 'format_description'],
-    "_htk_mmf": ['GconstWarning', 'read_mmf', 'write_mmf'],
-    "_htk_params": ['export_htk', 'htk_checksum', 'import_htk', 'read_htk', 'write_htk'],
-    "_kaldi": ['GCONST_RTOL', 'diag_gmm_gconsts', 'export_kaldi', 'import_kaldi', 'read_diag_gmm', 'write_diag_gmm'],
-    "_toolkits": ['FORMATS', 'export_features', 'export_model', 'import_features', 'import_model'],
+    "_htk_mmf": ['read_mmf', 'write_mmf'],
+    "_htk_params": ['read_htk', 'write_htk'],
+    "_kaldi": ['read_diag_gmm', 'write_diag_gmm'],
+    "_toolkits": ['export_features', 'export_model', 'import_features', 'import_model'],
 })

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DataError, ParameterError
 
-__all__ = ["ImportReport", "import_matrices"]
+__all__ = ["ImportReport"]
 
 
 class ImportReport(NamedTuple):
@@ -63,7 +63,7 @@ def import_matrices(entries, src, data_dir, out, *, config=None, sample_rate: in
     ImportReport
     """
     from ..features._config import MfccConfig
-    from ..storage._archive import write_features
+    from ..storage._archive_write import write_features
 
     if config is not None and not isinstance(config, MfccConfig):
         raise ParameterError(f"config must be an MfccConfig, got {type(config).__name__}")

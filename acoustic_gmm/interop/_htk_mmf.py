@@ -19,7 +19,7 @@ from ..features._htk_config import kind_name, parse_kind
 from ..storage._outputs import atomic_path
 from ._htk_params import LOG_2PI, QUAL_C, QUAL_K, QUAL_V, kind_code, read_bytes
 
-__all__ = ["write_mmf", "read_mmf", "GconstWarning"]
+__all__ = ["write_mmf", "read_mmf"]
 
 
 class GconstWarning(UserWarning):

@@ -41,17 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArchiveError, DataError, OutputError, ParameterError, check_frames
-from ..features._htk_config import (
-    BASE_KINDS,
-    BASE_NAMES,
-    BASEMASK,
-    QUALIFIERS,
-    kind_name,
-    parse_kind,
-)
+from ..features._htk_config import BASE_KINDS, BASE_NAMES, BASEMASK, QUALIFIERS, kind_name, parse_kind
 from ..storage._outputs import atomic_path
 
-__all__ = ["htk_checksum", "write_htk", "read_htk", "export_htk", "import_htk"]
+__all__ = ["write_htk", "read_htk"]
 
 
 QUAL_E, QUAL_N, QUAL_C, QUAL_K, QUAL_V = (QUALIFIERS[q] for q in "ENCKV")

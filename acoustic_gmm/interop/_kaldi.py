@@ -46,16 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import (
-    ArchiveError,
-    DataError,
-    ModelFileError,
-    OutputError,
-    ParameterError,
-)
+from ..errors import ArchiveError, DataError, ModelFileError, OutputError, ParameterError
 from ._bridge import ImportReport, import_matrices, unknown_message
 
-__all__ = ["export_kaldi", "import_kaldi", "write_diag_gmm", "read_diag_gmm", "diag_gmm_gconsts", "GCONST_RTOL"]
+__all__ = ["write_diag_gmm", "read_diag_gmm"]
 
 
 LOG_2PI = math.log(2 * math.pi)

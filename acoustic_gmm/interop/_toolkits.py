@@ -1,10 +1,10 @@
 """Features and models to and from other toolkits: the workflows of ``acoustic-gmm export``, ``import``,
-``export-model`` and ``import-model`` over :mod:`acoustic_gmm.interop` and :mod:`acoustic_gmm.interop`.
+``export-model`` and ``import-model`` over ``_kaldi``, ``_htk_params`` and ``_htk_mmf``.
 
-The feature workflows apply the command line's output rules (:func:`acoustic_gmm.storage.check_outputs`:
+The feature workflows write under the package's one output policy (:func:`acoustic_gmm.storage.writing`:
 nothing replaced unasked, no input overwritten, the output locked while it is written; an HTK export goes
 to a folder, which must be new, empty or ``overwrite``-able) and call the format's module; for the model
-workflows the command line applies them.
+workflows the command line applies the same policy.
 
 Examples
 --------
@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ModelFileError, OutputError, ParameterError
-from ..storage._outputs import check_outputs, locked
+from ..errors import ModelFileError, ParameterError
+from ..storage._outputs import writing
 
-__all__ = ["FORMATS", "export_features", "import_features", "export_model", "import_model"]
+__all__ = ["export_features", "import_features", "export_model", "import_model"]
 
 
 FORMATS = ("kaldi", "htk")
@@ -43,16 +43,13 @@ def export_features(archive, out, *, fmt: str, ids=None, compress: bool = False,
         from ._kaldi import export_kaldi as run
 
         scp = out.with_suffix(".scp")
-        check_outputs({out: "--out", scp: "--out's .scp"}, [archive], overwrite=overwrite)
-        with locked(out), locked(scp):
+        with writing({out: "out", scp: "the .scp beside out"}, [archive], overwrite=overwrite):
             n = run(archive, out, ids=ids)
         return f"{out} and {scp}: {n} utterance(s)"
     from ._htk_params import export_htk as run
 
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise OutputError(f"--out {out}: " + ("is a file; give a folder" if not out.is_dir() else
-                                              "a folder that is not empty; pass --overwrite to write into it"))
-    n = run(archive, out, ids=ids, compress=compress)
+    with writing({out: "out"}, [archive], overwrite=overwrite, folders=[out]):
+        n = run(archive, out, ids=ids, compress=compress)
     return f"{out}/: {n} HTK parameter file(s)"
 
 
@@ -61,12 +58,11 @@ def import_features(listing, data_dir, out, *, fmt: str, sample_rate: int | None
     """A feature archive from Kaldi features (a feats.scp or ark) or HTK parameter files (a list), with
     ``data_dir``'s speakers and labels; returns the :class:`~acoustic_gmm.interop.ImportReport`."""
     _check_format(fmt)
-    check_outputs({out: "--out"}, [listing], overwrite=overwrite)
     if fmt == "kaldi":
         from ._kaldi import import_kaldi as run
     else:
         from ._htk_params import import_htk as run
-    with locked(out):
+    with writing({out: "out"}, [listing], overwrite=overwrite):
         return run(listing, data_dir, out, config=config, sample_rate=sample_rate, overwrite=overwrite)
 
 

@@ -13,13 +13,13 @@ import lazy_loader
 # the public names, each from the module that defines it; imported on first use, so that importing one
 # name does not import the whole layer (the CLI starts in a fraction of a second)
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "_backend": ['Backend', 'SCORINGS'],
-    "_files": ['load_bundle', 'load_speakers', 'read_speaker_arrays', 'require_ubm', 'save_bundle', 'save_speakers', 'write_speaker_arrays'],
-    "_gmm_ubm": ['Enrolled', 'Scorer', 'enroll', 'enrollment_groups', 'load_ubm', 'map_adapt', 'train_ubm'],
-    "_ivector": ['BWStats', 'IvectorExtractor', 'StatsStream', 'TvStats', 'load_extractor', 'train_extractor', 'utterance_stats'],
-    "_ivector_files": ['DaskStats', 'Ivectors', 'extract_archive', 'fit_backend', 'load_backend', 'load_ivectors', 'save_backend', 'save_ivectors', 'score_ivector_trials', 'train_extractor_from_archive'],
-    "_metrics": ['det_png', 'eer', 'error_rates', 'min_dcf', 'verification_metrics'],
+    "_backend": ['Backend'],
+    "_files": ['load_speakers', 'save_speakers'],
+    "_gmm_ubm": ['Enrolled', 'Scorer', 'enroll', 'load_ubm', 'map_adapt', 'train_ubm'],
+    "_ivector": ['IvectorExtractor', 'load_extractor', 'train_extractor', 'utterance_stats'],
+    "_ivector_files": ['Ivectors', 'extract_archive', 'fit_backend', 'load_backend', 'load_ivectors', 'save_backend', 'save_ivectors', 'score_ivector_trials', 'train_extractor_from_archive'],
+    "_metrics": ['det_png', 'eer', 'min_dcf', 'verification_metrics'],
     "_plda": ['PLDA'],
-    "_trials": ['Trials', 'normalise_trials', 'read_scores', 'score_file_metrics', 'score_trials', 'verify_trials', 'write_scores'],
+    "_trials": ['Trials', 'read_scores', 'score_file_metrics', 'verify_trials', 'write_scores'],
     "_vectors": ['cosine_scores', 'lda', 'length_norm', 'wccn'],
 })

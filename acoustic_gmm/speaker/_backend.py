@@ -26,17 +26,9 @@ import numpy as np
 
 from ..errors import DataError, NotFittedError, ParameterError
 from ._plda import PLDA
-from ._vectors import (
-    as_vectors,
-    check_int,
-    cosine_scores,
-    lda,
-    length_norm,
-    model_list,
-    speaker_index,
-)
+from ._vectors import as_vectors, check_int, cosine_scores, lda, length_norm, model_list, speaker_index
 
-__all__ = ["SCORINGS", "Backend"]
+__all__ = ["Backend"]
 
 
 #: The scoring methods :class:`Backend` knows.

@@ -41,7 +41,7 @@ from ..storage._hdf5 import (
 )
 from ._gmm_ubm import Enrolled
 
-__all__ = ["write_speaker_arrays", "read_speaker_arrays", "save_bundle", "load_bundle", "save_speakers", "load_speakers", "require_ubm"]
+__all__ = ["save_speakers", "load_speakers"]
 
 
 # --------------------------------------------------------------------------- speaker files

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -40,7 +41,7 @@ from ..gmm._stats import accumulate
 from ..gmm._update import MAP_UPDATES, map_update
 from ..storage._archive import opened
 
-__all__ = ["load_ubm", "train_ubm", "Enrolled", "map_adapt", "enrollment_groups", "enroll", "Scorer"]
+__all__ = ["load_ubm", "train_ubm", "Enrolled", "map_adapt", "enroll", "Scorer"]
 
 
 ADAPT = MAP_UPDATES
@@ -58,7 +59,7 @@ def load_ubm(path) -> DiagGMM:
 
 
 def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1, client=None,
-              max_memory: int | None = None, progress=None, checkpoint=None,
+              max_memory: int | None = None, progress=None, checkpoint=None, resume: bool = True,
               on_resume=None) -> tuple[GMM, dict]:
     """Train a UBM on the pooled frames of a feature archive; returns the fitted GMM and its metadata.
 
@@ -81,7 +82,10 @@ def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1,
     checkpoint : str or path-like, optional
         Save the training's state to this file after every growth stage and every 30 s, and continue from it
         if it exists (see :meth:`GMM.fit <acoustic_gmm.gmm.GMM.fit>`): a killed run, started again with
-        the same arguments, ends with the model an uninterrupted one gives.  Removed on success.
+        the same arguments, ends with the model an uninterrupted one gives.  Removed on success.  The
+        command line keeps it beside the model (:func:`acoustic_gmm.gmm.checkpoint_path`).
+    resume : bool
+        Continue from ``checkpoint`` if it exists; False removes it first and starts afresh.
     on_resume : callable, optional
         ``on_resume(path, n_components, iteration)`` once, when training continues from ``checkpoint``.
 
@@ -100,11 +104,14 @@ def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1,
     """
     if isinstance(subsample, bool) or not isinstance(subsample, int) or subsample < 1:
         raise ParameterError(f"subsample must be an integer >= 1, got {subsample!r}")
+    if client is not None and subsample != 1:
+        raise ParameterError(f"subsample={subsample} is not available with client= (on a Dask cluster every frame "
+                             f"is read)")
+    if checkpoint is not None and not resume:
+        Path(checkpoint).unlink(missing_ok=True)
     with opened(archive) as fa:
         X = fa if ids is None else fa.subset(ids)
         if client is not None:
-            if subsample != 1:
-                raise ParameterError("subsampling is not available on a Dask cluster (--subsample with --scheduler)")
             from ..gmm._dask import DaskFrames
             from ..storage._parallel import connect
 
@@ -173,7 +180,7 @@ def enrollment_groups(archive) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
     for u in archive.ids:
         if not archive.speakers[u]:
-            raise DataError(f"{archive.path}: utterance {u} has no speaker; give the enrolment lists (--enroll)")
+            raise DataError(f"{archive.path}: utterance {u} has no speaker; give the enrolment lists (groups=)")
         groups.setdefault(archive.speakers[u], []).append(u)
     return groups
 

@@ -47,7 +47,7 @@ from ..gmm._model import DiagGMM, log_normalize
 from ..storage._archive import opened
 from ._files import load_bundle, save_bundle
 
-__all__ = ["BWStats", "utterance_stats", "StatsStream", "TvStats", "IvectorExtractor", "train_extractor", "load_extractor"]
+__all__ = ["utterance_stats", "IvectorExtractor", "train_extractor", "load_extractor"]
 
 
 BATCH_BYTES = 256 << 20  # posteriors of one batch of utterances in utterance_stats (float32 + float64 copy)

@@ -19,7 +19,7 @@ from ..storage._archive import opened
 from ._files import load_bundle, save_bundle
 from ._ivector import IvectorExtractor, StatsStream, train_extractor, utterance_stats
 
-__all__ = ["DaskStats", "Ivectors", "save_ivectors", "load_ivectors", "train_extractor_from_archive", "extract_archive", "fit_backend", "save_backend", "load_backend", "score_ivector_trials"]
+__all__ = ["Ivectors", "save_ivectors", "load_ivectors", "train_extractor_from_archive", "extract_archive", "fit_backend", "save_backend", "load_backend", "score_ivector_trials"]
 
 
 @dataclass

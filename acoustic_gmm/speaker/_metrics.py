@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import DataError, ParameterError
 from ..storage._outputs import save_png
 
-__all__ = ["eer", "min_dcf", "error_rates", "det_png", "verification_metrics"]
+__all__ = ["eer", "min_dcf", "det_png", "verification_metrics"]
 
 
 def verification_metrics(scores, targets) -> dict:

@@ -23,7 +23,7 @@ from ._files import load_speakers, require_ubm
 from ._gmm_ubm import Scorer, load_ubm
 from ._metrics import det_png, verification_metrics
 
-__all__ = ["Trials", "read_scores", "write_scores", "score_trials", "normalise_trials", "verify_trials", "score_file_metrics"]
+__all__ = ["Trials", "read_scores", "write_scores", "verify_trials", "score_file_metrics"]
 
 
 NORMS = ("none", "z", "t", "s")
@@ -112,10 +112,10 @@ def warn_speaker_cmvn(fa) -> None:
     """Warn when an archive's frames were normalised per speaker (``cmvn="speaker"``, the front end's default):
     every utterance then carries its utt2spk speaker's statistics, the very answer a verification trial asks."""
     if getattr(fa.config, "cmvn", None) == "speaker":
-        warnings.warn(f"{fa.path}: frames normalised per speaker (--cmvn speaker, the features default): each "
+        warnings.warn(f"{fa.path}: frames normalised per speaker (cmvn='speaker', the features default): each "
                       f"utterance used its utt2spk speaker's statistics, which a verification system does not know "
-                      f"and which favour the true speaker; extract speaker-recognition features with --cmvn mean "
-                      f"or --cmvn sliding", stacklevel=3)
+                      f"and which favour the true speaker; extract speaker-recognition features with cmvn='mean' "
+                      f"or cmvn='sliding'", stacklevel=3)
 
 
 def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str | None = None,
@@ -148,9 +148,9 @@ def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str 
     if norm not in NORMS:
         raise ParameterError(f"norm must be one of {list(NORMS)}, got {norm!r}")
     if norm in ("z", "s") and cohort_utts is None:
-        raise ParameterError(f"{norm}-norm needs impostor utterances (cohort_utts)")
+        raise ParameterError(f"norm={norm!r} needs impostor utterances (cohort_utts=)")
     if norm in ("t", "s") and cohort_models is None:
-        raise ParameterError(f"{norm}-norm needs impostor models (cohort_models)")
+        raise ParameterError(f"norm={norm!r} needs impostor models (cohort_models=)")
     speakers, info = load_speakers(speakers_path)
     if ubm is None or isinstance(ubm, (str, Path)):
         ubm = load_ubm(ubm or json.loads(info["metadata"]).get("ubm", ""))
@@ -199,7 +199,7 @@ def score_file_metrics(scores_path, trials_path, *, det=None, allow_missing: boo
                 f"in {trials_path}; not scored: " + ", ".join(" ".join(p) for p in unscored[:3])
                 + (", ..." if len(unscored) > 3 else ""))
         if not allow_missing:
-            raise DataError(what + "; score them all, or pass --allow-missing for metrics over the scored ones")
+            raise DataError(what + "; score them all, or pass allow_missing=True for metrics over the scored ones")
         warnings.warn(what + "; the metrics are over the scored ones only", UserWarning, stacklevel=2)
     targets = np.array([label[p] for p in pairs])
     m = verification_metrics(values, targets)

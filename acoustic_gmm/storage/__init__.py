@@ -12,11 +12,10 @@ import lazy_loader
 # the public names, each from the module that defines it; imported on first use, so that importing one
 # name does not import the whole layer (the CLI starts in a fraction of a second)
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "_archive": ['ArchiveSubset', 'FeatureArchive', 'convert_archive', 'opened', 'write_features'],
-    "_corpus": ['BATCH_SIZE', 'ExtractionReport', 'describe_problems', 'extract_corpus', 'extract_files', 'extract_recording', 'plan_batches', 'read_shard', 'write_shard'],
+    "_archive": ['ArchiveSubset', 'FeatureArchive'],
+    "_archive_write": ['convert_archive', 'write_features'],
+    "_corpus": ['ExtractionReport', 'extract_corpus', 'extract_files'],
     "_datadir": ['DataDir', 'read_data_dir', 'read_htk_lab', 'read_ids', 'read_phn', 'read_spk2utt', 'write_data_dir'],
-    "_hdf5": ['FEATURES_VERSION', 'FORMAT_VERSION', 'atomic_h5', 'file_kind', 'load_arrays', 'open_h5', 'write_json', 'write_text'],
-    "_outputs": ['atomic_path', 'check_outputs', 'locked', 'save_png'],
-    "_parallel": ['connect', 'parallel_map'],
-    "_probe": ['PROBE_SECONDS', 'probe'],
+    "_hdf5": ['file_kind', 'open_h5'],
+    "_outputs": ['atomic_path', 'check_outputs', 'locked', 'writing'],
 })

@@ -1,7 +1,7 @@
 """The feature archive: every utterance's frames in one HDF5 dataset, with an index, read by id, label or speaker.
 
-:func:`write_features` writes one atomically; :class:`FeatureArchive` reads it (whole, a subset, or in blocks
-straight from a memory-mapped window of the file); :func:`convert_archive` rewrites a format-1 archive.
+:class:`FeatureArchive` reads one (whole, a subset, or in blocks straight from a memory-mapped window of the
+file); ``_archive_write`` writes them.
 
 Feature archive layout (``content="features"``, ``format_version`` 2)::
 
@@ -20,34 +20,18 @@ per utterance, and no ``offsets``; it is read transparently (slower to stream: a
 from __future__ import annotations
 
 import contextlib
-import json
 import mmap
 import os
 from collections import Counter, deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ArchiveError, DataError, ParameterError
-from ._hdf5 import (
-    FEATURES_VERSION,
-    LOADER_ERRORS,
-    atomic_h5,
-    checked_attr,
-    checked_dataset,
-    checked_json,
-    checked_texts,
-    checked_values,
-    open_h5,
-)
+from ._hdf5 import LOADER_ERRORS, checked_attr, checked_dataset, checked_json, checked_texts, checked_values, open_h5
 
-__all__ = ["opened", "write_features", "convert_archive", "FeatureArchive", "ArchiveSubset"]
-
-
-CHUNK_ROWS = 2048      # HDF5 chunk of /frames: ~0.5 MB at 60 features, so an utterance's read touches one or two
-
-
-WRITE_ROWS = 1 << 16   # frames buffered before an append to /frames
+__all__ = ["FeatureArchive", "ArchiveSubset"]
 
 
 MAPPED_BYTES = 256 << 20  # streaming: frames kept mapped (clean page cache, counted in RSS) before unmapping
@@ -72,77 +56,6 @@ def opened(archive):
         yield fa
 
 
-# --------------------------------------------------------------------------- feature archives
-
-def write_features(path, utterances, *, config, sample_rate: int, manifest: dict | None = None,
-                   skipped=(), data_dir: str = "", tmp_dir=None) -> int:
-    """Write a feature archive (format 2) atomically from ``(utt, frames, label, speaker)`` tuples.
-
-    Frames are appended, in the order given, to one float32 dataset ``/frames``
-    (n_frames_total, n_features); the index records each utterance's offset and length.
-    ``label``/``speaker`` may be None.  ``manifest`` maps table names to their text.
-    ``skipped`` (``(utt, path, reason)`` tuples) is read after ``utterances`` is exhausted,
-    so both may be filled as the utterances are produced.  Returns the number of utterances.
-
-    Examples
-    --------
-    ::
-
-        write_features("feats.h5", [("u1", X1, "7", "ann"), ("u2", X2, "3", "bob")],
-                       config=MfccConfig(), sample_rate=8000)
-    """
-    import h5py
-
-    D = config.n_features
-    ids, labels, speakers, counts, seen = [], [], [], [], set()
-    with atomic_h5(path, tmp_dir) as f:
-        f.attrs.update(format_version=FEATURES_VERSION, content="features", config=config.to_json(),
-                       sample_rate=int(sample_rate))
-        data = f.create_dataset("frames", shape=(0, D), maxshape=(None, D), dtype=np.float32,
-                                chunks=(CHUNK_ROWS, D))
-        pending, n_pending = [], 0
-
-        def flush():  # large appends: one resize per block of frames, not per utterance
-            nonlocal n_pending
-            if n_pending:
-                end = len(data)
-                data.resize(end + n_pending, axis=0)
-                data[end:] = np.concatenate(pending)
-                pending.clear()
-                n_pending = 0
-
-        for utt, frames, label, speaker in utterances:
-            frames = np.asarray(frames, dtype=np.float32)
-            if frames.ndim != 2 or frames.shape[1] != D:
-                raise DataError(f"utterance {utt!r}: frames of shape {frames.shape}, expected (n, {D})")
-            if utt in seen:
-                raise DataError(f"utterance id {utt!r} occurs twice")
-            seen.add(utt)
-            pending.append(frames)
-            n_pending += len(frames)
-            if n_pending >= WRITE_ROWS:
-                flush()
-            ids.append(utt)
-            labels.append("" if label is None else label)
-            speakers.append("" if speaker is None else speaker)
-            counts.append(len(frames))
-        flush()
-        f.attrs["skipped"] = json.dumps([list(map(str, s)) for s in skipped])
-        index = f.create_group("index")
-        text = h5py.string_dtype()
-        index.create_dataset("ids", data=np.array(ids, dtype=object), dtype=text)
-        index.create_dataset("labels", data=np.array(labels, dtype=object), dtype=text)
-        index.create_dataset("speakers", data=np.array(speakers, dtype=object), dtype=text)
-        counts = np.array(counts, dtype=np.int64)
-        index.create_dataset("n_frames", data=counts)
-        index.create_dataset("offsets", data=np.cumsum(counts) - counts)
-        m = f.create_group("manifest")
-        m.attrs["data_dir"] = str(data_dir)
-        for name, content in (manifest or {}).items():
-            m.create_dataset(name, data=content, dtype=text)
-    return len(ids)
-
-
 def _groups(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Where to cut sorted row ranges into reads: a new read after a gap of more than ``GAP_ROWS`` rows or at
     a ``SPAN_ROWS`` boundary (so no read buffer outgrows it).  Returns the first range of each read."""
@@ -151,8 +64,42 @@ def _groups(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.flatnonzero(gap | window) + 1])
 
 
+@dataclass
+class ChunkMap:
+    """Where a format-2 archive's frames lie in its file, for reads that bypass h5py (:meth:`FeatureArchive._read`).
+
+    ``rows`` frames per chunk; ``offsets[c]`` the byte offset of chunk ``c``; ``fd`` the file, open for
+    ``os.preadv``; ``run[c]`` the first chunk of the run of back-to-back chunks that ``c`` belongs to (rows within
+    one run are one span of bytes); ``mapped`` a private, copy-on-write map of the whole file whose spans are
+    viewed without a copy, or None where the file cannot be mapped.
+    """
+
+    rows: int
+    offsets: list
+    fd: int
+    run: np.ndarray
+    mapped: object = None
+
+    def close(self) -> None:
+        os.close(self.fd)
+        if self.mapped is not None:
+            try:
+                self.mapped.close()
+            except BufferError:  # blocks still viewing it keep the mapping alive until they go
+                pass
+
+
+
 class FeatureArchive:
     """Read access to a feature archive; use as a context manager or call :meth:`close`.
+
+    What it holds: ``ids`` (the utterances, in stored order), ``n_frames``, ``labels`` and ``speakers`` (dicts by
+    id; ``""`` where utt2label or utt2spk had none), ``config`` (the :class:`~acoustic_gmm.features.MfccConfig` the
+    frames were made with), ``sample_rate``, ``n_features``, ``skipped`` (the utterances extraction left out, with
+    their paths and reasons) and ``manifest`` (the source data directory's tables).  One utterance's frames are
+    ``fa["utt"]`` (or ``fa.frames("utt")``), several utterances' ``fa.utterances(ids)`` (a list) or
+    ``fa.frames(ids)`` (one array), a label's or speaker's ids ``fa.ids_where(label=..., speaker=...)``, and blocks
+    of frames for streaming ``fa.iter_chunks(n)``.
 
     Reads are planned over the stored rows: an utterance, a label's or speaker's utterances, a
     subset or the next block of frames are one or a few large reads (nearby ranges are read
@@ -165,6 +112,7 @@ class FeatureArchive:
     ::
 
         with FeatureArchive("feats.h5") as fa:
+            x = fa["7_jackson_0"]                    # one utterance: (n_frames, n_features) float32
             X = fa.frames(fa.ids_where(label="7"))   # all frames of digit 7
             for chunk in fa.iter_chunks(65536):      # stream, never all in memory
                 ...
@@ -270,31 +218,27 @@ class FeatureArchive:
 
     def close(self) -> None:
         if getattr(self, "_chunks", None) is not None:
-            os.close(self._chunks[2])
-            if self._chunks[4] is not None:
-                try:
-                    self._chunks[4].close()
-                except BufferError:  # blocks still viewing it keep the mapping alive until they go
-                    pass
+            self._chunks.close()
             self._chunks = None
         self._f.close()
 
     def _view(self, start: int, stop: int):
         """Stored rows ``[start, stop)`` as a view of the mapped file, or None if they are not one span of bytes."""
-        if self._chunks is None or self._chunks[4] is None or stop <= start:
+        if self._chunks is None or self._chunks.mapped is None or stop <= start:
             return None
-        rows, offsets, _, run, mapped = self._chunks
+        rows, offsets, run = self._chunks.rows, self._chunks.offsets, self._chunks.run
         c0, c1 = start // rows, (stop - 1) // rows
         if run[c0] != run[c1]:
             return None
         D = self.n_features
         first = offsets[c0] + (start - c0 * rows) * 4 * D
-        return np.frombuffer(mapped, np.float32, count=(stop - start) * D, offset=first).reshape(stop - start, D)
+        return np.frombuffer(self._chunks.mapped, np.float32, count=(stop - start) * D,
+                             offset=first).reshape(stop - start, D)
 
     def _release(self, block: np.ndarray) -> None:
         """Drop the mapped pages under ``block`` (a view from :meth:`_view`) from this process: reading
         them again maps them again from the page cache, so the resident size stays a few blocks."""
-        mapped = self._chunks[4] if self._chunks is not None else None
+        mapped = self._chunks.mapped if self._chunks is not None else None
         if mapped is None or not hasattr(mapped, "madvise"):
             return
         base = np.frombuffer(mapped, np.uint8, count=1).ctypes.data
@@ -308,14 +252,15 @@ class FeatureArchive:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _map_chunks(self):
-        """``(rows per chunk, byte offset of each chunk, file descriptor)``, or None.
+    def _map_chunks(self) -> "ChunkMap | None":
+        """Where the frames' chunks lie in the file (a :class:`ChunkMap`), or None to read through h5py.
 
         h5py's chunked reads cost about three memory copies' worth of CPU per byte, and EM streaming an
         archive reads all of it on every pass; a plain, unfiltered chunk is just bytes at a known offset, so
-        its rows are read straight into place with ``os.preadv`` instead (the same numbers, a test checks;
-        unlike a memory map, nothing stays mapped to swell the resident size).  Any other layout (filters,
-        another driver, a chunk beyond the end of the file, no ``preadv``) is left to h5py.
+        its rows are read straight into place with ``os.preadv``, or, where consecutive chunks lie back to back,
+        viewed in a private map of the file without a copy (the same numbers, tests check; :meth:`_release`
+        drops the pages a streamed block used, so the resident size stays a few blocks).  Any other layout
+        (filters, another driver, a chunk beyond the end of the file, no ``preadv``) is left to h5py.
         """
         d = self._data
         try:
@@ -340,7 +285,7 @@ class FeatureArchive:
                 mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
             except (OSError, ValueError):
                 mapped = None
-            return rows, offsets.tolist(), fd, run, mapped
+            return ChunkMap(rows, offsets.tolist(), fd, run, mapped)
         except (AttributeError, OSError, ValueError, RuntimeError):  # an h5py without chunk queries ...
             return None
 
@@ -361,7 +306,7 @@ class FeatureArchive:
         if stop <= start:
             return
         if self._chunks is not None and out.flags.c_contiguous:
-            rows, offsets, fd = self._chunks[:3]
+            rows, offsets, fd = self._chunks.rows, self._chunks.offsets, self._chunks.fd
             row_bytes = 4 * self.n_features
             for c in range(start // rows, (stop - 1) // rows + 1):
                 lo, hi = max(start, c * rows), min(stop, (c + 1) * rows)
@@ -436,8 +381,11 @@ class FeatureArchive:
         return dict(zip(ids, self.utterances(ids)))
 
     def frames(self, ids=None) -> np.ndarray:
-        """All frames of ``ids`` (default: every utterance) concatenated, float32 (n_frames, n_features)."""
-        starts, lengths = self._ranges(self.ids if ids is None else ids)
+        """All frames of ``ids`` (a list of utterance ids, one id, or by default every utterance) concatenated,
+        float32 (n_frames, n_features); an id the archive lacks is a :class:`~acoustic_gmm.errors.DataError`."""
+        if isinstance(ids, str):
+            ids = [ids]
+        starts, lengths = self._ranges(self.ids if ids is None else self.check_ids(ids))
         out = np.empty((int(lengths.sum()), self.n_features), dtype=np.float32)
         self._copy(starts, lengths, out)
         return out
@@ -534,32 +482,6 @@ class FeatureArchive:
         finally:
             if reuse:
                 self._rings[chunk_frames, reuse] = ring
-
-
-def convert_archive(src, out) -> int:
-    """Rewrite the feature archive ``src`` (any format this code reads) in the current format, as ``out``.
-
-    Frames, index, manifest and skipped list are copied unchanged; ``out`` must not exist (it is
-    written to a temporary file and renamed into place).  Returns the number of utterances.
-
-    Examples
-    --------
-    ::
-
-        convert_archive("feats_v1.h5", "feats.h5")    # acoustic-gmm convert feats_v1.h5 --out feats.h5
-    """
-    out = Path(out)
-    if out.exists():
-        raise ArchiveError(f"{out}: already exists; choose a new name (the source archive is never replaced)")
-    with FeatureArchive(src) as fa:
-        def items():
-            for i in range(0, len(fa.ids), 4096):  # a few thousand utterances at a time: bounded memory
-                ids = fa.ids[i:i + 4096]
-                for u, x in zip(ids, fa.utterances(ids)):
-                    yield u, x, fa.labels[u] or None, fa.speakers[u] or None
-
-        return write_features(out, items(), config=fa.config, sample_rate=fa.sample_rate, manifest=fa.manifest,
-                              skipped=fa.skipped, data_dir=fa.data_dir)
 
 
 class ArchiveSubset:

@@ -40,7 +40,7 @@ from ..features._audio import AudioFile
 from ..features._config import MfccConfig
 from ..features._frontend import frontend
 from ..features._normalise import speaker_cmvn
-from ._archive import write_features
+from ._archive_write import write_features
 from ._datadir import DataDir, read_data_dir
 from ._hdf5 import (
     FORMAT_VERSION,
@@ -52,10 +52,10 @@ from ._hdf5 import (
     checked_values,
     open_h5,
 )
-from ._outputs import locked
+from ._outputs import writing
 from ._parallel import parallel_map
 
-__all__ = ["write_shard", "read_shard", "ExtractionReport", "extract_corpus", "extract_files", "extract_recording", "plan_batches", "describe_problems", "BATCH_SIZE"]
+__all__ = ["ExtractionReport", "extract_corpus", "extract_files"]
 
 
 # --------------------------------------------------------------------------- extraction shards
@@ -183,9 +183,9 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
                                 f"audio: resample the file to {sample_rate} Hz first")
             if config.sample_rate is None and sr != sample_rate:
                 raise DataError(f"{rec_path}: sample rate {sr} Hz differs from the archive's {sample_rate} Hz "
-                                f"(the rate of most recordings): pass --sample-rate {sample_rate} "
+                                f"(the rate of most recordings): pass sample_rate={sample_rate} "
                                 f"(MfccConfig.sample_rate) to resample every file to {sample_rate} Hz, "
-                                f"or --sample-rate {sr} to resample every file to {sr} Hz")
+                                f"or sample_rate={sr} to resample every file to {sr} Hz")
             analysis = analyse_file(audio, config=config)
         duration = analysis.duration
         if len(utts) == 1 and utts[0][1] is None:
@@ -391,11 +391,8 @@ def extract_corpus(data_dir, out, *, config: MfccConfig | None = None, jobs: int
     config = config or MfccConfig()
     dd = read_data_dir(data_dir)
     out = Path(out)
-    out.absolute().parent.mkdir(parents=True, exist_ok=True)  # for the lock file, and OUT.partial/
     # One run per output: a second one stops here, before it looks at OUT or OUT.partial/.
-    with locked(out):
-        if out.exists() and not overwrite:
-            raise ArchiveError(f"{out}: already exists; remove it or pass overwrite (--overwrite) to replace it")
+    with writing({out: "out"}, [data_dir], overwrite=overwrite):
         out = out.resolve()  # workers elsewhere write their shards by this path
         partial = out.parent / (out.name + ".partial")
         batches = plan_batches(dd, batch_size)

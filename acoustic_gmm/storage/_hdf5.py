@@ -19,7 +19,7 @@ from ..errors import ArchiveError, ModelFileError
 from ._outputs import atomic_path
 from ._probe import probe
 
-__all__ = ["FORMAT_VERSION", "FEATURES_VERSION", "atomic_h5", "write_text", "open_h5", "file_kind", "load_arrays", "write_json"]
+__all__ = ["open_h5", "file_kind"]
 
 
 FORMAT_VERSION = 1     # model, speaker and shard files

@@ -7,8 +7,8 @@ field's cross-platform answer), so two runs writing one output do not both claim
 stops at once and says so.  Holding the lock also tells a writer that any ``.NAME.*.tmp`` beside the
 output was left by a run that was killed, and it removes them.
 
-The command line adds the rules of :func:`check_outputs`: an existing output is kept unless the user
-says ``--overwrite``, an output may not be one of the command's inputs, and missing directories are made.
+:func:`writing` adds the rules of :func:`check_outputs` under the locks: an existing output is kept unless the
+caller says ``overwrite``, an output may not be one of the inputs, and missing directories are made.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 
-__all__ = ["locked", "atomic_path", "save_png", "check_outputs"]
+__all__ = ["locked", "atomic_path", "check_outputs", "writing"]
 
 
 _HELD: dict = {}  # lock-file path -> the FileLock this process holds on it (so locking again is re-entrant)
@@ -127,37 +127,79 @@ def save_png(fig, path) -> None:
         plt.close(fig)
 
 
-def check_outputs(outputs: dict, inputs=(), *, overwrite: bool = False, option: str = "--overwrite") -> None:
-    """The command line's rules for the files a command is about to write.
+def _named(how: str, path: Path) -> str:
+    """How a message names an output: ``out=models.h5`` for a parameter (the CLI shows ``--out models.h5``)."""
+    return f"{how}={path}" if how.isidentifier() else f"{how} {path}"
 
-    ``outputs`` maps each output path (None: not asked for) to how the user named it (``"--out"``).  Raises
-    :class:`~acoustic_gmm.errors.OutputError` if one is a directory, exists and ``overwrite`` is false, or is
-    one of ``inputs``; makes missing parent directories.
+
+def check_outputs(outputs: dict, inputs=(), *, overwrite: bool = False, folders=()) -> None:
+    """The rules for the files (or folders) a workflow is about to write.
+
+    ``outputs`` maps each output path (None: not asked for) to the parameter that named it (``"out"``);
+    ``folders`` lists the outputs that are folders of files.  Raises :class:`~acoustic_gmm.errors.OutputError` if
+    an output exists and ``overwrite`` is false (a folder: exists and is not empty), is a directory where a file is
+    wanted or a file where a folder is, is one of ``inputs``, or is named twice; makes missing parent directories.
+    Messages name parameters as ``name=value`` (``overwrite=True``), which the command line shows as its flags.
 
     Examples
     --------
     ::
 
-        check_outputs({"models.h5": "--out"}, ["feats.h5"], overwrite=False)
+        check_outputs({"models.h5": "out"}, ["feats.h5"], overwrite=False)
     """
     named = [(Path(p), how) for p, how in outputs.items() if p is not None]
     ins = [Path(p) for p in inputs if p is not None]
+    folders = {Path(p).absolute() for p in folders}
     for path, how in named:
         for other in ins:
             if path.exists() and other.exists() and os.path.samefile(path, other) \
                     or path.absolute() == other.absolute():
-                raise OutputError(f"{how} {path}: is also an input of this command; write the result elsewhere")
+                raise OutputError(f"{_named(how, path)}: is also an input; write the result elsewhere")
+        if path.absolute() in folders:
+            if path.exists() and not path.is_dir():
+                raise OutputError(f"{_named(how, path)}: is a file; give a folder")
+            if path.is_dir() and any(path.iterdir()) and not overwrite:
+                raise OutputError(f"{_named(how, path)}: a folder that is not empty; pass overwrite=True to write "
+                                  f"into it")
+            continue
         if path.is_dir():
-            raise OutputError(f"{how} {path}: is a directory; give a file name")
+            raise OutputError(f"{_named(how, path)}: is a directory; give a file name")
         if path.exists() and not overwrite:
-            raise OutputError(f"{how} {path}: exists; pass {option} to replace it (the old file stays until the "
-                              f"new one is complete)")
+            raise OutputError(f"{_named(how, path)}: exists; pass overwrite=True to replace it (the old file stays "
+                              f"until the new one is complete)")
     seen = set()
     for path, how in named:
         if path.absolute() in seen:
-            raise OutputError(f"{how} {path}: named for two outputs of this command")
+            raise OutputError(f"{_named(how, path)}: named for two outputs")
         seen.add(path.absolute())
         try:
             path.absolute().parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"{how} {path}: cannot make its directory ({exc.strerror or exc})") from None
+            raise OutputError(f"{_named(how, path)}: cannot make its directory ({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def writing(outputs: dict, inputs=(), *, overwrite: bool = False, folders=()):
+    """The one output policy, for the ``with`` block that writes ``outputs``: hold every output's lock, then apply
+    :func:`check_outputs`' rules.  Every writer of the package goes through here (the CLI for the commands whose
+    library call saves a file, the corpus extraction and the Kaldi/HTK import and export themselves), so two runs
+    on one output cannot both succeed and an existing result is never replaced without ``overwrite``.
+
+    Examples
+    --------
+    ::
+
+        with writing({"models.h5": "out"}, ["feats.h5"], overwrite=False):
+            model_set.save("models.h5")
+    """
+    named = [(Path(p), how) for p, how in outputs.items() if p is not None]
+    for path, how in named:  # the lock file lives beside the output
+        try:
+            path.absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{_named(how, path)}: cannot make its directory ({exc.strerror or exc})") from None
+    with contextlib.ExitStack() as stack:
+        for path, _ in named:
+            stack.enter_context(locked(path))
+        check_outputs(outputs, inputs, overwrite=overwrite, folders=folders)
+        yield

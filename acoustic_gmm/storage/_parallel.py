@@ -15,7 +15,7 @@ import sys
 
 from ..errors import ParameterError
 
-__all__ = ["connect", "parallel_map"]
+__all__ = []
 
 
 @contextlib.contextmanager

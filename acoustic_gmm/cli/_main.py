@@ -1,0 +1,148 @@
+"""The command group every command hangs on, and what the commands share: errors turned into one line in
+the command line's words, the output policy around a command, common options.
+Nothing here does library work: a command that needs more than parsing and printing calls the library.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import AcousticGMMError
+
+__all__ = ['main', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'size', 'max_memory_option', 'enroll_list_option', 'scores_option', 'id_list']
+
+
+class _Commands(click.Group):
+    """The group that stands between every command and the user: no Python traceback reaches them.
+
+    Ctrl-C prints one line and exits 130 (the shell's convention for SIGINT); an error we did not
+    foresee prints one line asking for a report, with the traceback only under ``--debug``.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:  # `acoustic-gmm classify ... | head`: the reader has gone, nothing to say
+            sys.stderr.close()
+            sys.exit(141)
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc}\nThis is a bug in acoustic-gmm "
+                       f"{__version__}: please report it with the command you ran (add --debug after "
+                       f"'acoustic-gmm' for the traceback).", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="acoustic-gmm")
+@click.option("--debug", is_flag=True, help="show the Python traceback of an unexpected error")
+def main(debug) -> None:
+    """Gaussian-mixture acoustic modelling of speech."""
+
+
+def flags(ctx) -> dict:
+    """``{parameter name: (flag, takes a value)}`` of every option of every command, this command's first."""
+    commands = [ctx.command]
+    root = ctx.find_root().command
+    stack = [root]
+    while stack:
+        group = stack.pop()
+        for cmd in getattr(group, "commands", {}).values():
+            commands.append(cmd)
+            stack.append(cmd)
+    flags: dict = {}
+    for cmd in commands:
+        for p in cmd.params:
+            if isinstance(p, click.Option) and p.name not in flags:
+                flags[p.name] = (max(p.opts, key=len), not p.is_flag)
+    return flags
+
+
+def message(text: str, ctx=None) -> str:
+    """A library message in the command line's words: the library names its parameters as ``name=value``
+    (``overwrite=True``, ``cohort_utts=``, ``cmvn='mean'``), the user knows them as flags (``--overwrite``,
+    ``--cohort-utts``, ``--cmvn mean``)."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is None:
+        return text
+    for name, (flag, valued) in flags(ctx).items():
+        if not valued:
+            text = re.sub(rf"(?<![\w.-]){name}=True\b", flag, text)
+        text = re.sub(rf"(?<![\w.-]){name}=(?:'([^']*)'|(?=[^\s,;)]))", lambda m: f"{flag} {m.group(1) or ''}", text)
+        text = re.sub(rf"(?<![\w.-]){name}=", flag, text)
+    return text.replace("  ", " ").replace(" )", ")")
+
+
+def errors_to_messages(command):
+    """Errors we diagnosed become one line and exit status 1, never a traceback."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except AcousticGMMError as exc:
+            raise click.ClickException(message(str(exc))) from None
+    return run
+
+
+def writes(outputs: tuple, inputs: tuple = ()):
+    """The command writes the files named by its parameters ``outputs``: add --overwrite and write under the
+    package's one output policy (:func:`acoustic_gmm.storage.writing`) for the whole run, the parameters
+    ``inputs`` being its inputs."""
+    def wrap(command):
+        @functools.wraps(command)
+        def run(*args, overwrite=False, **kwargs):
+            from ..storage._outputs import writing
+
+            with writing({kwargs[name]: name for name in outputs if kwargs.get(name)},
+                         [kwargs.get(name) for name in inputs], overwrite=overwrite):
+                return command(*args, **kwargs)
+        return click.option("--overwrite", is_flag=True,
+                            help="replace existing outputs (each only once its new content is complete)")(run)
+    return wrap
+
+
+def echo_warnings(caught, prefix: str = "warning") -> None:
+    for w in caught:
+        click.echo(f"{prefix}: {message(str(w.message))}", err=True)
+
+
+def size(ctx, param, value):
+    from ..gmm._sources import parse_size
+
+    try:
+        return None if value is None else parse_size(value)
+    except AcousticGMMError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def max_memory_option(func):
+    return click.option("--max-memory", callback=size, metavar="SIZE",
+                        help="frames up to this size (4G, 512M; 0: always stream) are read into memory once and EM "
+                             "runs there; more are streamed from disk on every pass, with the same result "
+                             "[default: a quarter of RAM, at most 4G]")(func)
+
+
+enroll_list_option = click.option(
+    "--enroll", "groups", type=click.Path(exists=True, dir_okay=False),
+    help="'model utt1 utt2 ...' per line (Kaldi's spk2utt); default: one model per speaker (utt2spk)")
+
+
+scores_option = click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False),
+                              help="write 'model utterance score' per line")
+
+
+def id_list(path):
+    from ..storage._datadir import read_ids
+
+    return None if path is None else read_ids(path)
