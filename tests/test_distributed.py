@@ -62,8 +62,10 @@ def test_cli_ubm_on_a_scheduler(client, tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(main, ["ubm", str(tmp_path / "f.h5"), "-k", "4", "-o", str(tmp_path / "local.h5")])
     assert r.exit_code == 0 and "on 4,000 frames" in r.output
+    # the command's UBM is float32: the cluster sums its E-step over other chunks than the local run, and after 8
+    # EM iterations the means (unit-variance data) differ by 3e-5 here; the float64 fit above agrees to 1e-5
     np.testing.assert_allclose(GMM.load(tmp_path / "remote.h5").means_, GMM.load(tmp_path / "local.h5").means_,
-                               rtol=1e-5, atol=1e-5)
+                               rtol=1e-5, atol=1e-4)
 
 
 def test_feature_extraction_on_a_local_cluster_gives_the_same_archive(client, make_corpus, tmp_path):
