@@ -1,4 +1,5 @@
-"""Shared fixtures: synthetic frames from known mixtures, and real FSDD MFCC frames."""
+"""Shared fixtures: synthetic frames from known mixtures, real FSDD MFCC frames, corpora and recordings, a Dask
+cluster, and `invoke` for running the command line in-process."""
 
 from __future__ import annotations
 
@@ -116,6 +117,93 @@ def fsdd(tmp_path_factory):
     test = [u for u in fa.ids if int(u.split("_")[2]) < 5]
     yield tmp, fa, train, test
     fa.close()
+
+
+def _speech(seconds: float, sr: int, seed: int) -> np.ndarray:
+    """FSDD recordings (or tones) separated by pauses of near silence."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    wavs = sorted(FSDD.glob("*.wav")) if FSDD.is_dir() else []
+    parts, total = [], 0
+    while total < seconds * sr:
+        if wavs:
+            y, rate = sf.read(wavs[rng.integers(len(wavs))], dtype="float32")
+            assert rate == sr
+        else:
+            y = tone(rng.uniform(0.2, 0.6), sr, freq=rng.uniform(150, 1500), seed=int(rng.integers(1 << 30)))
+        pause = rng.normal(0, 3e-4, int(rng.integers(sr // 10, sr // 2))).astype(np.float32)
+        parts += [y, pause]
+        total += len(y) + len(pause)
+    return np.concatenate(parts)[: int(seconds * sr)]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """25 s of speech and pauses at 8 kHz, 16-bit: 2498 frames, more than a FRAME_BLOCK."""
+    import soundfile as sf
+
+    path = tmp_path_factory.mktemp("front") / "rec.wav"
+    sf.write(path, _speech(25.0, 8000, seed=13), 8000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture()
+def save_every_iteration(monkeypatch):
+    """The library tests stop at chosen iterations: let every one be saved (in use, at most every 30 s)."""
+    from acoustic_gmm.gmm import _train
+
+    monkeypatch.setattr(_train, "CHECKPOINT_SECONDS", 0.0)
+
+
+def invoke(*args):
+    """``acoustic-gmm ARGS`` in this process (click's test runner), every argument as a string: the result."""
+    from click.testing import CliRunner
+
+    from acoustic_gmm.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A labelled feature archive (3 classes, 2 speakers), a UBM, enrolled speakers and trials, made by the
+    commands `ubm`, `enroll` and `train` once for each test module that asks for them."""
+    from click.testing import CliRunner
+
+    from acoustic_gmm.cli import main
+    from acoustic_gmm.features import MfccConfig
+    from acoustic_gmm.storage import write_features
+
+    tmp = tmp_path_factory.mktemp("outputs")
+    rng = np.random.default_rng(0)
+    utts = []
+    for i in range(60):
+        label, spk = "abc"[i % 3], f"s{i % 2}"
+        utts.append((f"{spk}_{label}_{i:02d}", (rng.normal(size=(40, 4)) + 3 * (i % 3) + spk.endswith("1"))
+                     .astype(np.float32), label, spk))
+    feats = tmp / "feats.h5"
+    write_features(feats, utts, config=MfccConfig(n_mfcc=4, n_mels=8, deltas=0), sample_rate=8000)
+    run = CliRunner()
+    for args in (["ubm", str(feats), "-k", "4", "--out", str(tmp / "ubm.h5")],
+                 ["enroll", str(tmp / "ubm.h5"), str(feats), "--out", str(tmp / "spk.h5")],
+                 ["train", str(feats), "-k", "2", "--out", str(tmp / "models.h5")]):
+        result = run.invoke(main, args)
+        assert result.exit_code == 0, result.output
+    trials = tmp / "trials"
+    trials.write_text("".join(f"s{m} {u} {'target' if u.startswith(f's{m}') else 'nontarget'}\n"
+                              for m in (0, 1) for u, *_ in utts[:10]))
+    return tmp, feats, trials
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask LocalCluster of two worker processes and a client of it (skipped without dask.distributed)."""
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
 
 
 def pytest_collection_modifyitems(items):

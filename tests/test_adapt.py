@@ -13,11 +13,9 @@ from acoustic_gmm.classes import ModelSet, adapt_model_set, evaluate, train_mode
 from acoustic_gmm.classes._adapt import MllrStats, transform_means
 from acoustic_gmm.classes._evaluation import score_by_speaker
 from acoustic_gmm.cli import main
-from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.gmm import DiagGMM
-from acoustic_gmm.storage import extract_corpus
 
-from .conftest import draw_mixture, needs_fsdd, tone
+from .conftest import draw_mixture, needs_fsdd
 
 
 def _model_set(n_features, n_classes=3, n_components=4, seed=0):
@@ -135,42 +133,3 @@ def test_adaptation_rescues_a_held_out_speaker_on_real_speech(fsdd, tmp_path):
                                        str(tmp_path / "utts"), "--adapt", "--metrics", str(tmp_path / "m.json")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == after["accuracy"]
-
-
-def test_cli_classify_adapts_to_the_inputs(make_corpus, tmp_path):
-    signals = {f"{c}_{i}": tone(0.6, freq=f, seed=i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(6)}
-    data, paths = make_corpus(signals)
-    extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
-    ms = train_model_set(tmp_path / "f.h5", label_key="label", slices=1, n_components=2, progress=False, jobs=1)
-    ms.save(tmp_path / "m.h5")
-    # a "new speaker": the same tones, a little higher
-    new = {f"{c}_new{i}": tone(0.6, freq=f * 1.06, seed=10 + i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(6)}
-    _, new_paths = make_corpus(new, name="new")
-    wavs = [str(new_paths[u]) for u in sorted(new)]
-    result = CliRunner().invoke(main, ["classify", str(tmp_path / "m.h5"), *wavs, "--adapt", "--json"])
-    assert result.exit_code == 0, result.output
-    lines = [json.loads(ln) for ln in result.stdout.splitlines()]
-    assert [d["label"] for d in lines] == [u.split("_")[0] for u in sorted(new)]
-    result = CliRunner().invoke(main, ["classify", str(tmp_path / "m.h5"), str(tmp_path / "f.h5"), "--adapt",
-                                       "--adapt-iterations", "1", "-r", "inf"])
-    assert result.exit_code == 0, result.output
-    assert [ln.split("\t")[1] for ln in result.output.splitlines()] == [u.split("_")[0] for u in sorted(signals)]
-
-
-def test_cli_classify_adapt_normalises_audio_files_as_one_speaker(make_corpus, tmp_path):
-    """With per-speaker CMVN models, --adapt gives audio files exactly the features an archive would."""
-    signals = {f"{c}_{i}": tone(0.5, freq=f * (1 + 0.01 * i), seed=i) for c, f in (("lo", 300), ("hi", 1500))
-               for i in range(5)}
-    data, paths = make_corpus(signals, speakers={u: "one" for u in signals})
-    extract_corpus(data, tmp_path / "f.h5", config=MfccConfig(cmvn="speaker"), progress=False, jobs=1)
-    ms = train_model_set(tmp_path / "f.h5", label_key="label", slices=1, n_components=2, progress=False, jobs=1)
-    ms.save(tmp_path / "m.h5")
-    runner = CliRunner()
-    from_audio = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), *[str(paths[u]) for u in sorted(signals)],
-                                      "--adapt", "--json"])
-    from_archive = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), str(tmp_path / "f.h5"), "--adapt", "--json"])
-    assert from_audio.exit_code == 0 and from_archive.exit_code == 0, from_audio.output + from_archive.output
-    a = [json.loads(ln) for ln in from_audio.stdout.splitlines()]
-    b = [json.loads(ln) for ln in from_archive.stdout.splitlines()]
-    assert [d["label"] for d in a] == [d["label"] for d in b] == [u.split("_")[0] for u in sorted(signals)]
-    np.testing.assert_allclose([d["score"] for d in a], [d["score"] for d in b], rtol=1e-5)

@@ -1,11 +1,7 @@
-"""Per-class GMMs: training and scoring on real FSDD frames, the reject rule, label files, the CLI."""
+"""Per-class GMMs: training and scoring on real FSDD frames, the reject rule, label files (the command line:
+cli/test_classes.py)."""
 
 from __future__ import annotations
-
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,93 +121,6 @@ def test_label_files(tmp_path):
     (tmp_path / "c.lab").write_text("500 100 x\n")
     with pytest.raises(ManifestError, match=r"c.lab:1: need 0 <= start < end, got 500 100"):
         read_htk_lab(tmp_path / "c.lab")
-
-
-def test_cli_train_evaluate_classify(make_corpus, tmp_path):
-    signals = {f"{c}_{i}": tone(0.6, freq=f, seed=i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(4)}
-    data, paths = make_corpus(signals)
-    runner = CliRunner()
-    # per-utterance CMN: classify normalises each file on its own, as training then did (a pure tone's
-    # spectrum is all in its mean, which per-speaker CMVN of two tones keeps and one file's alone removes)
-    assert runner.invoke(main, ["features", str(data), "-o", str(tmp_path / "f.h5"), "-j", "1",
-                                "--cmvn", "mean"]).exit_code == 0
-    result = runner.invoke(main, ["train", str(tmp_path / "f.h5"), "-k", "2", "--slices", "2", "-o",
-                                  str(tmp_path / "m.h5"), "-j", "1"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["evaluate", str(tmp_path / "m.h5"), str(tmp_path / "f.h5"), "--metrics",
-                                  str(tmp_path / "m.json"), "--show-confusion", "--confusion", str(tmp_path / "c.png")])
-    assert result.exit_code == 0 and "accuracy 100.00 % (8/8)" in result.output
-    assert " hi   lo" in result.output and "   hi    4    0" in result.output
-    png = (tmp_path / "c.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
-    assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == 1.0
-    broken = tmp_path / "broken.wav"
-    broken.write_text("not audio")
-    result = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), str(paths["hi_1"]), str(broken),
-                                  str(paths["lo_2"]), "--json", "--top", "2"])
-    assert result.exit_code == 1
-    lines = [json.loads(ln) for ln in result.stdout.splitlines()]
-    assert [(d["id"], d["label"]) for d in lines] == [(str(paths["hi_1"]), "hi"), (str(paths["lo_2"]), "lo")]
-    assert lines[0]["top"][0] == ["hi", lines[0]["score"]] and len(lines[0]["top"]) == 2
-    assert f"error: {broken}: cannot read audio" in result.stderr
-    result = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), str(tmp_path / "f.h5")])
-    assert result.exit_code == 0 and len(result.output.splitlines()) == 8
-
-
-def test_classify_cold_start_does_not_import_librosa(make_corpus, tmp_path):
-    data, paths = make_corpus({"a_1": tone(0.5), "b_1": tone(0.5, freq=1200)})
-    extract_corpus(data, tmp_path / "f.h5", config=MfccConfig(cmvn="mean"), progress=False, jobs=1)
-    ms = train_model_set(tmp_path / "f.h5", label_key="label", slices=1, n_components=1, progress=False, jobs=1)
-    ms.save(tmp_path / "m.h5")
-    code = ("import sys; from acoustic_gmm.cli import main\n"
-            f"sys.argv = ['acoustic-gmm', 'classify', {str(tmp_path / 'm.h5')!r}, {str(paths['b_1'])!r}]\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('librosa' in sys.modules, file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.stdout.split("\t")[1] == "b" and proc.stderr.strip() == "False"
-
-
-def test_classify_one_speaker_normalises_the_files_together(make_corpus, tmp_path):
-    # models on per-speaker CMVN (the default front end): --one-speaker gives audio files the frames
-    # `features` gives the same files as one speaker's, and so the same scores as the archive
-    signals = {f"{c}_{i}": tone(0.5, freq=f, seed=i) for c, f in (("lo", 300), ("hi", 1500)) for i in range(3)}
-    data, paths = make_corpus(signals, speakers={u: "one" for u in signals})
-    runner = CliRunner()
-    assert runner.invoke(main, ["features", str(data), "-o", str(tmp_path / "f.h5"), "-j", "1"]).exit_code == 0
-    assert FeatureArchive(tmp_path / "f.h5").config.cmvn == "speaker"
-    r = runner.invoke(main, ["train", str(tmp_path / "f.h5"), "-k", "1", "-o", str(tmp_path / "m.h5"), "-j", "1"])
-    assert r.exit_code == 0, r.output
-
-    def scores(*args):
-        r = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), *args, "--json"])
-        assert r.exit_code == 0, r.output
-        return {Path(d["id"]).stem: d["score"] for d in map(json.loads, r.stdout.splitlines())}
-
-    archive = scores(str(tmp_path / "f.h5"))
-    together = scores(*map(str, paths.values()), "--one-speaker")
-    alone = scores(*map(str, paths.values()))
-    assert together.keys() == archive.keys() == alone.keys()
-    np.testing.assert_allclose([together[u] for u in archive], list(archive.values()), rtol=1e-5)
-    assert max(abs(alone[u] - archive[u]) for u in archive) > 1.0
-
-
-def test_library_and_cli_train_the_same_default_model(make_corpus, tmp_path):
-    # `acoustic-gmm train` maps flags to train_model_set's parameters and adds no default of its own
-    data, _ = make_corpus({f"{c}_{i}": tone(0.6, freq=f, seed=i) for c, f in (("a", 500), ("b", 900)) for i in range(3)})
-    extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
-    ms = train_model_set(tmp_path / "f.h5", jobs=1, progress=False)
-    r = CliRunner().invoke(main, ["train", str(tmp_path / "f.h5"), "--jobs", "1", "--out", str(tmp_path / "m.h5")])
-    assert r.exit_code == 0, r.output
-    cli = ModelSet.load(tmp_path / "m.h5")
-    assert ms.n_slices == cli.n_slices == 3 and ms.log_trans is not None  # 3 HMM states by default
-    assert ms.metadata["states"] == cli.metadata["states"] == "baum-welch"
-    assert ms.reject_threshold == cli.reject_threshold
-    for c in ms.classes:
-        np.testing.assert_array_equal(ms.log_trans[c], cli.log_trans[c])
-        for a, b in zip(ms.models[c], cli.models[c]):
-            assert a.n_components == b.n_components
-            np.testing.assert_array_equal(a.means, b.means)
-            np.testing.assert_array_equal(a.variances, b.variances)
 
 
 def test_the_library_owns_the_structure_rules(make_corpus, tmp_path):

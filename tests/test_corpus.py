@@ -1,26 +1,23 @@
-"""Extraction over a data directory: archives, bad input, resuming, parallel workers, the CLI."""
+"""Extraction over a data directory: archives, bad input, resuming, parallel workers (the command line:
+cli/test_features.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import acoustic_gmm.storage._corpus as corpus
 from acoustic_gmm import ArchiveError, DataError, ParameterError
-from acoustic_gmm.cli import main
 from acoustic_gmm.errors import OutputError
 from acoustic_gmm.features import MfccConfig, extract, read_audio
 from acoustic_gmm.storage import FeatureArchive, extract_corpus, extract_files
 
-from .conftest import FSDD, tone
+from .conftest import tone
 
 
 def good_signals(n=12):
@@ -231,41 +228,6 @@ def test_feature_archive_errors(tmp_path):
     GMM(1).fit(np.random.default_rng(0).normal(size=(20, 2))).save(tmp_path / "m.h5")
     with pytest.raises(ArchiveError, match=r"not an acoustic_gmm feature archive \(it holds models\)"):
         FeatureArchive(tmp_path / "m.h5")
-
-
-def test_cli_features_and_info(make_corpus, tmp_path):
-    data, _ = make_corpus({**good_signals(5), "b_zero": np.zeros(3000, np.float32)})
-    config = tmp_path / "cfg.json"
-    config.write_text(json.dumps({"n_mfcc": 20, "cmvn": "meanvar"}))
-    runner = CliRunner()
-    result = runner.invoke(main, ["features", str(data), "--out", str(tmp_path / "f.h5"), "--jobs", "1",
-                                  "--config", str(config), "--deltas", "1", "--vad"])
-    assert result.exit_code == 0, result.output
-    assert "5 utterances" in result.output and "skipped 1 utterance(s)" in result.output
-    with FeatureArchive(tmp_path / "f.h5") as fa:
-        assert fa.config == MfccConfig(n_mfcc=20, cmvn="meanvar", deltas=1, vad=True) and fa.n_features == 40
-    result = runner.invoke(main, ["info", str(tmp_path / "f.h5")])
-    assert result.exit_code == 0
-    assert "utterances  5" in result.output and "labels      3: 0 (2), 1 (2), 2 (1)" in result.output
-    assert "b_zero: all 3000 samples are zero" in result.output
-    facts = json.loads(runner.invoke(main, ["info", "--json", str(tmp_path / "f.h5")]).output)
-    assert facts["n_features"] == 40 and facts["speakers"] == {"spk0": 3, "spk1": 2}
-    result = runner.invoke(main, ["features", str(data), "--out", str(tmp_path / "g.h5"), "--strict", "-j", "1"])
-    assert result.exit_code == 1 and "Error: b_zero" in result.output and "digital silence" in result.output
-    result = runner.invoke(main, ["features", str(data), "--out", str(tmp_path / "h.h5"), "--cmvn", "cms"])
-    assert result.exit_code == 2 and "'cms' is not one of 'none', 'mean', 'meanvar'" in result.output
-
-
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_features_over_all_of_fsdd(tmp_path):
-    prep = Path(__file__).resolve().parents[1] / "recipes" / "fsdd" / "local" / "prepare_data.py"
-    subprocess.run([sys.executable, str(prep), "--data", str(FSDD.parent), "--out", str(tmp_path / "data")],
-                   check=True, capture_output=True)
-    result = CliRunner().invoke(main, ["features", str(tmp_path / "data" / "all"), "--out", str(tmp_path / "f.h5")])
-    assert result.exit_code == 0, result.output
-    with FeatureArchive(tmp_path / "f.h5") as fa:
-        assert len(fa) == 3000 and not fa.skipped and fa.n_features == 39
-        assert set(fa.labels.values()) == set("0123456789") and len(set(fa.speakers.values())) == 6
 
 
 def test_speaker_cmvn_normalises_each_speakers_frames(make_corpus, tmp_path):

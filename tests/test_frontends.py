@@ -2,7 +2,7 @@
 (Pelecanos & Sridharan 2001) and Kaldi's energy VAD rule (compute-vad), as MfccConfig options.
 
 Each is checked against a direct, frame-by-frame implementation of its definition, then through the
-long-recording block path, segments, the command line and stored configurations.
+long-recording block path, segments and stored configurations (the command line: cli/test_features.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
-from click.testing import CliRunner
 from scipy.special import ndtri
 from scipy.stats import kstest, rankdata
 
@@ -23,7 +21,7 @@ from acoustic_gmm.features._analysis import analyse, analyse_file, segment_frame
 from acoustic_gmm.features._frontend import FRAME_BLOCK, frontend
 from acoustic_gmm.features._normalise import kaldi_energy_offset
 
-from .conftest import FSDD, tone
+from .conftest import _speech
 
 WHOLE = 1 << 20  # block_frames holding any test recording at once: the whole-file computation
 BLOCKS = (64, 128, 192, FRAME_BLOCK)
@@ -225,23 +223,6 @@ def test_kaldi_energy_offset_puts_our_energy_on_kaldis_scale():
     assert abs(np.median(ours - kaldi)) < 0.1
 
 
-def _speech(seconds: float, sr: int, seed: int) -> np.ndarray:
-    """FSDD recordings (or tones) separated by pauses of near silence."""
-    rng = np.random.default_rng(seed)
-    wavs = sorted(FSDD.glob("*.wav")) if FSDD.is_dir() else []
-    parts, total = [], 0
-    while total < seconds * sr:
-        if wavs:
-            y, rate = sf.read(wavs[rng.integers(len(wavs))], dtype="float32")
-            assert rate == sr
-        else:
-            y = tone(rng.uniform(0.2, 0.6), sr, freq=rng.uniform(150, 1500), seed=int(rng.integers(1 << 30)))
-        pause = rng.normal(0, 3e-4, int(rng.integers(sr // 10, sr // 2))).astype(np.float32)
-        parts += [y, pause]
-        total += len(y) + len(pause)
-    return np.concatenate(parts)[: int(seconds * sr)]
-
-
 def test_kaldi_vad_in_extraction_uses_our_energy_converted():
     y = _speech(6.0, 8000, seed=11)
     cfg = MfccConfig(vad=True, vad_rule="kaldi", cmvn="none")
@@ -260,15 +241,7 @@ def test_kaldi_vad_that_keeps_nothing_is_a_data_error():
     assert len(extract(y, 8000, config=MfccConfig(vad=True))) > 0  # ours keeps the loudest frames
 
 
-# --------------------------------------------------------------------------- long recordings, segments, CLI
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
-    """25 s of speech and pauses at 8 kHz, 16-bit: 2498 frames, more than a FRAME_BLOCK."""
-    path = tmp_path_factory.mktemp("front") / "rec.wav"
-    sf.write(path, _speech(25.0, 8000, seed=13), 8000, subtype="PCM_16")
-    return path
-
+# --------------------------------------------------------------------------- long recordings, segments
 
 CONFIGS = [MfccConfig(cmvn=c, vad=v, vad_rule=r, cmvn_window=w)
            for c, (v, r), w in itertools.product(("sliding", "sliding-var", "warp"),
@@ -305,27 +278,6 @@ def test_segments_from_blocks_are_the_whole_recordings(recording, cfg):
     # One segment covering the recording is the whole-recording utterance: VAD first, then the windows.
     everything, = extract_segments(y, sr, [(0.0, 30.0)], config=cfg)
     np.testing.assert_array_equal(everything, extract(y, sr, config=cfg))
-
-
-def test_command_line_options_and_extraction(make_corpus, recording):
-    from acoustic_gmm.cli import main
-    from acoustic_gmm.storage import FeatureArchive
-
-    help_text = CliRunner().invoke(main, ["features", "--help"], terminal_width=200).output
-    assert "--cmvn [none|mean|meanvar|speaker|sliding|sliding-var|warp]" in help_text
-    assert "--cmvn-window INTEGER" in help_text and "--vad-rule [peak|kaldi]" in help_text
-    data, paths = make_corpus({"a_1": _speech(4.0, 8000, seed=15), "b_2": _speech(5.0, 8000, seed=16)})
-    out = data.parent / "f.h5"
-    result = CliRunner().invoke(main, ["features", str(data), "-o", str(out), "-j", "1", "--cmvn", "warp",
-                                       "--cmvn-window", "151", "--vad", "--vad-rule", "kaldi"])
-    assert result.exit_code == 0, result.output
-    cfg = MfccConfig(cmvn="warp", cmvn_window=151, vad=True, vad_rule="kaldi")
-    with FeatureArchive(out) as fa:
-        assert fa.config == cfg
-        for utt, path in paths.items():
-            np.testing.assert_array_equal(fa[utt], extract_file(path, config=cfg))
-    bad = CliRunner().invoke(main, ["features", str(data), "-o", str(out) + "2", "--cmvn-window", "1"])
-    assert bad.exit_code != 0 and "cmvn_window must be between 2 and 100000 frames, got 1" in bad.output
 
 
 # --------------------------------------------------------------------------- configuration

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -16,9 +11,9 @@ import pytest
 
 from acoustic_gmm import GMM
 from acoustic_gmm.errors import ArchiveError, ParameterError
-from acoustic_gmm.gmm import _train
 
-ACOUSTIC_GMM = Path(sys.executable).parent / "acoustic-gmm"
+# every test here stops at chosen iterations: let every one be saved (conftest.py's save_every_iteration)
+pytestmark = pytest.mark.usefixtures("save_every_iteration")
 
 
 class Interrupt(Exception):
@@ -40,12 +35,6 @@ def assert_same_fit(got: GMM, want: GMM) -> None:
     np.testing.assert_array_equal(got.history_, want.history_)
     np.testing.assert_array_equal(got.history_n_components_, want.history_n_components_)
     assert (got.n_iter_, got.converged_) == (want.n_iter_, want.converged_)
-
-
-@pytest.fixture(autouse=True)
-def save_every_iteration(monkeypatch):
-    """The library tests stop at chosen iterations: let every one be saved (in use, at most every 30 s)."""
-    monkeypatch.setattr(_train, "CHECKPOINT_SECONDS", 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -129,69 +118,3 @@ def test_mismatching_checkpoint_is_refused(fsdd_frames, tmp_path):
         f["x"] = 1
     with pytest.raises(ArchiveError, match="foreign.h5.*not a training checkpoint"):
         GMM(16).fit(X, checkpoint=tmp_path / "foreign.h5")
-
-
-def _checkpoint_stage(path):
-    try:
-        with h5py.File(path, "r") as f:
-            return int(f.attrs["n_components"]), int(f.attrs["n_iter_total"])
-    except (OSError, KeyError):                        # not there yet
-        return None
-
-
-@pytest.mark.slow
-def test_cli_ubm_resumes_after_sigkill(fsdd, tmp_path):
-    feats = fsdd[0] / "feats.h5"
-    run = [str(ACOUSTIC_GMM), "ubm", str(feats), "-k", "32", "--out"]
-
-    want = subprocess.run(run + [str(tmp_path / "ref.h5")], capture_output=True, text=True, timeout=60)
-    assert want.returncode == 0, want.stderr
-    assert not (tmp_path / "ref.h5.ckpt").exists()
-
-    out, ckpt = tmp_path / "ubm.h5", tmp_path / "ubm.h5.ckpt"
-    proc = subprocess.Popen(run + [str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline, state = time.monotonic() + 30, None
-        while proc.poll() is None and time.monotonic() < deadline:
-            state = _checkpoint_stage(ckpt)
-            if state and state[0] >= 16:               # well into the growth stages, dozens of iterations to go
-                break
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        proc.kill()
-        proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert state and state[0] >= 16 and not out.exists()
-
-    again = subprocess.run(run + [str(out)], capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0, again.stderr
-    said = re.search(r"resuming from (.+): stage (\d+) components, iteration (\d+)", again.stderr)
-    assert said, again.stderr
-    assert Path(said[1]) == ckpt and int(said[2]) >= state[0] and int(said[3]) >= state[1]
-    assert not ckpt.exists()
-
-    got, ref = GMM.load(out), GMM.load(tmp_path / "ref.h5")
-    np.testing.assert_array_equal(got.weights_, ref.weights_)
-    np.testing.assert_array_equal(got.means_, ref.means_)
-    np.testing.assert_array_equal(got.covariances_, ref.covariances_)
-    assert again.stdout.split("ubm_id")[1] == want.stdout.split("ubm_id")[1]
-
-
-def test_cli_ubm_refuses_another_runs_checkpoint_unless_no_resume(fsdd, tmp_path):
-    feats = fsdd[0] / "feats.h5"
-    out, ckpt = tmp_path / "ubm.h5", tmp_path / "ubm.h5.ckpt"
-    with pytest.raises(Interrupt):                     # a checkpoint of a K = 8 run
-        GMM(8).fit(feats, checkpoint=ckpt, progress=stop_at(3))
-
-    refused = subprocess.run([str(ACOUSTIC_GMM), "ubm", str(feats), "-k", "4", "--out", str(out)],
-                             capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 1
-    assert str(ckpt) in refused.stderr and "n_components 8 there, 4 here" in refused.stderr
-    assert ckpt.exists() and not out.exists()
-
-    fresh = subprocess.run([str(ACOUSTIC_GMM), "ubm", str(feats), "-k", "4", "--out", str(out), "--no-resume"],
-                           capture_output=True, text=True, timeout=60)
-    assert fresh.returncode == 0, fresh.stderr
-    assert "resuming" not in fresh.stderr and out.exists() and not ckpt.exists()

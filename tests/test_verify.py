@@ -1,15 +1,11 @@
-"""GMM-UBM verification: MAP adaptation, LLR scoring, score normalisation, EER/minDCF, the CLI."""
+"""GMM-UBM verification: MAP adaptation, LLR scoring, score normalisation, EER/minDCF (the CLI: cli/test_speaker.py)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from acoustic_gmm import GMM, ArchiveError, DataError, ParameterError
-from acoustic_gmm.cli import main
 from acoustic_gmm.speaker import (
     Scorer,
     Trials,
@@ -23,7 +19,7 @@ from acoustic_gmm.speaker import (
 )
 from acoustic_gmm.speaker._trials import normalise_trials
 
-from .conftest import FSDD, draw_mixture
+from .conftest import draw_mixture
 
 
 @pytest.fixture(scope="module")
@@ -146,135 +142,3 @@ def test_malformed_inputs(tmp_path):
     (tmp_path / "trials").write_text("a u1 target\na u2 maybe\n")
     with pytest.raises(DataError, match=r"trials:2: expected 'model utterance \[target\|nontarget\]'"):
         Trials.read(tmp_path / "trials")
-
-
-@pytest.fixture(scope="module")
-def cli_run(tmp_path_factory):
-    """Three FSDD speakers through the CLI once: features, a 16-component UBM, enrolment, and scores.
-
-    Takes 5-14 enrol (every digit), takes 0-3 test, every other enrolment take trains the UBM.
-    """
-    from types import SimpleNamespace
-
-    from acoustic_gmm.storage import write_data_dir
-
-    if not FSDD.is_dir():
-        pytest.skip("FSDD not available")
-    tmp_path = tmp_path_factory.mktemp("verify_cli")
-    spk = ["george", "jackson", "theo"]
-    wav = {w.stem: w for w in sorted(FSDD.glob("*.wav")) if w.stem.split("_")[1] in spk and int(w.stem.split("_")[2]) < 15}
-    write_data_dir(tmp_path / "data", wav, utt2spk={u: u.split("_")[1] for u in wav})
-    runner = CliRunner()
-    feats = str(tmp_path / "f.h5")
-    r = runner.invoke(main, ["features", str(tmp_path / "data"), "-o", feats, "--n-mfcc", "20", "--deltas", "1",
-                             "--cmvn", "mean"])
-    assert r.exit_code == 0, r.output
-    enrol = {s: [u for u in wav if u.split("_")[1] == s and int(u.split("_")[2]) >= 5] for s in spk}
-    test = [u for u in wav if int(u.split("_")[2]) < 4]
-    (tmp_path / "ubm_utts").write_text("".join(f"{u}\n" for s in spk for u in enrol[s][::2]))
-    ubm = runner.invoke(main, ["ubm", feats, "-k", "16", "--utts", str(tmp_path / "ubm_utts"),
-                               "-o", str(tmp_path / "ubm.h5")])
-    (tmp_path / "enroll").write_text("".join(f"{s} {' '.join(enrol[s])}\n" for s in spk))
-    enroll = runner.invoke(main, ["enroll", str(tmp_path / "ubm.h5"), feats, "--enroll", str(tmp_path / "enroll"),
-                                  "-o", str(tmp_path / "spk.h5")])
-    (tmp_path / "trials").write_text("".join(f"{m} {u} {'target' if u.split('_')[1] == m else 'nontarget'}\n"
-                                             for u in test for m in spk))
-    verify = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), feats,
-                                  "--scores", str(tmp_path / "scores")])
-    return SimpleNamespace(dir=tmp_path, feats=feats, test=test, ubm=ubm, enroll=enroll, verify=verify)
-
-
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_cli_ubm_and_enroll(cli_run):
-    assert cli_run.ubm.exit_code == 0, cli_run.ubm.output
-    assert "UBM of 16 components on 6,308 frames" in cli_run.ubm.output  # every other enrolment take: 150
-    r = cli_run.enroll
-    assert r.exit_code == 0 and "3 speaker model(s), MAP m, r=16" in r.output, r.output
-
-
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_cli_verify_scores_every_trial_far_from_chance(cli_run):
-    r = cli_run.verify
-    assert r.exit_code == 0 and "360 trials scored" in r.output, r.output
-    m = verification_metrics(read_scores(cli_run.dir / "scores")[1], Trials.read(cli_run.dir / "trials").targets)
-    # 3 speakers, a 16-component UBM: far from chance (0.5); measured: EER 8.33 %
-    assert m["eer"] < 0.095 and m["n_target"] == 120
-
-
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_cli_verify_warns_of_per_speaker_cmvn(cli_run):
-    # per-speaker CMVN (the features default) normalises every trial utterance with its true speaker's statistics
-    r = cli_run.verify
-    assert "warning" not in r.stderr  # these features: per-utterance CMN
-    runner, feats = CliRunner(), str(cli_run.dir / "spk_cmvn.h5")
-    assert runner.invoke(main, ["features", str(cli_run.dir / "data"), "-o", feats, "--n-mfcc", "20",
-                                "--deltas", "1"]).exit_code == 0
-    r = runner.invoke(main, ["verify", str(cli_run.dir / "spk.h5"), str(cli_run.dir / "trials"), feats,
-                             "--scores", str(cli_run.dir / "scores_spk")])
-    assert r.exit_code == 0, r.output
-    assert f"warning: {feats}: frames normalised per speaker (--cmvn speaker" in r.stderr
-    assert "--cmvn mean or --cmvn sliding" in r.stderr and "Traceback" not in r.output
-
-
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_cli_eer_writes_det_plot_and_metrics(cli_run):
-    tmp_path = cli_run.dir
-    r = CliRunner().invoke(main, ["eer", str(tmp_path / "scores"), str(tmp_path / "trials"), "--det",
-                                  str(tmp_path / "det.png"), "--metrics", str(tmp_path / "m.json")])
-    assert r.exit_code == 0 and "(120 target, 240 non-target trials; 360 of 360 labelled trials scored)" in r.output, \
-        r.output
-    assert (tmp_path / "det.png").read_bytes()[:4] == b"\x89PNG"
-    m = verification_metrics(read_scores(tmp_path / "scores")[1], Trials.read(tmp_path / "trials").targets)
-    assert json.loads((tmp_path / "m.json").read_text())["eer"] == pytest.approx(m["eer"])
-
-
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_cli_score_normalisation(cli_run):
-    tmp_path, runner = cli_run.dir, CliRunner()
-    # s-norm: z statistics from impostor utterances, t statistics from cohort models (here the same three).
-    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), cli_run.feats,
-                             "--norm", "s", "--cohort-utts", str(tmp_path / "ubm_utts"),
-                             "--cohort-models", str(tmp_path / "spk.h5"), "--scores", str(tmp_path / "snorm")])
-    assert r.exit_code == 0 and "s-norm" in r.output, r.output
-    raw, normed = read_scores(tmp_path / "scores")[1], read_scores(tmp_path / "snorm")[1]
-    assert not np.allclose(raw, normed)
-    assert abs(normed.mean()) < 0.1 < abs(raw.mean())  # measured: mean score -0.423 raw, 0.041 s-normed
-    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), cli_run.feats,
-                             "--norm", "z", "--scores", str(tmp_path / "z")])
-    assert r.exit_code == 1 and "--norm z needs impostor utterances (--cohort-utts)" in r.output
-
-
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_cli_info_on_a_speaker_file(cli_run):
-    r = CliRunner().invoke(main, ["info", str(cli_run.dir / "spk.h5")])
-    assert r.exit_code == 0 and "speakers (m, r=16.0)" in r.output and "3: george, jackson, theo" in r.output
-
-
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_cli_verify_refuses_bad_trials(cli_run):
-    tmp_path, runner = cli_run.dir, CliRunner()
-    (tmp_path / "bad_trials").write_text("spk9 0_theo_1 target\ntheo nope nontarget\n")
-    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "bad_trials"), cli_run.feats,
-                             "--scores", str(tmp_path / "s2")])
-    assert r.exit_code == 1 and "1 trial model(s) are not enrolled: spk9" in r.output
-    (tmp_path / "bad_trials").write_text("theo nope nontarget\n")
-    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "bad_trials"), cli_run.feats,
-                             "--scores", str(tmp_path / "s2")])
-    assert r.exit_code == 1 and "1 trial utterance(s) are not in" in r.output and "nope" in r.output
-
-
-@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_cli_enrolment_with_fewer_frames_than_components_says_so(cli_run):
-    from acoustic_gmm.storage import FeatureArchive, write_features
-
-    # The shortest FSDD take here has 17 frames, more than the UBM's 16 components: enrol on the first 10.
-    tmp_path = cli_run.dir
-    with FeatureArchive(cli_run.feats) as fa:
-        short = fa[next(u for u in cli_run.test if u.split("_")[1] == "theo")][:10]
-        write_features(tmp_path / "short.h5", [("short", short, None, "theo")], config=fa.config,
-                       sample_rate=fa.sample_rate)
-    (tmp_path / "one").write_text("theo short\n")
-    r = CliRunner().invoke(main, ["enroll", str(tmp_path / "ubm.h5"), str(tmp_path / "short.h5"), "--enroll",
-                                  str(tmp_path / "one"), "-o", str(tmp_path / "few.h5")])
-    assert r.exit_code == 0 and "fewer than the UBM's 16 components; MAP still works" in r.output, r.output
-    assert "theo: 10 enrolment frames" in r.output

@@ -263,7 +263,7 @@ class ModelSet:
     def load(cls, path) -> "ModelSet":
         """Read a model set written by :meth:`save`.
 
-        The models are checked by :func:`~acoustic_gmm.storage.load_models`; the settings here: every
+        The models are checked by :func:`~acoustic_gmm.gmm.load_models`; the settings here: every
         metadata field used has its type checked, ``classes`` must name models in the file, the stored
         front-end arrays must fit the feature configuration.  Any problem is a
         :class:`~acoustic_gmm.errors.ModelFileError` naming the file and the field.

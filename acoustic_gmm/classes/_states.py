@@ -1,8 +1,9 @@
 """Training left-to-right HMM-state chains on the GMM engine's statistics and updates.
 
-:func:`train_chain` starts from equal slices (:func:`~acoustic_gmm.classes.slice_bounds`), grows each state's GMM
-by splitting as EM does, then re-estimates by Viterbi (segmental k-means) or Baum-Welch; every M-step is
-:func:`acoustic_gmm.gmm.m_step` with the engine's variance floor and empty-component policy.
+:func:`train_chain` starts from equal slices (:func:`~acoustic_gmm.classes.slice_of_frames`, the rule slice models
+use), grows each state's GMM with the engine's mix-up (:func:`acoustic_gmm.gmm.train`), then re-estimates by Viterbi
+(segmental k-means) or Baum-Welch; every M-step is :func:`acoustic_gmm.gmm.ml_update`, with the engine's variance
+floor and empty-component policy.  What is the HMM's own is the alignment and the transitions.
 
 Examples
 --------

@@ -225,7 +225,7 @@ _WARP_KERNEL = []
 
 
 def _warp_kernel():
-    """:func:`_warp_ranks` compiled (numba, cached on disk as kernels.py's are): imported only when warping."""
+    """:func:`_warp_ranks` compiled (numba, cached on disk as the GMM engine's kernels are): imported only when warping."""
     if not _WARP_KERNEL:
         from numba import njit
 

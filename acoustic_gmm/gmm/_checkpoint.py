@@ -1,10 +1,11 @@
 """Training checkpoints: the state of :func:`acoustic_gmm.gmm.train` in an HDF5 file, so a killed run continues.
 
 :func:`~acoustic_gmm.gmm.train` hands its :class:`~acoustic_gmm.gmm.TrainState` to a checkpoint after each
-stage (and at most every ``em.CHECKPOINT_SECONDS`` within one) and asks it for one when it starts (em.py
+stage (and at most every ``_train.CHECKPOINT_SECONDS`` within one) and asks it for one when it starts (training
 itself knows nothing of files); :class:`CheckpointFile` keeps it in one HDF5 file, rewritten atomically
-(:func:`~acoustic_gmm.storage.atomic_h5`), and refuses to hand back a state saved by a run of other frames or other hyper-parameters.  ``GMM.fit(X, checkpoint=path)``
-and ``acoustic-gmm ubm`` (``OUT.ckpt``) use it.
+(``storage._hdf5.atomic_h5``), and refuses to hand back a state saved by a run of other frames or other
+hyper-parameters.  ``GMM.fit(X, checkpoint=path)`` and ``acoustic-gmm ubm`` (:func:`checkpoint_path`: ``OUT.ckpt``)
+use it.
 
 Layout (``content="em-checkpoint"``, ``format_version`` 1)::
 
@@ -37,7 +38,7 @@ from ._train import History, TrainState
 __all__ = ["checkpoint_path", "CheckpointFile"]
 
 
-CONTENT = "em-checkpoint"  # the ``content`` attribute, as every acoustic_gmm HDF5 file has (archive.py)
+CONTENT = "em-checkpoint"  # the ``content`` attribute, as every acoustic_gmm HDF5 file has (``storage._hdf5``)
 
 
 FORMAT_VERSION = 1
@@ -62,7 +63,7 @@ class CheckpointFile:
     ::
 
         from acoustic_gmm import em
-        model, history, converged, n_iter = em.train(X, 64, checkpoint=CheckpointFile("run.ckpt"))
+        model, history, converged, n_iter = train(X, 64, checkpoint=CheckpointFile("run.ckpt"))
     """
 
     def __init__(self, path):

@@ -211,7 +211,7 @@ class GMM:
             from ._checkpoint import CheckpointFile
 
             checkpoint = CheckpointFile(checkpoint)
-            if on_resume is not None:  # em.train does not know the checkpoint is a file: name it here
+            if on_resume is not None:  # _train.train does not know the checkpoint is a file: name it here
                 on_resume = functools.partial(on_resume, checkpoint.path)
         model, history, converged, n_iter = em_train(
             X, self.n_components, covariance_type=self.covariance_type, init=self.init,
@@ -257,9 +257,15 @@ class GMM:
         return self._model().covariances
 
     # ------------------------------------------------------------------ inference
+    def _model64(self):
+        """The model in float64 for the scikit-learn face's scores: a float32 matrix product rounds a frame's score
+        by where the frame sits in its block (1 ulp), and a frame's score must not depend on its neighbours."""
+        m = self._model()
+        return m if m.dtype == np.float64 else m.copy(dtype="float64")
+
     def score_samples(self, X) -> np.ndarray:
-        """Per-frame log-likelihood ``log p(x)``, shape (n_frames,), float64."""
-        return self._model().score_samples(self._frames(X), self.chunk_size)
+        """Per-frame log-likelihood ``log p(x)``, shape (n_frames,), float64 (computed in float64)."""
+        return self._model64().score_samples(self._frames(X), self.chunk_size)
 
     def score(self, X, y=None) -> float:
         """Average per-frame log-likelihood."""
@@ -267,7 +273,7 @@ class GMM:
 
     def predict_proba(self, X) -> np.ndarray:
         """Responsibilities p(k | x), shape (n_frames, K); each row sums to 1."""
-        return self._model().posteriors(self._frames(X), self.chunk_size).astype(np.float64)
+        return self._model64().posteriors(self._frames(X), self.chunk_size)
 
     def predict(self, X) -> np.ndarray:
         """Most likely component of every frame (hard clustering)."""

@@ -230,7 +230,7 @@ class DiagGMM(_Mixture):
         self.proj, self.const = _frozen(proj), _frozen(const)
         self._const = self.const.astype(self.dtype)
         self._proj = np.ascontiguousarray(self.proj, dtype=self.dtype)
-        # The E-step's (2D + 1, K) form: constants folded in, against [y, y^2, 1] (see em.accumulate).
+        # The E-step's (2D + 1, K) form: constants folded in, against [y, y^2, 1] (see _stats.accumulate).
         self._proj1 = np.ascontiguousarray(np.vstack([self.proj, self.const[None, :]]), dtype=self.dtype)
         for a in (self._const, self._proj, self._proj1):
             a.flags.writeable = False

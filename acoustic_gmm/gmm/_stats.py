@@ -151,7 +151,7 @@ def _diag_chunk(model: DiagGMM, block):
     Folds the constants into the product against ``[y, y^2, 1]`` and never normalises the block of
     responsibilities: their 1 / sum scales the (n, 2D) block instead, a third of the work at K = 256.  In
     float32 (the fast path) the (n, K) layout makes the first product fastest, and everything between the two
-    products is one fused pass per frame (``kernels.py``).
+    products is one fused pass per frame (``_kernels``).
     """
     n, D = block.shape
     if model.dtype == np.float32:

@@ -514,7 +514,7 @@ def read_diag_gmm(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                              f"gmm-global-copy --binary=false {path} {path.with_suffix('.txt')}")
     if data.startswith(b"\x89HDF"):
         raise ModelFileError(f"{path}: an HDF5 file, not a Kaldi text model; acoustic_gmm's own model files are "
-                             f"read with acoustic_gmm.storage.load_models")
+                             f"read with acoustic_gmm.gmm.load_models")
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:

@@ -76,7 +76,7 @@ class BWStats:
     """Zeroth and centred first-order Baum-Welch statistics of utterances against a UBM.
 
     ``N`` (U, K): occupancies; ``F`` (U, K, D): ``sum_t g_tk (x_t - m_k)``, both float64; ``ids`` the
-    utterances, ``ubm_id`` the fingerprint of the UBM (:func:`acoustic_gmm.speaker.ubm_id`).
+    utterances, ``ubm_id`` the fingerprint of the UBM (:func:`acoustic_gmm.gmm.ubm_id`).
     """
 
     ids: list

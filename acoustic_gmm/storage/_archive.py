@@ -118,7 +118,7 @@ class FeatureArchive:
                 ...
     """
 
-    reuses_buffers = True  # iter_chunks(..., reuse=N) is supported (em.accumulate asks for it)
+    reuses_buffers = True  # iter_chunks(..., reuse=N) is supported (the GMM engine's accumulate asks for it)
 
     def __init__(self, path):
         import h5py

@@ -1,0 +1,266 @@
+"""The `acoustic-gmm` command group itself: version, help and a light start-up; the one output policy of every
+command (nothing replaced unasked, no input overwritten, directories made, permissions from the umask, one writer
+at a time); and no traceback reaching a user: an unexpected error is one line, Ctrl-C exits 130, a run killed with
+its workers leaves no worker, no broken pipe and nothing beside its output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import acoustic_gmm
+from acoustic_gmm import GMM
+from acoustic_gmm.cli import main
+from acoustic_gmm.errors import ModelFileError
+from acoustic_gmm.features import MfccConfig
+from acoustic_gmm.storage import locked, write_features
+
+from ..conftest import invoke
+
+
+def test_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"acoustic-gmm, version {acoustic_gmm.__version__}"
+
+
+def test_help():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "Gaussian-mixture acoustic modelling of speech" in result.output
+
+
+def test_import_keeps_heavy_modules_lazy():
+    code = ("import sys, acoustic_gmm.cli; "
+            "print(sorted(m for m in ('h5py', 'librosa', 'scipy', 'sklearn', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_command_refuses_to_replace_an_output_without_overwrite(corpus, tmp_path):
+    tmp, feats, trials = corpus
+    out = tmp_path / "keep.h5"
+    out.write_bytes(b"precious")
+    for args in (["train", feats, "-k", "2", "--out", out], ["ubm", feats, "-k", "2", "--out", out],
+                 ["enroll", tmp / "ubm.h5", feats, "--out", out],
+                 ["verify", tmp / "spk.h5", trials, feats, "--scores", out],
+                 ["evaluate", tmp / "models.h5", feats, "--metrics", out]):
+        result = invoke(*args)
+        assert result.exit_code == 1, (args, result.output)
+        flag = "--scores" if args[0] == "verify" else "--metrics" if args[0] == "evaluate" else "--out"
+        assert f"Error: {flag} {out}: exists; pass --overwrite to replace it" in result.output
+        assert out.read_bytes() == b"precious"
+    result = invoke("train", feats, "-k", "2", "--out", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_overwrite(corpus, tmp_path):
+    tmp, feats, trials = corpus
+    before = feats.read_bytes()
+    for args in (["train", feats, "-k", "2", "--out", feats, "--overwrite"],
+                 ["evaluate", tmp / "models.h5", feats, "--metrics", feats, "--overwrite"],
+                 ["eer", trials, trials, "--metrics", trials, "--overwrite"]):
+        result = invoke(*args)
+        assert result.exit_code == 1 and "is also an input; write the result elsewhere" in result.output, result.output
+    assert feats.read_bytes() == before
+
+
+def test_missing_directories_are_made_and_nothing_is_left_beside_the_output(corpus, tmp_path):
+    tmp, feats, trials = corpus
+    deep = tmp_path / "a" / "b"
+    for args in (["train", feats, "-k", "2", "--out", deep / "m.h5"], ["ubm", feats, "-k", "2", "--out", deep / "u.h5"],
+                 ["enroll", tmp / "ubm.h5", feats, "--out", deep / "s.h5"],
+                 ["verify", tmp / "spk.h5", trials, feats, "--scores", deep / "scores"],
+                 ["evaluate", tmp / "models.h5", feats, "--metrics", deep / "m.json"],
+                 ["eer", deep / "scores", trials, "--metrics", deep / "eer.json"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+    assert sorted(os.listdir(deep)) == ["eer.json", "m.h5", "m.json", "s.h5", "scores", "u.h5"]
+
+
+def test_outputs_get_the_umask_permissions(corpus, tmp_path):
+    tmp, feats, _ = corpus
+    old = os.umask(0o027)
+    try:
+        result = invoke("evaluate", tmp / "models.h5", feats, "--metrics", tmp_path / "m.json")
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_second_run_on_one_output_stops_at_once(corpus, tmp_path):
+    """Another process holds the output's lock (as a running `train` does): this one stops, touching nothing."""
+    _, feats, _ = corpus
+    out = tmp_path / "m.h5"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom acoustic_gmm.storage import locked\n"
+                               f"with locked({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = invoke("train", feats, "-k", "2", "--out", out)
+        assert result.exit_code == 1
+        assert f"{out}: another acoustic-gmm run is writing it" in result.output
+        assert not out.exists()
+        with pytest.raises(ModelFileError, match="another acoustic-gmm run is writing it"):
+            GMM(2).fit(np.random.default_rng(0).normal(size=(100, 2))).save(out)
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked(out), locked(out):  # re-entrant within a process; free again once the holder is gone
+        pass
+    assert os.listdir(tmp_path) == []
+
+
+def test_unexpected_errors_are_one_line_and_ctrl_c_exits_130(corpus, monkeypatch):
+    _, feats, _ = corpus
+    import acoustic_gmm.interop._describe as archive
+
+    def boom(path):
+        raise RuntimeError("something we did not foresee")
+    monkeypatch.setattr(archive, "describe", boom)
+    result = invoke("info", feats)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("error: unexpected RuntimeError: something we did not foresee\n")
+    assert "please report it" in result.output and "--debug" in result.output
+    result = invoke("--debug", "info", feats)
+    assert isinstance(result.exception, RuntimeError)  # the traceback, for the report
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(archive, "describe", interrupted)
+    result = invoke("info", feats)
+    assert result.exit_code == 130 and result.output.strip() == "interrupted"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_real_command_prints_one_line(corpus, tmp_path):
+    """SIGINT to `acoustic-gmm ubm` in EM: one line, exit 130, no traceback, no file left."""
+    _, feats, _ = corpus
+    big = tmp_path / "big.h5"
+    rng = np.random.default_rng(2)
+    write_features(big, [(f"u{i}", rng.normal(size=(1000, 20)).astype(np.float32), None, None) for i in range(200)],
+                   config=MfccConfig(n_mfcc=20, n_mels=30, deltas=0), sample_rate=8000)
+    exe = os.path.join(os.path.dirname(sys.executable), "acoustic-gmm")
+    proc = subprocess.Popen([exe, "ubm", str(big), "-k", "512", "--out", str(tmp_path / "u.h5")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "u.h5.ckpt"
+    end = time.monotonic() + 60
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)  # EM under way: its first stage has been saved (the whole fit takes over 10 s)
+    assert ckpt.exists() and proc.poll() is None
+    proc.send_signal(subprocess.signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted"
+    # no model, no temporary or lock file: only the checkpoint the same command resumes from
+    assert sorted(os.listdir(tmp_path)) == ["big.h5", "u.h5.ckpt"]
+
+
+def _slow_train_archive(path):
+    """Eight classes of 20,000 frames: `train -k 32 --jobs 2` on it takes a few seconds."""
+    rng = np.random.default_rng(1)
+    write_features(path, [(f"s0_{c}_{i}", (rng.normal(size=(4000, 13)) + c).astype(np.float32), f"c{c}", "s0")
+                          for c in range(8) for i in range(5)],
+                   config=MfccConfig(n_mfcc=13, n_mels=20, deltas=0), sample_rate=8000)
+
+
+def _cli(args, tmp_path, name):
+    """The real `acoustic-gmm` in a process of its own; its output goes to files (workers inherit them)."""
+    out, err = open(tmp_path / f"{name}.out", "w"), open(tmp_path / f"{name}.err", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "acoustic_gmm.cli", *map(str, args)], stdout=out, stderr=err,
+                            start_new_session=True)
+    out.close()
+    err.close()
+    return proc
+
+
+def _wait_for(condition, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.slow
+def test_two_real_train_runs_on_one_output(tmp_path):
+    feats, out = tmp_path / "feats.h5", tmp_path / "m.h5"
+    _slow_train_archive(feats)
+    args = ["train", feats, "-k", "32", "--jobs", "2", "--out", out]
+    first = _cli(args, tmp_path, "first")
+    try:
+        assert _wait_for(lambda: (tmp_path / ".m.h5.lock").exists() or first.poll() is not None)
+        assert first.poll() is None, (tmp_path / "first.err").read_text()
+        second = _cli(args, tmp_path, "second")
+        assert second.wait(60) == 1
+        assert first.wait(120) == 0, (tmp_path / "first.err").read_text()
+    finally:
+        first.kill()
+    message = (tmp_path / "second.err").read_text() + (tmp_path / "second.out").read_text()
+    assert f"{out}: another acoustic-gmm run is writing it (lock file {tmp_path / '.m.h5.lock'})" in message
+    assert "Traceback" not in message and message.count("\n") == 1, message
+    assert sorted(GMM.load(out, name=f"c{i}#0").n_components for i in range(8)) == [32] * 8
+    assert sorted(os.listdir(tmp_path)) == sorted(["feats.h5", "m.h5", "first.out", "first.err", "second.out",
+                                                   "second.err"])
+
+
+@pytest.mark.slow
+def test_kill_9_of_train_with_workers(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    feats, out = tmp_path / "feats.h5", tmp_path / "m.h5"
+    _slow_train_archive(feats)
+    args = ["train", feats, "-k", "32", "--jobs", "2", "--out", out]
+    run = _cli(args, tmp_path, "run")
+    workers = []
+    try:
+        assert _wait_for(lambda: len(psutil.Process(run.pid).children(recursive=True)) >= 2
+                         or run.poll() is not None)
+        workers = psutil.Process(run.pid).children(recursive=True)
+        time.sleep(0.5)
+        assert run.poll() is None, (tmp_path / "run.err").read_text()
+        run.kill()  # kill -9: the parent cannot stop its pool or remove anything
+        run.wait(10)
+
+        def gone():
+            return all(not w.is_running() or w.status() == psutil.STATUS_ZOMBIE for w in workers)
+        assert _wait_for(gone, 10), "workers outlived their parent"
+    finally:
+        for w in workers:
+            if w.is_running():
+                w.kill()
+    err = (tmp_path / "run.err").read_text()
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert not out.exists()
+    # the same command again works, and leaves nothing of the killed run beside the output
+    again = _cli(args, tmp_path, "again")
+    assert again.wait(120) == 0, (tmp_path / "again.err").read_text()
+    assert GMM.load(out, name="c3#0").n_components == 32
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], os.listdir(tmp_path)
+
+
+def test_library_messages_are_shown_in_the_command_lines_words():
+    """The library names its parameters (``name=value``); a command shows them as its flags."""
+    import click
+
+    from acoustic_gmm.cli._main import message
+
+    with click.Context(main.commands["ubm"], parent=click.Context(main)) as ctx:
+        assert message("subsample=2 is not available with client= (a Dask cluster)", ctx) == \
+            "--subsample 2 is not available with --scheduler (a Dask cluster)"
+        assert message("out=m.h5: exists; pass overwrite=True to replace it", ctx) == \
+            "--out m.h5: exists; pass --overwrite to replace it"
+        # another command's option is known by its flag too, a quoted value loses its quotes
+        assert message("extract with cmvn='mean' or cmvn='sliding'", ctx) == "extract with --cmvn mean or --cmvn sliding"
+        assert message("norm='z' needs impostor utterances (cohort_utts=)", ctx) == \
+            "--norm z needs impostor utterances (--cohort-utts)"
+        assert message("the overwrite flag and outputs stay as they are", ctx) == \
+            "the overwrite flag and outputs stay as they are"  # only name= is a parameter
