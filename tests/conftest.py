@@ -3,6 +3,7 @@ cluster, and `invoke` for running the command line in-process."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +212,13 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "fsdd" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+def wait_for(condition, timeout=60.0):
+    """Poll ``condition`` until it holds (True) or ``timeout`` seconds pass (False): for tests of real processes."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False

@@ -116,8 +116,7 @@ def enroll(ubm_path, feats, relevance, adapt, groups, ml, out):
               help="impostor speaker models (same UBM) for t-norm (and s-norm)")
 @scores_option
 @errors_to_messages
-@writes(("scores_path",), ("speakers_path", "trials_path", "feats", "ubm_path", "cohort_utts",
-                                       "cohort_models"))
+@writes(("scores_path",), ("speakers_path", "trials_path", "feats", "ubm_path", "cohort_utts", "cohort_models"))
 def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, cohort_utts, cohort_models, scores_path):
     """Score verification TRIALS ('model utterance [target|nontarget]') on the utterances of FEATS."""
     from ..speaker._trials import Trials, verify_trials, write_scores
@@ -270,8 +269,7 @@ def ivector_backend(ivectors_path, lda_dim, scoring, utts, out):
               help="impostor utterance ids in TEST_IVECTORS for z-, t- and s-norm")
 @scores_option
 @errors_to_messages
-@writes(("scores_path",), ("backend_path", "trials_path", "enroll_path", "test_path", "groups",
-                                       "cohort_utts"))
+@writes(("scores_path",), ("backend_path", "trials_path", "enroll_path", "test_path", "groups", "cohort_utts"))
 def ivector_score(backend_path, trials_path, enroll_path, test_path, groups, norm, cohort_utts, scores_path):
     """Score verification TRIALS: models from ENROLL_IVECTORS, test utterances from TEST_IVECTORS."""
     from ..speaker._ivector_files import load_backend, load_ivectors, score_ivector_trials

@@ -21,7 +21,7 @@ from acoustic_gmm.cli import main
 from acoustic_gmm.features import MfccConfig, extract_file
 from acoustic_gmm.storage import FeatureArchive, extract_corpus
 
-from ..conftest import FSDD, _speech, tone
+from ..conftest import FSDD, _speech, tone, wait_for
 from ..test_corpus import good_signals as corpus_signals  # test_corpus.py's signals, not test_extraction_errors.py's
 from ..test_extraction_errors import good_signals
 
@@ -160,15 +160,6 @@ def start_slow(args, tmp_path, delay=0.01, name="run"):
     out.close()
     err.close()
     return proc
-
-
-def wait_for(condition, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def children(pid):

@@ -21,7 +21,7 @@ from acoustic_gmm.errors import ModelFileError
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.storage import locked, write_features
 
-from ..conftest import invoke
+from ..conftest import invoke, wait_for
 
 
 def test_version():
@@ -182,15 +182,6 @@ def _cli(args, tmp_path, name):
     return proc
 
 
-def _wait_for(condition, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.mark.slow
 def test_two_real_train_runs_on_one_output(tmp_path):
     feats, out = tmp_path / "feats.h5", tmp_path / "m.h5"
@@ -198,7 +189,7 @@ def test_two_real_train_runs_on_one_output(tmp_path):
     args = ["train", feats, "-k", "32", "--jobs", "2", "--out", out]
     first = _cli(args, tmp_path, "first")
     try:
-        assert _wait_for(lambda: (tmp_path / ".m.h5.lock").exists() or first.poll() is not None)
+        assert wait_for(lambda: (tmp_path / ".m.h5.lock").exists() or first.poll() is not None)
         assert first.poll() is None, (tmp_path / "first.err").read_text()
         second = _cli(args, tmp_path, "second")
         assert second.wait(60) == 1
@@ -222,7 +213,7 @@ def test_kill_9_of_train_with_workers(tmp_path):
     run = _cli(args, tmp_path, "run")
     workers = []
     try:
-        assert _wait_for(lambda: len(psutil.Process(run.pid).children(recursive=True)) >= 2
+        assert wait_for(lambda: len(psutil.Process(run.pid).children(recursive=True)) >= 2
                          or run.poll() is not None)
         workers = psutil.Process(run.pid).children(recursive=True)
         time.sleep(0.5)
@@ -232,7 +223,7 @@ def test_kill_9_of_train_with_workers(tmp_path):
 
         def gone():
             return all(not w.is_running() or w.status() == psutil.STATUS_ZOMBIE for w in workers)
-        assert _wait_for(gone, 10), "workers outlived their parent"
+        assert wait_for(gone, 10), "workers outlived their parent"
     finally:
         for w in workers:
             if w.is_running():
