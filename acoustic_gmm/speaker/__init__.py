@@ -20,6 +20,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_ivector_files": ['Ivectors', 'extract_archive', 'fit_backend', 'load_backend', 'load_ivectors', 'save_backend', 'save_ivectors', 'score_ivector_trials', 'train_extractor_from_archive'],
     "_metrics": ['det_png', 'eer', 'min_dcf', 'verification_metrics'],
     "_plda": ['PLDA'],
-    "_trials": ['Trials', 'read_scores', 'score_file_metrics', 'verify_trials', 'write_scores'],
+    "_trials": ['Trials', 'read_scores', 'score_file_metrics', 'score_trials', 'verify_trials', 'write_scores'],
     "_vectors": ['cosine_scores', 'lda', 'length_norm', 'wccn'],
 })

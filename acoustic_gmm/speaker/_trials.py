@@ -23,7 +23,7 @@ from ._files import load_speakers, require_ubm
 from ._gmm_ubm import Scorer, load_ubm
 from ._metrics import det_png, verification_metrics
 
-__all__ = ["Trials", "read_scores", "write_scores", "verify_trials", "score_file_metrics"]
+__all__ = ["Trials", "read_scores", "write_scores", "verify_trials", "score_file_metrics", "score_trials"]
 
 
 NORMS = ("none", "z", "t", "s")

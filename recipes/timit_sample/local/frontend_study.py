@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acoustic_gmm.speaker import Scorer, Trials, eer, enroll, train_extractor, train_ubm, utterance_stats
-from acoustic_gmm.speaker._trials import score_trials
+from acoustic_gmm.speaker import Scorer, Trials, eer, enroll, score_trials, train_extractor, train_ubm, utterance_stats
 from acoustic_gmm.storage import FeatureArchive, read_data_dir
 
 FRONT_ENDS = {  # name -> `acoustic-gmm features` options (20 cepstra: speaker information is in the higher ones)
