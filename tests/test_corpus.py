@@ -249,3 +249,20 @@ def test_speaker_cmvn_normalises_each_speakers_frames(make_corpus, tmp_path):
     # Alone, an utterance is its own speaker: per-utterance mean and variance normalisation.
     y = tone(0.5)
     np.testing.assert_allclose(extract(y, 8000, config=cfg), extract(y, 8000, config=MfccConfig(cmvn="meanvar")))
+
+
+def test_a_segment_past_its_recordings_end_is_reported_not_cut(make_corpus, tmp_path):
+    from acoustic_gmm.storage import FeatureArchive, write_data_dir
+
+    _, paths = make_corpus({"rec_1": tone(1.0)})
+    segments = {"inside": ("rec_1", 0.1, 0.6), "rounded": ("rec_1", 0.5, 1.01),  # 10 ms past: a rounded time
+                "past": ("rec_1", 0.5, 1.8)}  # was cut to 0.5-1.0 s without a word
+    write_data_dir(tmp_path / "seg", {"rec_1": paths["rec_1"]}, segments=segments)
+    report = extract_corpus(tmp_path / "seg", tmp_path / "f.h5", jobs=1, progress=False)
+    with FeatureArchive(tmp_path / "f.h5") as fa:
+        assert fa.ids == ["inside", "rounded"]
+        (utt, _, reason), = fa.skipped
+    assert utt == "past" and reason == "segment 0.5-1.8 s ends after the recording's end (1.000 s)"
+    assert report.n_utterances == 2
+    with pytest.raises(DataError, match=r"past .*: segment 0.5-1.8 s ends after the recording's end"):
+        extract_corpus(tmp_path / "seg", tmp_path / "g.h5", jobs=1, progress=False, strict=True)

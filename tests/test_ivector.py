@@ -214,8 +214,10 @@ def test_score_normalisation_of_ivector_trials():
         _, cohort_models = backend.score({c: iv.rows([c]) for c in cohort}, iv.rows([u]))
         assert t[k] == pytest.approx((raw[k] - cohort_models.mean()) / cohort_models.std(), rel=1e-12)
     np.testing.assert_allclose(s, 0.5 * (z + t), rtol=1e-12)
-    with pytest.raises(ParameterError, match="s-norm needs at least 2 impostor utterances"):
+    with pytest.raises(ParameterError, match=r"cohort_utts= has 0 member\(s\); norm='s' needs at least 2"):
         score_ivector_trials(backend, "ex", trials, iv, iv, groups=groups, norm="s")
+    with pytest.raises(ParameterError, match=r"cohort_utts= holds 1 of the trials' own utterances \(u38\)"):
+        score_ivector_trials(backend, "ex", trials, iv, iv, groups=groups, norm="z", cohort_utts=cohort + ["u38"])
 
 
 def test_streamed_statistics_train_and_extract_as_in_memory(tmp_path, monkeypatch):

@@ -231,3 +231,16 @@ def test_zero_weight_components_round_trip_with_kaldis_minus_inf(tmp_path):
     assert w2[0] == 0 and np.allclose(w2, w, rtol=1e-15) and np.allclose(m2, m) and np.allclose(v2, v)
     with pytest.raises(ParameterError, match="not positive"):
         write_diag_gmm(tmp_path / "x.txt", w, m, -v)
+
+
+def test_a_matrix_of_no_frames_is_refused_at_import_by_its_id(tmp_path):
+    kaldiio = pytest.importorskip("kaldiio")
+    utts = [(f"spk0-utt{i}", np.ones((4, D), "f4"), "w0", "spk0") for i in range(3)]
+    data = make_data_dir(tmp_path, utts)
+    ark = tmp_path / "feats.ark"
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_path / 'feats.scp'}") as w:
+        for i, (u, x, _, _) in enumerate(utts):
+            w(u, x[:0] if i == 1 else x)  # Kaldi writes empty matrices; training then failed on "utterance 1"
+    with pytest.raises(DataError, match=r"feats\.scp: entry 'spk0-utt1' has no frames \(a 0 x 5 matrix\)"):
+        import_kaldi(tmp_path / "feats.scp", data, tmp_path / "x.h5", sample_rate=16000)
+    assert not (tmp_path / "x.h5").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from acoustic_gmm import ManifestError
-from acoustic_gmm.storage import read_data_dir, write_data_dir
+from acoustic_gmm.storage import read_data_dir, read_ids, read_spk2utt, write_data_dir
 
 
 def write(d, **tables):
@@ -60,3 +60,25 @@ def test_not_a_data_directory(tmp_path):
 def test_bad_ids_are_refused_on_write(tmp_path):
     with pytest.raises(ManifestError, match="id 'a b' cannot be written"):
         write_data_dir(tmp_path / "d", {"a b": "/x.wav"})
+
+
+def test_a_repeated_line_of_any_list_is_an_error_naming_both_lines(tmp_path):
+    ids = tmp_path / "utts"
+    ids.write_text("a\nb\n\na x\n")  # an id list, or the first field of any table: 'a' would train twice
+    with pytest.raises(ManifestError, match=r"utts:4: duplicate id 'a' \(first on line 1\)"):
+        read_ids(ids)
+    spk2utt = tmp_path / "spk2utt"
+    spk2utt.write_text("ann u1 u2\nbob u3 u3\n")
+    with pytest.raises(ManifestError, match=r"spk2utt:2: duplicate utterance 'u3' of model 'bob' \(first on line 2\)"):
+        read_spk2utt(spk2utt)
+    ids.write_text("a\nb\n")
+    assert read_ids(ids) == ["a", "b"]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "wav.scp").write_text("\ufeffa /x.wav\nb /y.wav\n", encoding="utf-8")  # as a Windows editor saves it
+    (d / "utt2spk").write_text("a s1\nb s2\n")  # was "utt2spk:1: id 'a' is not one of the utterances"
+    dd = read_data_dir(d)
+    assert dd.utterances == ["a", "b"] and dd.utt2spk == {"a": "s1", "b": "s2"}

@@ -74,7 +74,8 @@ def train(feats, label_key, components, slices, init, states, state_training, va
     ms.save(out)
     parts = f"{ms.n_slices} HMM state(s) ({state_training})" if ms.log_trans else f"{ms.n_slices} slice(s)"
     click.echo(f"{out}: {len(ms.classes)} classes x {parts} x up to {components} components "
-               f"({label_key}); reject threshold {ms.reject_threshold}")
+               f"({label_key}); reject threshold "
+               + ("none" if ms.reject_threshold is None else f"{ms.reject_threshold:.4g}"))  # full precision: the file
 
 
 def adapt_options(func):

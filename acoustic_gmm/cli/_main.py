@@ -14,7 +14,7 @@ import click
 from .. import __version__
 from ..errors import AcousticGMMError
 
-__all__ = ['main', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'size', 'max_memory_option', 'enroll_list_option', 'scores_option', 'id_list']
+__all__ = ['main', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'size', 'max_memory_option', 'enroll_list_option', 'cohort_overlap_option', 'scores_option', 'id_list']
 
 
 class _Commands(click.Group):
@@ -136,6 +136,11 @@ def max_memory_option(func):
 enroll_list_option = click.option(
     "--enroll", "groups", type=click.Path(exists=True, dir_okay=False),
     help="'model utt1 utt2 ...' per line (Kaldi's spk2utt); default: one model per speaker (utt2spk)")
+
+
+cohort_overlap_option = click.option(
+    "--allow-cohort-overlap", is_flag=True,
+    help="let the normalisation cohort hold the trials' own models or test utterances (a warning, not an error)")
 
 
 scores_option = click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False),

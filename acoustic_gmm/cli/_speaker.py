@@ -12,6 +12,7 @@ import click
 
 from ..errors import AcousticGMMError
 from ._main import (
+    cohort_overlap_option,
     echo_warnings,
     enroll_list_option,
     errors_to_messages,
@@ -114,10 +115,12 @@ def enroll(ubm_path, feats, relevance, adapt, groups, ml, out):
               help="impostor utterance ids in FEATS for z-norm (and s-norm)")
 @click.option("--cohort-models", type=click.Path(exists=True, dir_okay=False),
               help="impostor speaker models (same UBM) for t-norm (and s-norm)")
+@cohort_overlap_option
 @scores_option
 @errors_to_messages
 @writes(("scores_path",), ("speakers_path", "trials_path", "feats", "ubm_path", "cohort_utts", "cohort_models"))
-def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, cohort_utts, cohort_models, scores_path):
+def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, cohort_utts, cohort_models,
+           allow_cohort_overlap, scores_path):
     """Score verification TRIALS ('model utterance [target|nontarget]') on the utterances of FEATS."""
     from ..speaker._trials import Trials, verify_trials, write_scores
 
@@ -125,7 +128,8 @@ def verify(speakers_path, trials_path, feats, ubm_path, top_c, exact, norm, coho
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         scores, how = verify_trials(speakers_path, trials, feats, ubm=ubm_path, top_c=None if exact else top_c,
-                                    norm=norm, cohort_utts=id_list(cohort_utts), cohort_models=cohort_models)
+                                    norm=norm, cohort_utts=id_list(cohort_utts), cohort_models=cohort_models,
+                                    allow_cohort_overlap=allow_cohort_overlap)
     echo_warnings(caught)
     write_scores(scores_path, trials, scores)
     c = how["top_c"]
@@ -210,7 +214,7 @@ def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memor
         click.echo(f"  iteration {it:3d}: objective {objective:12.4f} per utterance  ({seconds:.2f} s)", err=True)
 
     extractor = train_extractor_from_archive(load_ubm(ubm_path), feats, dim, ids=id_list(utts), n_iter=iterations, top_c=top_c,
-                                   init=init, max_memory=max_memory, client=client, progress=True,
+                                   init=init, max_memory=max_memory, client=client, progress=None,
                                    callback=report)
     extractor.save(out, metadata={"ubm": str(Path(ubm_path).resolve())})
     click.echo(f"{out}: i-vector extractor, dimension {dim}, UBM {extractor.ubm.n_components} x "
@@ -232,7 +236,7 @@ def ivector_extract(extractor_path, feats, utts, out):
     extractor = load_extractor(extractor_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        ivectors = extract_archive(extractor, feats, ids=id_list(utts), progress=True)
+        ivectors = extract_archive(extractor, feats, ids=id_list(utts), progress=None)
     echo_warnings(caught)
     save_ivectors(out, ivectors, metadata={"features": feats})
     click.echo(f"{out}: {len(ivectors):,} i-vectors of dimension {extractor.dim}")
@@ -267,10 +271,12 @@ def ivector_backend(ivectors_path, lda_dim, scoring, utts, out):
 @click.option("--norm", type=click.Choice(["none", "z", "t", "s"]), default="none", show_default=True)
 @click.option("--cohort-utts", type=click.Path(exists=True, dir_okay=False),
               help="impostor utterance ids in TEST_IVECTORS for z-, t- and s-norm")
+@cohort_overlap_option
 @scores_option
 @errors_to_messages
 @writes(("scores_path",), ("backend_path", "trials_path", "enroll_path", "test_path", "groups", "cohort_utts"))
-def ivector_score(backend_path, trials_path, enroll_path, test_path, groups, norm, cohort_utts, scores_path):
+def ivector_score(backend_path, trials_path, enroll_path, test_path, groups, norm, cohort_utts, allow_cohort_overlap,
+                  scores_path):
     """Score verification TRIALS: models from ENROLL_IVECTORS, test utterances from TEST_IVECTORS."""
     from ..speaker._ivector_files import load_backend, load_ivectors, score_ivector_trials
     from ..speaker._trials import Trials, write_scores
@@ -278,9 +284,13 @@ def ivector_score(backend_path, trials_path, enroll_path, test_path, groups, nor
 
     backend, extractor = load_backend(backend_path)
     trials = Trials.read(trials_path)
-    scores = score_ivector_trials(backend, extractor, trials, load_ivectors(enroll_path), load_ivectors(test_path),
-                          groups=read_spk2utt(groups) if groups else None, norm=norm,
-                          cohort_utts=id_list(cohort_utts))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        scores = score_ivector_trials(backend, extractor, trials, load_ivectors(enroll_path),
+                                      load_ivectors(test_path), groups=read_spk2utt(groups) if groups else None,
+                                      norm=norm, cohort_utts=id_list(cohort_utts),
+                                      allow_cohort_overlap=allow_cohort_overlap)
+    echo_warnings(caught)
     write_scores(scores_path, trials, scores)
     click.echo(f"{scores_path}: {len(scores):,} of {len(trials.models):,} trials scored"
                f"{'' if norm == 'none' else f' ({norm}-norm)'}")

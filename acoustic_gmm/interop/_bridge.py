@@ -117,8 +117,8 @@ def unknown_message(src: Path, unknown: list, data_dir: Path) -> str:
 
 
 def _checked(entries, src: Path):
-    """Entries as ``(utt, float32 matrix)``: vectors, audio and anything else, non-finite values and
-    repeated ids are errors naming the file and the entry."""
+    """Entries as ``(utt, float32 matrix)``: vectors, audio and anything else, empty matrices, non-finite values
+    and repeated ids are errors naming the file and the entry."""
     seen = set()
     for utt, value in entries:
         if utt in seen:
@@ -130,6 +130,8 @@ def _checked(entries, src: Path):
             raise DataError(f"{src}: entry {utt!r} is {what}, expected a feature matrix (n_frames, n_features)")
         if value.shape[1] == 0:
             raise DataError(f"{src}: entry {utt!r} has no columns")
+        if value.shape[0] == 0:  # an utterance of no frames cannot be scored or trained on: said here, by id
+            raise DataError(f"{src}: entry {utt!r} has no frames (a 0 x {value.shape[1]} matrix)")
         x = np.ascontiguousarray(value, dtype=np.float32)
         if not np.isfinite(x).all():
             raise DataError(f"{src}: entry {utt!r} holds NaN or inf (or values beyond float32's range)")

@@ -218,7 +218,10 @@ def enroll(ubm: DiagGMM, archive, groups: dict | None = None, *, relevance: floa
 def _ml_speaker(name: str, frames: list, n_components: int) -> Enrolled:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        g = GMM(n_components).fit(np.vstack(frames)).model_
+        try:
+            g = GMM(n_components).fit(np.vstack(frames)).model_
+        except DataError as exc:  # the estimator calls its frames X: say whose they are
+            raise DataError(f"speaker {name!r}: {str(exc).removeprefix('X: ')}") from None
     if caught:
         warnings.warn(f"{name}: the ML GMM met {len(caught)} warning(s) (too few frames for {n_components} "
                       f"components?): {caught[0].message}", stacklevel=3)

@@ -111,8 +111,8 @@ def utterance_stats(ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None
     top_c : int, optional
         Keep each frame's ``top_c`` largest posteriors (renormalised), as Kaldi's Gaussian selection
         does; the rest are zero.  Default: exact posteriors.
-    progress : bool
-        A progress bar over utterances.
+    progress : bool or None
+        A progress bar over utterances (None: only on a terminal).
 
     Returns
     -------
@@ -241,10 +241,11 @@ def _batches(sizes, limit: int, most: int):
         yield start, len(sizes)
 
 
-def _bar(progress: bool, total: int, desc: str, unit: str):
+def _bar(progress: bool | None, total: int, desc: str, unit: str):
+    """A progress bar: shown (True), not (False), or only on a terminal (None: never into a log file)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=not progress)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None if progress is None else not progress)
 
 
 @dataclass

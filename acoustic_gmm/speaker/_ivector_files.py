@@ -224,7 +224,8 @@ def load_backend(path):
 
 
 def score_ivector_trials(backend, extractor: str, trials, enrolment: Ivectors, test: Ivectors, *,
-                 groups: dict | None = None, norm: str = "none", cohort_utts=None) -> np.ndarray:
+                 groups: dict | None = None, norm: str = "none", cohort_utts=None,
+                 allow_cohort_overlap: bool = False) -> np.ndarray:
     """Scores of ``trials`` (:class:`~acoustic_gmm.speaker.Trials`): each model enrolled with its
     utterances in ``enrolment`` (grouped by ``groups`` ``{model: [utt, ...]}``, default by speaker),
     against the test utterance's i-vector.  Every i-vector must come from the extractor ``extractor``.
@@ -232,13 +233,12 @@ def score_ivector_trials(backend, extractor: str, trials, enrolment: Ivectors, t
     ``norm`` z, t or s normalises as :func:`acoustic_gmm.speaker.normalise_trials` does, with the
     impostor utterances ``cohort_utts`` of ``test``: each model scored against them (z), each test
     utterance against each of them as a one-utterance model (t), or both averaged (s)."""
-    from ._trials import NORMS, normalise_trials
+    from ._trials import NORMS, check_cohort, normalise_trials
 
     if norm not in NORMS:
         raise ParameterError(f"norm must be one of {list(NORMS)}, got {norm!r}")
-    if norm != "none" and (not cohort_utts or len(cohort_utts) < 2):
-        raise ParameterError(f"{norm}-norm needs at least 2 impostor utterances (cohort_utts), got "
-                             f"{len(cohort_utts or [])}")
+    if norm != "none":  # the cohort's utterances stand for impostor tests (z) and impostor models (t) alike
+        check_cohort(norm, "cohort_utts", cohort_utts or [], trials.utterances, allow_overlap=allow_cohort_overlap)
     for name, iv in (("enrolment", enrolment), ("test", test)):
         if iv.extractor != extractor:
             raise DataError(f"{iv.path + ': ' if iv.path else ''}the {name} i-vectors come from another extractor ({iv.extractor}) than the one the "

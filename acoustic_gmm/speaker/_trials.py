@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import DataError, ParameterError
 from ..gmm._model import DiagGMM
 from ..storage._archive import opened
+from ..storage._datadir import check_unique
 from ..storage._hdf5 import write_text
 from ._files import load_speakers, require_ubm
 from ._gmm_ubm import Scorer, load_ubm
@@ -41,13 +42,14 @@ class Trials:
 
     @classmethod
     def read(cls, path) -> "Trials":
-        t = cls()
+        t, seen = cls(), {}
         for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
             parts = line.split()
             if not parts:
                 continue
             if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("target", "nontarget")):
                 raise DataError(f"{path}:{lineno}: expected 'model utterance [target|nontarget]', got {line!r}")
+            check_unique(path, seen, (parts[0], parts[1]), lineno, f"trial '{parts[0]} {parts[1]}'", DataError)
             t.models.append(parts[0])
             t.utterances.append(parts[1])
             t.targets.append(None if len(parts) == 2 else parts[2] == "target")
@@ -58,7 +60,7 @@ class Trials:
 
 def read_scores(path) -> tuple[list[tuple[str, str]], np.ndarray]:
     """A Kaldi score file (``model utterance score`` per line)."""
-    pairs, values = [], []
+    pairs, values, seen = [], [], {}
     for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
         parts = line.split()
         if not parts:
@@ -71,6 +73,7 @@ def read_scores(path) -> tuple[list[tuple[str, str]], np.ndarray]:
             raise DataError(f"{path}:{lineno}: expected 'model utterance score', got {line!r}") from None
         if not np.isfinite(values[-1]):
             raise DataError(f"{path}:{lineno}: score is not finite: {line!r}")
+        check_unique(path, seen, (parts[0], parts[1]), lineno, f"score of trial '{parts[0]} {parts[1]}'", DataError)
         pairs.append((parts[0], parts[1]))
     if not pairs:
         raise DataError(f"{path}: no scores")
@@ -118,9 +121,31 @@ def warn_speaker_cmvn(fa) -> None:
                       f"or cmvn='sliding'", stacklevel=3)
 
 
+MIN_COHORT = 2  # a mean and a spread need two scores at least; one gives std 0 and every score +-inf
+
+
+def check_cohort(norm: str, what: str, cohort, trial_side, *, allow_overlap: bool = False) -> None:
+    """The one rule for a normalisation cohort (``verify`` and ``ivector score``): at least :data:`MIN_COHORT`
+    members, and none of them one of the trials' own ``trial_side`` (test utterances for a z cohort, target
+    models for a t cohort): a trial normalised against itself is no normalisation.  ``allow_overlap`` lets the
+    overlap through with a warning."""
+    n = len(set(cohort))
+    if n < MIN_COHORT:
+        raise ParameterError(f"{what}= has {n} member(s); norm={norm!r} needs at least {MIN_COHORT} to estimate a "
+                             f"mean and a spread")
+    shared = sorted(set(cohort) & set(trial_side))
+    if shared:
+        text = (f"{what}= holds {len(shared)} of the trials' own {'models' if 'models' in what else 'utterances'} "
+                f"({', '.join(shared[:5])}{', ...' if len(shared) > 5 else ''}): their trials are normalised "
+                f"against themselves")
+        if not allow_overlap:
+            raise ParameterError(text + "; use other impostors, or pass allow_cohort_overlap=True")
+        warnings.warn(text, stacklevel=3)
+
+
 def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str | None = None,
-                  top_c: int | None = 5, norm: str = "none", cohort_utts=None, cohort_models=None
-                  ) -> tuple[np.ndarray, dict]:
+                  top_c: int | None = 5, norm: str = "none", cohort_utts=None, cohort_models=None,
+                  allow_cohort_overlap: bool = False) -> tuple[np.ndarray, dict]:
     """Score every trial: the average per-frame LLR of its utterance (in ``archive``) against its model.
 
     Parameters
@@ -137,7 +162,8 @@ def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str 
         from scratch (``enroll(method="ml")``) are always scored exactly.
     norm : {"none", "z", "t", "s"}
         Score normalisation: z needs ``cohort_utts`` (impostor utterance ids), t ``cohort_models``
-        (a speaker file of impostor models on the same UBM), s both.
+        (a speaker file of impostor models on the same UBM), s both; each cohort at least 2 strong and, unless
+        ``allow_cohort_overlap``, holding none of the trials' test utterances or models (:func:`check_cohort`).
 
     Returns
     -------
@@ -151,6 +177,8 @@ def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str 
         raise ParameterError(f"norm={norm!r} needs impostor utterances (cohort_utts=)")
     if norm in ("t", "s") and cohort_models is None:
         raise ParameterError(f"norm={norm!r} needs impostor models (cohort_models=)")
+    if norm in ("z", "s"):
+        check_cohort(norm, "cohort_utts", cohort_utts, trials.utterances, allow_overlap=allow_cohort_overlap)
     speakers, info = load_speakers(speakers_path)
     if ubm is None or isinstance(ubm, (str, Path)):
         ubm = load_ubm(ubm or json.loads(info["metadata"]).get("ubm", ""))
@@ -167,7 +195,9 @@ def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str 
             imp = scorer.score_many(fa.utterances(fa.check_ids(cohort_utts)), top_c=c)            # (I, N)
             z_stats = {m: (imp[:, i].mean(), imp[:, i].std()) for m, i in scorer.index.items()}
         if norm in ("t", "s"):
-            cohort = Scorer(ubm, load_speakers(cohort_models, ubm)[0])
+            impostors = load_speakers(cohort_models, ubm)[0]
+            check_cohort(norm, "cohort_models", impostors, trials.models, allow_overlap=allow_cohort_overlap)
+            cohort = Scorer(ubm, impostors)
             utts = list(dict.fromkeys(trials.utterances))
             coh = cohort.score_many(fa.utterances(utts), top_c=c)                                    # (U, Nc)
             t_stats = {u: (coh[i].mean(), coh[i].std()) for i, u in enumerate(utts)}

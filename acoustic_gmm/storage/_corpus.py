@@ -194,9 +194,13 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
     except DataError as exc:
         return [(utt, None, _reason(exc, rec_path)) for utt, _, _ in utts], duration
     out = []
+    # a segments file's times are rounded: an end up to one analysis window past the recording is its end
+    overshoot = config.win_ms / 1000
     for (utt, start, end), f in zip(utts, feats):
         if start >= duration:
             out.append((utt, None, f"segment {start:g}-{end:g} s starts after the recording's end ({duration:.3f} s)"))
+        elif end > duration + overshoot:  # cut silently, it changed what the utterance was
+            out.append((utt, None, f"segment {start:g}-{end:g} s ends after the recording's end ({duration:.3f} s)"))
         elif len(f) == 0:
             out.append((utt, None, f"segment {start:g}-{end:g} s has no frames left after VAD"))
         else:

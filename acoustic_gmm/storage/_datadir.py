@@ -68,11 +68,32 @@ class DataDir:
         return out
 
 
+def check_unique(path, seen: dict, key, lineno: int, what: str, error=ManifestError) -> None:
+    """The one rule for a repeated entry of any list file the tools read (data-directory tables, id lists,
+    spk2utt, trials, score files, cohorts): an entry seen before is an error naming the file and both lines,
+    never a silent "the last one wins" or an entry counted twice.  ``seen`` maps entries to their first line.
+
+    Examples
+    --------
+    >>> seen = {}
+    >>> check_unique("utts", seen, "a", 1, "id 'a'")
+    >>> check_unique("utts", seen, "a", 4, "id 'a'")
+    Traceback (most recent call last):
+    ...
+    acoustic_gmm.errors.ManifestError: utts:4: duplicate id 'a' (first on line 1)
+    """
+    if key in seen:
+        raise error(f"{path}:{lineno}: duplicate {what} (first on line {seen[key]})")
+    seen[key] = lineno
+
+
 def _read_table(path: Path, n_fields: int | None = None) -> dict[str, tuple[str, int]]:
-    """``key -> (rest of line, line number)``; duplicate keys and malformed lines are errors."""
+    """``key -> (rest of line, line number)``; duplicate keys and malformed lines are errors.  A UTF-8 byte-order
+    mark (Windows editors write one) is not part of the first key."""
     table: dict[str, tuple[str, int]] = {}
+    seen: dict = {}
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{path}: not UTF-8 text ({exc})") from None
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -86,8 +107,7 @@ def _read_table(path: Path, n_fields: int | None = None) -> dict[str, tuple[str,
             raise ManifestError(f"{path}:{lineno}: id {key!r} contains '/', which ids may not")
         if n_fields is not None and len(rest.split()) != n_fields:
             raise ManifestError(f"{path}:{lineno}: expected {n_fields} value(s) after the id, got {rest!r}")
-        if key in table:
-            raise ManifestError(f"{path}:{lineno}: duplicate id {key!r} (first on line {table[key][1]})")
+        check_unique(path, seen, key, lineno, f"id {key!r}")
         table[key] = (rest, lineno)
     return table
 
@@ -182,7 +202,7 @@ def write_data_dir(path, wav: dict, utt2spk: dict | None = None, utt2label: dict
 
 def _lines(path) -> list[tuple[int, list[str]]]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{path}: not UTF-8 text ({exc})") from None
     except OSError as exc:
@@ -192,18 +212,25 @@ def _lines(path) -> list[tuple[int, list[str]]]:
 
 def read_ids(path) -> list[str]:
     """Utterance ids: the first field of every non-empty line (an id list, or any table such as utt2spk)."""
-    ids = [parts[0] for _, parts in _lines(path)]
-    if not ids:
+    seen: dict = {}
+    for lineno, parts in _lines(path):
+        check_unique(path, seen, parts[0], lineno, f"id {parts[0]!r}")
+    if not seen:
         raise ManifestError(f"{path}: lists no utterance ids")
-    return ids
+    return list(seen)
 
 
 def read_spk2utt(path) -> dict[str, list[str]]:
     """Kaldi's spk2utt, ``model utt1 [utt2 ...]`` per line, as ``{model: [utt, ...]}``."""
     groups: dict[str, list[str]] = {}
+    models: dict = {}
     for lineno, parts in _lines(path):
         if len(parts) < 2:
             raise ManifestError(f"{path}:{lineno}: expected 'model utt1 [utt2 ...]'")
+        check_unique(path, models, parts[0], lineno, f"model {parts[0]!r}")
+        utts: dict = {}
+        for u in parts[1:]:
+            check_unique(path, utts, u, lineno, f"utterance {u!r} of model {parts[0]!r}")
         groups[parts[0]] = parts[1:]
     if not groups:
         raise ManifestError(f"{path}: lists no models")
@@ -225,7 +252,7 @@ def read_htk_lab(path) -> list[tuple[float, float, str]]:
 def _read_alignment(path, per_second: float) -> list[tuple[float, float, str]]:
     out = []
     path = Path(path)
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         parts = line.split()
         if not parts or parts[0] == ".":  # blank lines; the '.' that ends an HTK master label file entry
             continue

@@ -120,6 +120,8 @@ def test_cli_train_evaluate_classify(make_corpus, tmp_path):
     result = runner.invoke(main, ["train", str(tmp_path / "f.h5"), "-k", "2", "--slices", "2", "-o",
                                   str(tmp_path / "m.h5"), "-j", "1"])
     assert result.exit_code == 0, result.output
+    threshold = ModelSet.load(tmp_path / "m.h5").reject_threshold  # printed to 4 digits, kept whole in the file
+    assert result.output.rstrip().endswith(f"reject threshold {threshold:.4g}") and len(f"{threshold:.4g}") <= 10
     result = runner.invoke(main, ["evaluate", str(tmp_path / "m.h5"), str(tmp_path / "f.h5"), "--metrics",
                                   str(tmp_path / "m.json"), "--show-confusion", "--confusion", str(tmp_path / "c.png")])
     assert result.exit_code == 0 and "accuracy 100.00 % (8/8)" in result.output

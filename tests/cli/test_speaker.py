@@ -114,10 +114,16 @@ def test_cli_eer_writes_det_plot_and_metrics(cli_run):
 def test_cli_score_normalisation(cli_run):
     tmp_path, runner = cli_run.dir, CliRunner()
     # s-norm: z statistics from impostor utterances, t statistics from cohort models (here the same three).
-    r = runner.invoke(main, ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), cli_run.feats,
-                             "--norm", "s", "--cohort-utts", str(tmp_path / "ubm_utts"),
-                             "--cohort-models", str(tmp_path / "spk.h5"), "--scores", str(tmp_path / "snorm")])
+    args = ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), cli_run.feats, "--norm", "s",
+            "--cohort-utts", str(tmp_path / "ubm_utts"), "--cohort-models", str(tmp_path / "spk.h5")]
+    # the target models themselves as the t cohort: refused, or allowed by name with a warning
+    r = runner.invoke(main, args + ["--scores", str(tmp_path / "refused")])
+    assert r.exit_code == 1 and not (tmp_path / "refused").exists()
+    assert ("--cohort-models holds 3 of the trials' own models (george, jackson, theo): their trials are normalised "
+            "against themselves; use other impostors, or pass --allow-cohort-overlap") in r.output, r.output
+    r = runner.invoke(main, args + ["--allow-cohort-overlap", "--scores", str(tmp_path / "snorm")])
     assert r.exit_code == 0 and "s-norm" in r.output, r.output
+    assert "warning: --cohort-models holds 3 of the trials' own models" in r.stderr
     raw, normed = read_scores(tmp_path / "scores")[1], read_scores(tmp_path / "snorm")[1]
     assert not np.allclose(raw, normed)
     assert abs(normed.mean()) < 0.1 < abs(raw.mean())  # measured: mean score -0.423 raw, 0.041 s-normed
@@ -181,6 +187,8 @@ def test_the_cli_from_ubm_to_eer(tmp_path):
     out = ok("ivector", "train", tmp_path / "ubm.h5", train, "--dim", "6", "--iterations", "5",
              "--out", tmp_path / "ex.h5")
     assert "dimension 6" in out and "iteration   5" in out
+    assert "statistics:" not in out and "it/s" not in out  # no progress bars where stderr is not a terminal
+    assert "i-vectors:" not in ok("ivector", "extract", tmp_path / "ex.h5", test, "--out", tmp_path / "bars.h5")
     ok("ivector", "extract", tmp_path / "ex.h5", train, "--out", tmp_path / "train_iv.h5")
     ok("ivector", "extract", tmp_path / "ex.h5", test, "--out", tmp_path / "test_iv.h5")
     eers = {}
@@ -318,3 +326,54 @@ def test_eer_refuses_a_score_file_that_misses_trials(corpus, tmp_path):
     assert (m["n_scored"], m["n_trials"]) == (5, 20)
     full = invoke("eer", scores, trials)
     assert full.exit_code == 0 and "20 of 20 labelled trials scored" in full.output
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_cohorts_too_small_or_overlapping_are_refused(cli_run):
+    tmp_path, runner = cli_run.dir, CliRunner()
+    base = ["verify", str(tmp_path / "spk.h5"), str(tmp_path / "trials"), cli_run.feats]
+    one = tmp_path / "one_utt"
+    one.write_text((tmp_path / "ubm_utts").read_text().split()[0] + "\n")
+    # one utterance: std 0, every score +-inf (it wrote them and exited 0); now a named refusal
+    r = runner.invoke(main, base + ["--norm", "z", "--cohort-utts", str(one), "--scores", str(tmp_path / "z1")])
+    assert r.exit_code == 1 and "--cohort-utts has 1 member(s); --norm z needs at least 2 to estimate a mean and a " \
+        "spread" in r.output, r.output
+    test_utts = tmp_path / "test_utts"
+    test_utts.write_text("".join(f"{u}\n" for u in cli_run.test[:4]))
+    r = runner.invoke(main, base + ["--norm", "z", "--cohort-utts", str(test_utts), "--scores", str(tmp_path / "z2")])
+    assert r.exit_code == 1 and "--cohort-utts holds 4 of the trials' own utterances" in r.output, r.output
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_repeated_lines_are_errors_naming_both_lines(cli_run):
+    tmp_path, runner = cli_run.dir, CliRunner()
+    lines = (tmp_path / "scores").read_text().splitlines()
+    (tmp_path / "scores_dup").write_text("\n".join(lines + [lines[3]]) + "\n")
+    r = runner.invoke(main, ["eer", str(tmp_path / "scores_dup"), str(tmp_path / "trials")])  # was counted twice
+    model, utt = lines[3].split()[:2]
+    assert r.exit_code == 1 and f"scores_dup:{len(lines) + 1}: duplicate score of trial '{model} {utt}' (first on " \
+        f"line 4)" in r.output, r.output
+    trials = (tmp_path / "trials").read_text().splitlines()
+    (tmp_path / "trials_dup").write_text("\n".join(trials + [trials[0]]) + "\n")
+    r = runner.invoke(main, ["eer", str(tmp_path / "scores"), str(tmp_path / "trials_dup")])
+    assert r.exit_code == 1 and f"trials_dup:{len(trials) + 1}: duplicate trial" in r.output, r.output
+    enrol = (tmp_path / "enroll").read_text().splitlines()
+    (tmp_path / "enroll_dup").write_text("\n".join(enrol + [enrol[0].split()[0] + " " + enrol[0].split()[1]]) + "\n")
+    r = runner.invoke(main, ["enroll", str(tmp_path / "ubm.h5"), cli_run.feats, "--enroll", str(tmp_path / "enroll_dup"),
+                             "-o", str(tmp_path / "spk_dup.h5")])  # the last line won: one utterance's model
+    assert r.exit_code == 1 and "enroll_dup:4: duplicate model 'george' (first on line 1)" in r.output, r.output
+    assert not (tmp_path / "spk_dup.h5").exists()
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_ml_enrolment_with_too_few_frames_names_the_speaker(cli_run):
+    from acoustic_gmm.storage import FeatureArchive, write_features
+
+    tmp_path = cli_run.dir
+    with FeatureArchive(cli_run.feats) as fa:
+        short = fa[next(u for u in cli_run.test if u.split("_")[1] == "theo")][:10]
+        write_features(tmp_path / "short_ml.h5", [("short", short, None, "theo")], config=fa.config,
+                       sample_rate=fa.sample_rate)
+    r = CliRunner().invoke(main, ["enroll", str(tmp_path / "ubm.h5"), str(tmp_path / "short_ml.h5"), "--ml",
+                                  "-o", str(tmp_path / "few_ml.h5")])
+    assert r.exit_code == 1 and "speaker 'theo': 10 frame(s) given" in r.output, r.output  # was "X: 10 frame(s)"
