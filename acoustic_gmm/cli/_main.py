@@ -5,6 +5,7 @@ Nothing here does library work: a command that needs more than parsing and print
 
 from __future__ import annotations
 
+import errno
 import functools
 import re
 import sys
@@ -14,7 +15,7 @@ import click
 from .. import __version__
 from ..errors import AcousticGMMError
 
-__all__ = ['main', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'size', 'max_memory_option', 'enroll_list_option', 'cohort_overlap_option', 'scores_option', 'id_list']
+__all__ = ['main', 'environment_error', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'size', 'max_memory_option', 'enroll_list_option', 'cohort_overlap_option', 'scores_option', 'id_list']
 
 
 class _Commands(click.Group):
@@ -38,10 +39,40 @@ class _Commands(click.Group):
         except Exception as exc:
             if ctx.params.get("debug"):
                 raise
+            cause = environment_error(exc)
+            if cause is not None:  # the machine, not the program: one line, exit 1, no request for a report
+                click.echo(f"error: {cause}", err=True)
+                sys.exit(1)
             click.echo(f"error: unexpected {type(exc).__name__}: {exc}\nThis is a bug in acoustic-gmm "
                        f"{__version__}: please report it with the command you ran (add --debug after "
                        f"'acoustic-gmm' for the traceback).", err=True)
             sys.exit(2)
+
+
+# errors of the machine a command runs on, not of the program: said as what they are, with the file
+_ENVIRONMENT = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "not permitted",
+                errno.EMFILE: "too many open files", errno.ENOMEM: "out of memory"}
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """``"no space left on the device while writing m.h5"`` for an OSError the machine caused (a full disk, a
+    quota, a read-only or forbidden path, exhausted memory or file handles), else None.  h5py reports a full disk
+    as an OSError without an errno, its message naming errno 28: that counts too."""
+    if isinstance(exc, MemoryError):
+        return "out of memory" + (f" ({exc})" if str(exc) else "")
+    if not isinstance(exc, OSError):
+        return None
+    code = exc.errno
+    if code is None:
+        found = re.search(r"errno = (\d+)", str(exc))
+        code = int(found.group(1)) if found else None
+    if code not in _ENVIRONMENT:
+        return None
+    where = exc.filename or next((m.group(1) for m in [re.search(r"name = '([^']+)'", str(exc))] if m), None)
+    if where:  # a result is written to .NAME.XXXXXXXX.tmp beside it (storage.atomic_path): name the result
+        where = re.sub(r"(^|/)\.([^/]+)\.\w{8}\.tmp$", r"\1\2", str(where))
+    return _ENVIRONMENT[code] + (f" while writing {where}" if where else "")
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -255,3 +255,25 @@ def test_library_messages_are_shown_in_the_command_lines_words():
             "--norm z needs impostor utterances (--cohort-utts)"
         assert message("the overwrite flag and outputs stay as they are", ctx) == \
             "the overwrite flag and outputs stay as they are"  # only name= is a parameter
+
+
+def test_a_full_disk_is_one_line_naming_the_output_not_a_bug(corpus, tmp_path, monkeypatch):
+    import errno
+
+    from acoustic_gmm.classes import _model_set
+    from acoustic_gmm.cli._main import environment_error
+
+    _, feats, _ = corpus
+    out = tmp_path / "m.h5"
+
+    def full(self, path):  # what the atomic writer meets on a full disk, in its temporary file beside the output
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".m.h5.k3j2x9q1.tmp"))
+    monkeypatch.setattr(_model_set.ModelSet, "save", full)
+    result = invoke("train", feats, "--slices", "1", "-k", "1", "-j", "1", "--out", out)
+    assert result.exit_code == 1, result.output  # was 2 and "This is a bug in acoustic-gmm: please report it"
+    assert result.output.strip() == f"error: no space left on the device while writing {out}"
+    # h5py says it in its message, without an errno attribute
+    h5 = OSError(f"Can't write data (file write failed: time = now, filename = '{tmp_path}/.f.h5.abcd1234.tmp', "
+                 "file descriptor = 4, errno = 28, error message = 'No space left on device')")
+    assert environment_error(h5) == f"no space left on the device while writing {tmp_path}/f.h5"
+    assert environment_error(OSError(errno.ENOENT, "No such file")) is None  # a missing file is not the machine
