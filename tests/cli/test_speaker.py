@@ -153,14 +153,9 @@ def test_cli_verify_refuses_bad_trials(cli_run):
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
 def test_cli_enrolment_with_fewer_frames_than_components_says_so(cli_run):
-    from acoustic_gmm.storage import FeatureArchive, write_features
-
     # The shortest FSDD take here has 17 frames, more than the UBM's 16 components: enrol on the first 10.
     tmp_path = cli_run.dir
-    with FeatureArchive(cli_run.feats) as fa:
-        short = fa[next(u for u in cli_run.test if u.split("_")[1] == "theo")][:10]
-        write_features(tmp_path / "short.h5", [("short", short, None, "theo")], config=fa.config,
-                       sample_rate=fa.sample_rate)
+    short_archive(cli_run, tmp_path / "short.h5")
     (tmp_path / "one").write_text("theo short\n")
     r = CliRunner().invoke(main, ["enroll", str(tmp_path / "ubm.h5"), str(tmp_path / "short.h5"), "--enroll",
                                   str(tmp_path / "one"), "-o", str(tmp_path / "few.h5")])
@@ -367,13 +362,17 @@ def test_cli_repeated_lines_are_errors_naming_both_lines(cli_run):
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
 def test_cli_ml_enrolment_with_too_few_frames_names_the_speaker(cli_run):
-    from acoustic_gmm.storage import FeatureArchive, write_features
-
     tmp_path = cli_run.dir
-    with FeatureArchive(cli_run.feats) as fa:
-        short = fa[next(u for u in cli_run.test if u.split("_")[1] == "theo")][:10]
-        write_features(tmp_path / "short_ml.h5", [("short", short, None, "theo")], config=fa.config,
-                       sample_rate=fa.sample_rate)
+    short_archive(cli_run, tmp_path / "short_ml.h5")
     r = CliRunner().invoke(main, ["enroll", str(tmp_path / "ubm.h5"), str(tmp_path / "short_ml.h5"), "--ml",
                                   "-o", str(tmp_path / "few_ml.h5")])
     assert r.exit_code == 1 and "speaker 'theo': 10 frame(s) given" in r.output, r.output  # was "X: 10 frame(s)"
+
+
+def short_archive(cli_run, path):
+    """An archive of one 10-frame utterance of theo's (fewer frames than the UBM's 16 components)."""
+    from acoustic_gmm.storage import FeatureArchive, write_features
+
+    with FeatureArchive(cli_run.feats) as fa:
+        short = fa[next(u for u in cli_run.test if u.split("_")[1] == "theo")][:10]
+        write_features(path, [("short", short, None, "theo")], config=fa.config, sample_rate=fa.sample_rate)
