@@ -266,3 +266,21 @@ def test_a_segment_past_its_recordings_end_is_reported_not_cut(make_corpus, tmp_
     assert report.n_utterances == 2
     with pytest.raises(DataError, match=r"past .*: segment 0.5-1.8 s ends after the recording's end"):
         extract_corpus(tmp_path / "seg", tmp_path / "g.h5", jobs=1, progress=False, strict=True)
+
+
+def test_impossible_headers_links_and_fifos_are_named_for_what_they_are(make_corpus, tmp_path):
+    import os
+
+    good_wav = open(make_corpus(good_signals(1), name="ref")[1]["0_utt00"], "rb").read()
+    assert good_wav[12:16] == b"fmt " and good_wav[22:24] == b"\x01\x00"  # channels, then block align at 32
+    seven = good_wav[:22] + (7).to_bytes(2, "little") + good_wav[24:]   # 7 channels in a 2-byte block
+    data, paths = make_corpus({**good_signals(2), "b_seven": seven, "b_loop": None, "b_fifo": None})
+    os.symlink(paths["b_loop"], paths["b_loop"])                        # a link to itself
+    os.mkfifo(paths["b_fifo"])                                          # reading it would wait forever
+    report = extract_corpus(data, tmp_path / "f.h5", jobs=1)
+    reasons = {utt: reason for utt, _, reason in report.skipped}
+    assert report.n_utterances == 2 and set(reasons) == {"b_seven", "b_loop", "b_fifo"}
+    # all three were accepted as garbage frames or called "file not found"
+    assert reasons["b_seven"] == "damaged WAV header: 7 channel(s) of 16 bits make 14-byte frames, the header says 2"
+    assert reasons["b_loop"].startswith("a symbolic link that cannot be followed (Too many levels of symbolic links")
+    assert reasons["b_fifo"] == "not a regular file (a FIFO, socket or device), not an audio file"

@@ -112,6 +112,10 @@ def _plain_wav(path):
                 fmt, channels, rate, _, align, bits = struct.unpack("<HHIIHH", head[pos + 8:pos + 24])
                 if fmt == 0xFFFE and length >= 40 and head[pos + 34:pos + 48] == _KS_GUID_TAIL:
                     fmt = struct.unpack("<H", head[pos + 32:pos + 34])[0]  # WAVE_FORMAT_EXTENSIBLE's sub-format
+                if fmt in (1, 3) and bits % 8 == 0 and channels >= 1 and align != bits // 8 * channels:
+                    # libsndfile reads such a file, as garbage: a frame of the wrong size
+                    raise DataError(f"{path}: damaged WAV header: {channels} channel(s) of {bits} bits make "
+                                    f"{bits // 8 * channels}-byte frames, the header says {align}")
                 kind = {(1, 16): ("<i2", 2.0 ** -15), (3, 32): ("<f4", None)}.get((fmt, bits))
                 if kind and channels >= 1 and rate > 0 and align == bits // 8 * channels:
                     layout = (channels, rate, align) + kind

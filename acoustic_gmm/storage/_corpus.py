@@ -158,6 +158,13 @@ def _check_file(path) -> None:
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, not an audio file")
     if not os.path.isfile(path):
+        if os.path.islink(path):
+            try:
+                os.stat(path)
+            except OSError as exc:  # a loop or a link to nothing: say which, not "not found"
+                raise DataError(f"{path}: a symbolic link that cannot be followed ({exc.strerror})") from None
+        if os.path.exists(path):
+            raise DataError(f"{path}: not a regular file (a FIFO, socket or device), not an audio file")
         raise DataError(f"{path}: file not found")
 
 
