@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from acoustic_gmm.errors import DataError, ModelFileError, OutputError, ParameterError
+from acoustic_gmm.errors import ArchiveError, DataError, ModelFileError, OutputError, ParameterError
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.gmm import DiagGMM
 from acoustic_gmm.interop import read_diag_gmm, write_diag_gmm
@@ -244,3 +244,20 @@ def test_a_matrix_of_no_frames_is_refused_at_import_by_its_id(tmp_path):
     with pytest.raises(DataError, match=r"feats\.scp: entry 'spk0-utt1' has no frames \(a 0 x 5 matrix\)"):
         import_kaldi(tmp_path / "feats.scp", data, tmp_path / "x.h5", sample_rate=16000)
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_script_entry_past_the_end_of_its_ark_is_named_by_its_own_id(tmp_path):
+    kaldiio = pytest.importorskip("kaldiio")
+    utts = [(f"spk0-utt{i}", np.ones((4, D), "f4"), "w0", "spk0") for i in range(3)]
+    data = make_data_dir(tmp_path, utts)
+    ark, scp = tmp_path / "feats.ark", tmp_path / "feats.scp"
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as w:
+        for u, x, _, _ in utts:
+            w(u, x)
+    lines = scp.read_text().splitlines()
+    lines[1] = f"spk0-utt1 {ark}:{ark.stat().st_size + 1000}"  # an offset past the end of the ark
+    scp.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ArchiveError) as err:  # was "... after entry 'spk0-utt0' (AssertionError: )"
+        import_kaldi(scp, data, tmp_path / "x.h5", sample_rate=16000)
+    assert "feats.scp: cannot be read as Kaldi features at entry 'spk0-utt1' (the script's entry 2)" in str(err.value)
+    assert "AssertionError: )" not in str(err.value) and not (tmp_path / "x.h5").exists()

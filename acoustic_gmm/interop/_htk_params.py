@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import ArchiveError, DataError, OutputError, ParameterError, check_frames
 from ..features._htk_config import BASE_KINDS, BASE_NAMES, BASEMASK, QUALIFIERS, kind_name, parse_kind
-from ..storage._outputs import atomic_path
+from ..storage._outputs import atomic_path, writing
 
 __all__ = ["write_htk", "read_htk"]
 
@@ -451,8 +451,6 @@ def import_htk(listing, data_dir, out, *, config=None, sample_rate: int | None =
     from ._bridge import import_matrices
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: exists; choose a new name, or pass overwrite=True")
     pairs = _listing(listing)
     dd = read_data_dir(data_dir)
     hop_ms = read_htk(pairs[0][1])[1]["period_s"] * 1000 if pairs else None  # every file must agree with it
@@ -467,5 +465,6 @@ def import_htk(listing, data_dir, out, *, config=None, sample_rate: int | None =
                 raise DataError(f"{file}: sample period {info['period_s']} s, the first file's is {period} s")
             yield utt, X
 
-    return import_matrices(entries(), listing, dd, out, config=config, sample_rate=sample_rate,
-                           computed_by=f"HTK ({Path(listing).name})", hop_ms=hop_ms)
+    with writing({out: "out"}, [listing], overwrite=overwrite):  # the package's one output policy
+        return import_matrices(entries(), listing, dd, out, config=config, sample_rate=sample_rate,
+                               computed_by=f"HTK ({Path(listing).name})", hop_ms=hop_ms)

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArchiveError, DataError, ModelFileError, OutputError, ParameterError
+from ..storage._outputs import writing
 from ._bridge import ImportReport, import_matrices, unknown_message
 
 __all__ = ["write_diag_gmm", "read_diag_gmm"]
@@ -244,8 +245,6 @@ def import_kaldi(scp_or_ark, data_dir, out, *, config=None, sample_rate: int | N
     src, out = Path(scp_or_ark), Path(out)
     if not src.is_file():
         raise ArchiveError(f"{src}: no such file" if not src.exists() else f"{src}: not a file")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: exists; choose a new name, or pass overwrite=True")
     if config is not None and not isinstance(config, MfccConfig):
         raise ParameterError(f"config must be an MfccConfig, got {type(config).__name__}")
     dd = read_data_dir(data_dir)
@@ -261,8 +260,9 @@ def import_kaldi(scp_or_ark, data_dir, out, *, config=None, sample_rate: int | N
         entries = kaldiio.load_scp_sequential(str(src))
     else:
         entries = kaldiio.load_ark(str(src))
-    return import_matrices(_guarded(entries, src), src, dd, out, config=config, sample_rate=sample_rate,
-                           manifest=manifest, computed_by=f"Kaldi ({src.name})")
+    with writing({out: "out"}, [src], overwrite=overwrite):  # the package's one output policy
+        return import_matrices(_guarded(entries, src, keys if is_scp else None), src, dd, out, config=config,
+                               sample_rate=sample_rate, manifest=manifest, computed_by=f"Kaldi ({src.name})")
 
 
 def _is_script(path: Path) -> bool:
@@ -301,19 +301,24 @@ def _script_keys(path: Path) -> tuple[list, str]:
     return keys, text
 
 
-def _guarded(entries, src: Path):
-    """kaldiio's ``(key, value)`` entries; whatever kaldiio raises on a damaged file becomes an error naming it."""
-    last = None
+def _guarded(entries, src: Path, keys: list | None = None):
+    """kaldiio's ``(key, value)`` entries; whatever kaldiio raises on a damaged file becomes an error naming it,
+    and the entry it was reading: a script file's next key (kaldiio names none), or the one after the last read."""
+    n, last = 0, None
     while True:
         try:
             item = next(entries)
         except StopIteration:
             return
-        except Exception as exc:  # noqa: BLE001 - kaldiio raises ValueError, struct.error, OSError, ...
-            after = f" after entry {last!r}" if last is not None else ""
-            raise ArchiveError(f"{src}: cannot be read as Kaldi features{after} ({type(exc).__name__}: {exc})") \
-                from None
-        last = item[0]
+        except Exception as exc:  # noqa: BLE001 - kaldiio raises ValueError, struct.error, AssertionError, ...
+            if keys is not None and n < len(keys):
+                which = f" at entry {keys[n]!r} (the script's entry {n + 1})"
+            else:
+                which = f" after entry {last!r}" if last is not None else ""
+            why = str(exc) or ("an offset past the end of its ark, or no matrix there"
+                               if isinstance(exc, AssertionError) else type(exc).__name__)
+            raise ArchiveError(f"{src}: cannot be read as Kaldi features{which} ({why})") from None
+        n, last = n + 1, item[0]
         yield item
 
 
