@@ -15,7 +15,7 @@ import click
 from .. import __version__
 from ..errors import AcousticGMMError
 
-__all__ = ['main', 'environment_error', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'size', 'max_memory_option', 'enroll_list_option', 'cohort_overlap_option', 'scores_option', 'id_list']
+__all__ = ['main', 'SHOWN_NOTES', 'environment_error', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'size', 'max_memory_option', 'enroll_list_option', 'cohort_overlap_option', 'scores_option', 'id_list']
 
 
 class _Commands(click.Group):
@@ -78,7 +78,9 @@ def environment_error(exc: BaseException) -> str | None:
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="acoustic-gmm")
 @click.option("--debug", is_flag=True, help="show the Python traceback of an unexpected error")
-def main(debug) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="show every note and warning (by default a long run of them is "
+                                                    "summarised: a count and the first few)")
+def main(debug, verbose) -> None:
     """Gaussian-mixture acoustic modelling of speech."""
 
 
@@ -143,9 +145,22 @@ def writes(outputs: tuple, inputs: tuple = ()):
     return wrap
 
 
+SHOWN_NOTES = 3  # of a long run of notes or warnings, this many are shown and the rest counted (all with --verbose)
+
+
 def echo_warnings(caught, prefix: str = "warning") -> None:
-    for w in caught:
-        click.echo(f"{prefix}: {message(str(w.message))}", err=True)
+    """The warnings a library call raised, as the package's one-line messages in the command line's words: a run
+    of more than ``SHOWN_NOTES + 1`` is summarised (``enroll`` of a thousand one-take models gave a thousand notes)
+    unless ``acoustic-gmm --verbose``."""
+    ctx = click.get_current_context(silent=True)
+    verbose = bool(ctx and ctx.find_root().params.get("verbose"))
+    texts = list(dict.fromkeys(message(str(w.message)) for w in caught))  # the same warning once
+    shown = texts if verbose or len(texts) <= SHOWN_NOTES + 1 else texts[:SHOWN_NOTES]
+    for text in shown:
+        click.echo(f"{prefix}: {text}", err=True)
+    if len(shown) < len(texts):
+        click.echo(f"{prefix}: ... and {len(texts) - len(shown)} more like them (acoustic-gmm --verbose shows "
+                   f"every one)", err=True)
 
 
 def size(ctx, param, value):

@@ -55,9 +55,12 @@ def ubm(feats, components, utts, subsample, client, max_memory, resume, out):
     def resuming(path, size, iteration):
         click.echo(f"resuming from {path}: stage {size} components, iteration {iteration}", err=True)
 
-    model, meta = train_ubm(feats, components, ids=id_list(utts), subsample=subsample, client=client,
-                            max_memory=max_memory, progress=em_progress(components), checkpoint=checkpoint_path(out),
-                            resume=resume, on_resume=resuming)
+    with warnings.catch_warnings(record=True) as caught:  # the package's one-line warnings, not Python's
+        warnings.simplefilter("always", UserWarning)
+        model, meta = train_ubm(feats, components, ids=id_list(utts), subsample=subsample, client=client,
+                                max_memory=max_memory, progress=em_progress(components), checkpoint=checkpoint_path(out),
+                                resume=resume, on_resume=resuming)
+    echo_warnings(caught)
     model.save(out, name="ubm", metadata=meta)
     click.echo(f"{out}: UBM of {components} components on {meta['n_frames']:,} frames; ubm_id {meta['ubm_id']}")
 

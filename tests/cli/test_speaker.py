@@ -376,3 +376,20 @@ def short_archive(cli_run, path):
     with FeatureArchive(cli_run.feats) as fa:
         short = fa[next(u for u in cli_run.test if u.split("_")[1] == "theo")][:10]
         write_features(path, [("short", short, None, "theo")], config=fa.config, sample_rate=fa.sample_rate)
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_cli_a_run_of_notes_is_summarised_unless_verbose(cli_run):
+    from acoustic_gmm.storage import FeatureArchive, write_features
+
+    tmp_path = cli_run.dir
+    with FeatureArchive(cli_run.feats) as fa:
+        takes = [(f"take{i}", fa[u][:10], None, f"s{i}") for i, u in enumerate(cli_run.test[:6])]
+        write_features(tmp_path / "takes.h5", takes, config=fa.config, sample_rate=fa.sample_rate)
+    args = ["enroll", str(tmp_path / "ubm.h5"), str(tmp_path / "takes.h5")]
+    r = CliRunner().invoke(main, args + ["-o", str(tmp_path / "takes_spk.h5")])
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
+    assert r.exit_code == 0 and len(notes) == 4, r.stderr  # was 6, one a model: 999 for a thousand
+    assert notes[-1] == "note: ... and 3 more like them (acoustic-gmm --verbose shows every one)"
+    r = CliRunner().invoke(main, ["--verbose"] + args + ["-o", str(tmp_path / "takes_spk2.h5")])
+    assert r.exit_code == 0 and len([line for line in r.stderr.splitlines() if line.startswith("note:")]) == 6
