@@ -35,7 +35,7 @@ def test_round_trip_with_segments(tmp_path):
     ({"wav_scp": "a/b /x.wav\n"}, "wav.scp:1: id 'a/b' contains '/'"),
     ({"wav_scp": ""}, "wav.scp: is empty"),
     ({"wav_scp": "a /x.wav\nb /y.wav\n", "utt2spk": "a s1\nc s2\n"}, r"utt2spk:2: id 'c' is not one of the utterances"),
-    ({"wav_scp": "a /x.wav\nb /y.wav\n", "utt2spk": "a s1\n"}, "utt2spk: 1 of the utterances have no line: b"),
+    ({"wav_scp": "a /x.wav\nb /y.wav\n", "utt2spk": "a s1\n"}, "utt2spk: 1 of the utterances of wav.scp have no line: b"),
     ({"wav_scp": "a /x.wav\n", "utt2label": "a one two\n"}, r"utt2label:1: expected 1 value\(s\) after the id"),
     ({"wav_scp": "r /x.wav\n", "segments": "u1 r 0.5 0.2\n"}, r"segments:1: need 0 <= start < end, got 0.5 0.2"),
     ({"wav_scp": "r /x.wav\n", "segments": "u1 q 0.1 0.2\n"}, "segments:1: recording 'q' is not in wav.scp"),

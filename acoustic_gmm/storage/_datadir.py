@@ -166,7 +166,8 @@ def read_data_dir(path) -> DataDir:
         p = path / name
         if p.is_file():
             table = _read_table(p, 1)
-            _check_keys(p, table, utts, "utterances")
+            # which file defines the utterances is said: the line may be extra, or that file's may be missing
+            _check_keys(p, table, utts, f"utterances of {'segments' if segments else 'wav.scp'}")
             tables[name] = {k: v for k, (v, _) in table.items()}
     return DataDir(path, wav, tables.get("utt2spk", {}), tables.get("utt2label", {}), segments)
 
