@@ -98,6 +98,17 @@ def test_the_cli_only_parses_calls_and_prints():
         commands += [f for f in tree.body if isinstance(f, ast.FunctionDef)
                      and any("command" in ast.unparse(d) for d in f.decorator_list)]
     assert len(commands) == 18  # fourteen commands and the four of `acoustic-gmm ivector`
+    # the group finds each command in the module its table names, and the table names every command there is
+    import click
+
+    from acoustic_gmm.cli import main
+    from acoustic_gmm.cli._main import COMMANDS
+
+    for name, module in COMMANDS.items():
+        assert main.get_command(None, name).callback.__module__ == f"acoustic_gmm.cli.{module}"
+    defined = {c.name for m in set(COMMANDS.values()) for c in vars(importlib.import_module(f"acoustic_gmm.cli.{m}")).values()
+               if isinstance(c, click.Command) and not c.callback.__qualname__.startswith("ivector_")}
+    assert defined == set(COMMANDS)
     for f in commands:
         body = f.body[1:] if isinstance(f.body[0], ast.Expr) else f.body  # without the docstring (the help text)
         assert body[-1].end_lineno - body[0].lineno + 1 <= 25, f"acoustic-gmm {f.name}: the command does library work"

@@ -5,11 +5,11 @@ library function's (:mod:`acoustic_gmm.storage`, :mod:`acoustic_gmm.classes`, :m
 :mod:`acoustic_gmm.interop`), so a Python user can do anything a command does with the same arguments; the
 commands map flags to parameters and the library's messages back (``overwrite=True`` is ``--overwrite``).
 Grouped as Kaldi groups its binaries: ``_features``, ``_classes``, ``_speaker``, ``_interop``, on the group and
-shared options of ``_main``.  Heavy modules (h5py, librosa, scipy, numpy's users) are imported inside the commands
-that need them, so ``acoustic-gmm --help`` starts fast.
+shared options of ``_main``, whose table :data:`~acoustic_gmm.cli._main.COMMANDS` says which module holds each
+command: a command imports its own module only.  Heavy modules (h5py, librosa, scipy, numpy's users) are imported
+inside the commands that need them, so ``acoustic-gmm --help`` starts fast.
 """
 
-from . import _classes, _features, _interop, _speaker  # noqa: F401  (their commands join main)
 from ._main import main
 
 __all__ = ["main"]

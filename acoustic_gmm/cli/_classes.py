@@ -11,14 +11,14 @@ import warnings
 
 import click
 
-from ._main import echo_warnings, errors_to_messages, id_list, main, max_memory_option, writes
+from ._main import echo_warnings, errors_to_messages, id_list, max_memory_option, writes
 
 __all__ = ['train', 'adapt_options', 'adapt_settings', 'evaluate', 'classify']
 
 
 # --------------------------------------------------------------------------- classes
 
-@main.command()
+@click.command()
 @click.argument("feats", type=click.Path(exists=True, dir_okay=False))
 @click.option("--label-key", type=click.Choice(["label", "speaker"]), default="label", show_default=True,
               help="what the classes are: utt2label's labels or utt2spk's speakers")
@@ -93,7 +93,7 @@ def adapt_settings(adapt, adapt_iterations, relevance) -> dict | None:
     return {"iterations": adapt_iterations, "relevance": relevance} if adapt else None
 
 
-@main.command()
+@click.command()
 @click.argument("models", type=click.Path(exists=True, dir_okay=False))
 @click.argument("feats", type=click.Path(exists=True, dir_okay=False))
 @click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="evaluate these utterance ids only")
@@ -124,7 +124,7 @@ def evaluate(models, feats, utts, metrics_path, confusion, show_confusion, adapt
         click.echo(confusion_text(m))
 
 
-@main.command()
+@click.command()
 @click.argument("models", type=click.Path(exists=True, dir_okay=False))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="how many best classes to show")

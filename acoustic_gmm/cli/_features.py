@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ._main import errors_to_messages, main, message, writes
+from ._main import errors_to_messages, message, writes
 
 __all__ = ['config_options', 'features', 'convert', 'info']
 
@@ -39,7 +39,7 @@ def config_options(func):
     return func
 
 
-@main.command()
+@click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="feature archive to write (HDF5)")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="worker processes [default: all cores]")
@@ -76,7 +76,7 @@ def features(data_dir, out, jobs, strict, overwrite, config_file, htk_config, cl
     click.echo(message(report.summary()))
 
 
-@main.command()
+@click.command()
 @click.argument("feats", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="the archive to write")
 @errors_to_messages
@@ -92,7 +92,7 @@ def convert(feats, out):
 
 # --------------------------------------------------------------------------- info
 
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print the facts as one JSON object")
 @errors_to_messages

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from ._main import errors_to_messages, id_list, main, writes
+from ._main import errors_to_messages, id_list, writes
 
 __all__ = ['FORMATS', 'export', 'import_', 'export_model', 'import_model']
 
@@ -17,7 +17,7 @@ __all__ = ['FORMATS', 'export', 'import_', 'export_model', 'import_model']
 FORMATS = click.Choice(["kaldi", "htk"])
 
 
-@main.command("export")
+@click.command("export")
 @click.argument("feats", type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=FORMATS, required=True)
 @click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="these utterance ids only")
@@ -33,7 +33,7 @@ def export(feats, fmt, utts, compress, out, overwrite):
     click.echo(export_features(feats, out, fmt=fmt, ids=id_list(utts), compress=compress, overwrite=overwrite))
 
 
-@main.command("import")
+@click.command("import")
 @click.argument("listing", metavar="FEATURES", type=click.Path(exists=True, dir_okay=False))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "fmt", type=FORMATS, default="kaldi", show_default=True,
@@ -52,7 +52,7 @@ def import_(listing, data_dir, fmt, sample_rate, out, overwrite):
                   if report.missing else ""))
 
 
-@main.command("export-model")
+@click.command("export-model")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", help="which model of a model file that holds several")
 @click.option("--format", "fmt", type=FORMATS, required=True)
@@ -68,7 +68,7 @@ def export_model(model_path, name, fmt, out):
     click.echo(f"{out}: {fmt} model")
 
 
-@main.command("import-model")
+@click.command("import-model")
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=FORMATS, required=True)
 @click.option("--name", help="htk: which ~h model of the MMF; the name in the model file written")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib
 import re
 import sys
 
@@ -15,7 +16,14 @@ import click
 from .. import __version__
 from ..errors import AcousticGMMError
 
-__all__ = ['main', 'SHOWN_NOTES', 'environment_error', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'size', 'max_memory_option', 'enroll_list_option', 'cohort_overlap_option', 'scores_option', 'id_list']
+__all__ = ['main', 'COMMANDS', 'SHOWN_NOTES', 'environment_error', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'size', 'max_memory_option', 'enroll_list_option', 'cohort_overlap_option', 'scores_option', 'id_list']
+
+
+# Each command and the module of this package that defines it, grouped as Kaldi groups its binaries.
+COMMANDS = {**dict.fromkeys(("features", "convert", "info"), "_features"),
+            **dict.fromkeys(("train", "evaluate", "classify"), "_classes"),
+            **dict.fromkeys(("ubm", "enroll", "verify", "eer", "ivector"), "_speaker"),
+            **dict.fromkeys(("export", "import", "export-model", "import-model"), "_interop")}
 
 
 class _Commands(click.Group):
@@ -24,6 +32,16 @@ class _Commands(click.Group):
     Ctrl-C prints one line and exits 130 (the shell's convention for SIGINT); an error we did not
     foresee prints one line asking for a report, with the traceback only under ``--debug``.
     """
+
+    def list_commands(self, ctx) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        """The command ``name``, its module imported only now: a command pays for its own group's imports alone."""
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"{__package__}.{COMMANDS[name]}")
+        return next(c for c in vars(module).values() if isinstance(c, click.Command) and c.name == name)
 
     def invoke(self, ctx):
         try:
@@ -87,11 +105,11 @@ def main(debug, verbose) -> None:
 def flags(ctx) -> dict:
     """``{parameter name: (flag, takes a value)}`` of every option of every command, this command's first."""
     commands = [ctx.command]
-    root = ctx.find_root().command
-    stack = [root]
-    while stack:
+    stack = [ctx.find_root().command]
+    while stack:  # every command of every group (this imports them all: only a message to translate asks)
         group = stack.pop()
-        for cmd in getattr(group, "commands", {}).values():
+        for name in group.list_commands(ctx) if isinstance(group, click.Group) else ():
+            cmd = group.get_command(ctx, name)
             commands.append(cmd)
             stack.append(cmd)
     flags: dict = {}

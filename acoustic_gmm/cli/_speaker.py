@@ -17,7 +17,6 @@ from ._main import (
     enroll_list_option,
     errors_to_messages,
     id_list,
-    main,
     max_memory_option,
     scores_option,
     size,
@@ -29,7 +28,7 @@ __all__ = ['ubm', 'em_progress', 'enroll', 'verify', 'echo_trial_metrics', 'echo
 
 # --------------------------------------------------------------------------- verification
 
-@main.command()
+@click.command()
 @click.argument("feats", type=click.Path(exists=True, dir_okay=False))
 @click.option("--components", "-k", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="train on these utterance ids only")
@@ -72,7 +71,7 @@ def em_progress(k):
                                            f"log-likelihood {ll:.3f}", nl=False, err=True)
 
 
-@main.command()
+@click.command()
 @click.argument("ubm_path", metavar="UBM", type=click.Path(exists=True, dir_okay=False))
 @click.argument("feats", type=click.Path(exists=True, dir_okay=False))
 @click.option("--relevance", "-r", type=click.FloatRange(min=0), default=16.0, show_default=True)
@@ -104,7 +103,7 @@ def enroll(ubm_path, feats, relevance, adapt, groups, ml, out):
     click.echo(f"{out}: {len(speakers)} speaker model(s), {'ML from scratch' if ml else f'MAP {adapt}, r={relevance:g}'}")
 
 
-@main.command()
+@click.command()
 @click.argument("speakers_path", metavar="SPEAKERS", type=click.Path(exists=True, dir_okay=False))
 @click.argument("trials_path", metavar="TRIALS", type=click.Path(exists=True, dir_okay=False))
 @click.argument("feats", type=click.Path(exists=True, dir_okay=False))
@@ -157,7 +156,7 @@ def echo_metrics(m: dict, what: str) -> None:
                f"{m['min_dcf_0.001']:.3f}  ({m['n_target']} target, {m['n_nontarget']} non-target{what})")
 
 
-@main.command()
+@click.command()
 @click.argument("scores_path", metavar="SCORES", type=click.Path(exists=True, dir_okay=False))
 @click.argument("trials_path", metavar="TRIALS", type=click.Path(exists=True, dir_okay=False))
 @click.option("--det", type=click.Path(dir_okay=False), help="draw the DET curve to a PNG")
@@ -182,7 +181,7 @@ def eer(scores_path, trials_path, det, metrics_path, allow_missing):
 
 # --------------------------------------------------------------------------- i-vectors
 
-@main.group()
+@click.group()
 def ivector() -> None:
     """i-vector speaker verification: train an extractor, extract, train a back end, score trials."""
 

@@ -244,7 +244,7 @@ def test_library_messages_are_shown_in_the_command_lines_words():
 
     from acoustic_gmm.cli._main import message
 
-    with click.Context(main.commands["ubm"], parent=click.Context(main)) as ctx:
+    with click.Context(main.get_command(None, "ubm"), parent=click.Context(main)) as ctx:
         assert message("subsample=2 is not available with client= (a Dask cluster)", ctx) == \
             "--subsample 2 is not available with --scheduler (a Dask cluster)"
         assert message("out=m.h5: exists; pass overwrite=True to replace it", ctx) == \
