@@ -53,8 +53,9 @@ def _reestimate(g: DiagGMM, X: np.ndarray, floor: np.ndarray, weight: np.ndarray
 def _grow(X: np.ndarray, n_components: int, *, floor, split_iter: int, dtype) -> DiagGMM:
     """A state's GMM from its frames by the engine's mix-up: one Gaussian, then split the heaviest component and
     ``split_iter`` EM iterations per size, up to ``n_components`` (:func:`acoustic_gmm.gmm.train`, plain EM)."""
-    model, _, _, _ = train(X, n_components, init="split", max_iter=split_iter, tol=-1.0, split_iter=split_iter,
-                           dtype=dtype, overrelax=1.0, floor=floor)
+    # one Gaussian needs no EM: the frames' mean and variance are its ML fit (max_iter=0 stops there)
+    model, _, _, _ = train(X, n_components, init="split", max_iter=split_iter if n_components > 1 else 0, tol=-1.0,
+                           split_iter=split_iter, dtype=dtype, overrelax=1.0, floor=floor)
     return model
 
 
