@@ -103,3 +103,34 @@ def test_trials_and_scores(tmp_path, how):
             t = Trials.read(trials)
             _check(trials, lambda: sorted(zip(*vars(Trials.read(trials)).values()), key=str), how,
                    np.random.default_rng(seed), sorted(zip(*vars(t).values()), key=str))
+
+
+@pytest.mark.parametrize("fmt", ["kaldi", "htk"])
+@pytest.mark.parametrize("how", ["shuffle", "repeat"])
+def test_import_listings(tmp_path, fmt, how):
+    """A Kaldi feats.scp or an HTK script list: its utterances' frames whatever the order, a repeated line an
+    error naming the list (a shorter list is a subset, not a degenerate one: only shuffled and repeated)."""
+    from acoustic_gmm.interop import import_features, write_htk
+    from acoustic_gmm.storage import FeatureArchive
+
+    rng0 = np.random.default_rng(0)
+    frames = {f"u{i}": rng0.normal(size=(5 + i, 3)).astype(np.float32) for i in range(6)}
+    write_data_dir(tmp_path / "d", {u: f"/audio/{u}.wav" for u in frames}, utt2spk={u: "s" for u in frames})
+    if fmt == "kaldi":
+        kaldiio = pytest.importorskip("kaldiio")
+        listing = tmp_path / "feats.scp"
+        kaldiio.save_ark(str(tmp_path / "feats.ark"), frames, scp=str(listing))
+    else:
+        listing = tmp_path / "list.scp"
+        for u, x in frames.items():
+            write_htk(tmp_path / f"{u}.htk", x)
+        listing.write_text("".join(f"{u}.htk\n" for u in frames))
+
+    def imported():
+        import_features(listing, tmp_path / "d", tmp_path / "f.h5", fmt=fmt, sample_rate=8000, overwrite=True)
+        with FeatureArchive(tmp_path / "f.h5") as fa:
+            return {u: fa[u].tobytes() for u in sorted(fa.ids)}
+
+    baseline = imported()
+    for seed in SEEDS[:10]:  # an import writes an archive: ten of each
+        _check(listing, imported, how, np.random.default_rng(seed), baseline)

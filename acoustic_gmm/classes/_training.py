@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import DataError, ParameterError
 from ..storage._archive import opened
+from ..storage._outputs import check_free_space
 from ._model_set import LABEL_KEYS, ModelSet, split_slices
 
 __all__ = ["train_model_set", "class_structure", "DEFAULT_STATES", "DEFAULT_COMPONENTS"]
@@ -134,7 +135,7 @@ def class_structure(states: int | None = None, slices: int | None = None, init: 
 def train_model_set(archive, *, label_key: str = "label", n_components: int = DEFAULT_COMPONENTS,
                     states: int | None = None, slices: int | None = None, state_training: str = "baum-welch",
                     ids=None, priors: bool = False, reject_quantile: float | None = 0.05, jobs: int | None = None,
-                    progress: bool | None = None, var_floor: float = VAR_FLOOR, **gmm_params) -> ModelSet:
+                    progress: bool | None = None, var_floor: float = VAR_FLOOR, out=None, **gmm_params) -> ModelSet:
     """Train every class's models from a feature archive (a path or a FeatureArchive): ``acoustic-gmm train``.
 
     By default each class is a left-to-right HMM of ``states=3`` emitting states of ``n_components=8`` Gaussians,
@@ -152,6 +153,10 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
     :meth:`ModelSet.margins`), so about that share of utterances like the training ones is
     turned away.  Classes are trained in parallel over ``jobs`` processes, each reading its class's
     frames from the archive; this process never holds more than ``SCORE_BATCH`` utterances.
+
+    ``out``, the file the models are for (the caller saves them there), has its device's free space checked
+    against the models' size once the classes are known, before any training
+    (:func:`acoustic_gmm.storage.check_free_space`).
 
     Examples
     --------
@@ -177,6 +182,9 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
         if not groups:
             raise DataError(f"{fa.path}: no utterances to train on")
         config, source, rate = fa.config, str(fa.path), fa.sample_rate
+        if out is not None:  # at least a GMM's arrays and 2 kB of HDF5 structure each (3 kB measured)
+            check_free_space(out, len(groups) * n_slices * (n_components * (2 * fa.n_features + 1) * 8 + 2048),
+                             what=f"the models of {len(groups)} classes")
     tasks = [(c, source, groups[c], n_components, n_slices, gmm_params, states) for c in sorted(groups)]
     models, log_trans = {}, ({} if states else None)
     with parallel_map(_fit_class, tasks, jobs) as results, \

@@ -61,7 +61,7 @@ def train(feats, label_key, components, slices, init, states, state_training, va
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         ms = train_model_set(feats, label_key=label_key, n_components=components, states=states, slices=slices,
-                             state_training=state_training, ids=id_list(utts), priors=priors,
+                             state_training=state_training, ids=id_list(utts), priors=priors, out=out,
                              reject_quantile=reject_quantile, jobs=jobs, init=init, max_memory=max_memory,
                              **({} if var_floor is None else {"var_floor": var_floor}))
         if mmi:

@@ -10,6 +10,7 @@ import functools
 import importlib
 import re
 import sys
+import warnings
 
 import click
 
@@ -44,27 +45,40 @@ class _Commands(click.Group):
         return next(c for c in vars(module).values() if isinstance(c, click.Command) and c.name == name)
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
-            raise
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted", err=True)
-            sys.exit(130)
-        except BrokenPipeError:  # `acoustic-gmm classify ... | head`: the reader has gone, nothing to say
-            sys.stderr.close()
-            sys.exit(141)
-        except Exception as exc:
-            if ctx.params.get("debug"):
-                raise
-            cause = environment_error(exc)
-            if cause is not None:  # the machine, not the program: one line, exit 1, no request for a report
-                click.echo(f"error: {cause}", err=True)
-                sys.exit(1)
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc}\nThis is a bug in acoustic-gmm "
-                       f"{__version__}: please report it with the command you ran (add --debug after "
-                       f"'acoustic-gmm' for the traceback).", err=True)
-            sys.exit(2)
+        # every warning of every command as the package's one-line messages, shown before an error's line (a
+        # command that shows its own before its summary line catches them first)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            try:
+                return super().invoke(ctx)
+            except BaseException as exc:
+                echo_warnings(caught)
+                caught.clear()
+                _failed(ctx, exc)
+            finally:
+                echo_warnings(caught)
+
+
+def _failed(ctx, exc: BaseException):
+    """A command's error said as one line with its exit status; a click error or exit goes on to click."""
+    if isinstance(exc, (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit)):
+        raise exc
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("\ninterrupted", err=True)
+        sys.exit(130)
+    if isinstance(exc, BrokenPipeError):  # `acoustic-gmm classify ... | head`: the reader has gone, nothing to say
+        sys.stderr.close()
+        sys.exit(141)
+    if not isinstance(exc, Exception) or ctx.params.get("debug"):
+        raise exc
+    cause = environment_error(exc)
+    if cause is not None:  # the machine, not the program: one line, exit 1, no request for a report
+        click.echo(f"Error: {cause}", err=True)
+        sys.exit(1)
+    click.echo(f"Error: unexpected {type(exc).__name__}: {exc}\nThis is a bug in acoustic-gmm "
+               f"{__version__}: please report it with the command you ran (add --debug after "
+               f"'acoustic-gmm' for the traceback).", err=True)
+    sys.exit(2)
 
 
 # errors of the machine a command runs on, not of the program: said as what they are, with the file

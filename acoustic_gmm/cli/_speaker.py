@@ -217,7 +217,7 @@ def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memor
 
     extractor = train_extractor_from_archive(load_ubm(ubm_path), feats, dim, ids=id_list(utts), n_iter=iterations, top_c=top_c,
                                    init=init, max_memory=max_memory, client=client, progress=None,
-                                   callback=report)
+                                   callback=report, out=out)
     extractor.save(out, metadata={"ubm": str(Path(ubm_path).resolve())})
     click.echo(f"{out}: i-vector extractor, dimension {dim}, UBM {extractor.ubm.n_components} x "
                f"{extractor.ubm.n_features}, {iterations} iterations")

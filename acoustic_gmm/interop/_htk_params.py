@@ -42,6 +42,7 @@ import numpy as np
 
 from ..errors import ArchiveError, DataError, OutputError, ParameterError, check_frames
 from ..features._htk_config import BASE_KINDS, BASE_NAMES, BASEMASK, QUALIFIERS, kind_name, parse_kind
+from ..storage._datadir import check_unique
 from ..storage._outputs import atomic_path, writing
 
 __all__ = ["write_htk", "read_htk"]
@@ -428,7 +429,7 @@ def _listing(path) -> list:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ArchiveError(f"{path}: cannot be read ({exc})") from None
-    pairs = []
+    pairs, seen = [], {}
     for lineno, line in enumerate(lines, 1):
         parts = line.split()
         if not parts:
@@ -436,7 +437,9 @@ def _listing(path) -> list:
         if len(parts) > 2:
             raise DataError(f"{path}:{lineno}: expected 'file' or 'utt file', got {line!r}")
         file = Path(parts[-1]) if Path(parts[-1]).is_absolute() else path.parent / parts[-1]
-        pairs.append((parts[0] if len(parts) == 2 else Path(parts[0]).stem, file))
+        utt = parts[0] if len(parts) == 2 else Path(parts[0]).stem
+        check_unique(path, seen, utt, lineno, f"utterance {utt!r}", DataError)
+        pairs.append((utt, file))
     return pairs
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArchiveError, DataError, ModelFileError, OutputError, ParameterError
+from ..storage._datadir import check_unique
 from ..storage._outputs import writing
 from ._bridge import ImportReport, import_matrices, unknown_message
 
@@ -293,10 +294,7 @@ def _script_keys(path: Path) -> tuple[list, str]:
         parts = line.split(None, 1)
         if len(parts) < 2:
             raise DataError(f"{path}:{lineno}: expected 'utt_id ark_path:offset', got {line.strip()!r}")
-        if parts[0] in lines:
-            raise DataError(f"{path}:{lineno}: utterance {parts[0]!r} is listed twice (first on line "
-                            f"{lines[parts[0]]})")
-        lines[parts[0]] = lineno
+        check_unique(path, lines, parts[0], lineno, f"utterance {parts[0]!r}", DataError)
         keys.append(parts[0])
     return keys, text
 

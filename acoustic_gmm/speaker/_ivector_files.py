@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import ArchiveError, DataError, ParameterError
 from ..gmm._model import DiagGMM
 from ..storage._archive import opened
+from ..storage._outputs import check_free_space
 from ._files import load_bundle, save_bundle
 from ._ivector import IvectorExtractor, StatsStream, train_extractor, utterance_stats
 
@@ -142,10 +143,14 @@ def _statistics(ubm: DiagGMM, archive, ids, top_c, max_memory, progress):
 
 def train_extractor_from_archive(ubm: DiagGMM, archive, dim: int, *, ids=None, n_iter: int = 10, top_c: int | None = None,
                        init: str = "pca", max_memory: int | None = None, client=None, progress: bool = False,
-                       callback=None) -> IvectorExtractor:
+                       callback=None, out=None) -> IvectorExtractor:
     """Statistics of ``ids`` (default all) of ``archive``, then :func:`train_extractor` on them: kept in
     memory when they fit ``max_memory`` bytes, else computed again on every iteration (same result); with
-    ``client`` (a Dask client or scheduler address) every iteration's E-step runs on the cluster."""
+    ``client`` (a Dask client or scheduler address) every iteration's E-step runs on the cluster.  ``out``, the
+    file the extractor is for, has its free space checked before the work."""
+    if out is not None:  # at least the total-variability matrix and the UBM it carries
+        C, D = ubm.n_components, ubm.n_features
+        check_free_space(out, (C * D * (dim + 2) + C) * 8, what=f"an extractor of dimension {dim}")
     with opened(archive) as fa:
         features = {"config": fa.config.to_dict(), "sample_rate": fa.sample_rate}
     if client is not None:

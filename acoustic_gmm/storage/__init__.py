@@ -17,5 +17,5 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_corpus": ['ExtractionReport', 'extract_corpus', 'extract_files'],
     "_datadir": ['DataDir', 'read_data_dir', 'read_htk_lab', 'read_ids', 'read_phn', 'read_spk2utt', 'write_data_dir'],
     "_hdf5": ['file_kind', 'open_h5'],
-    "_outputs": ['atomic_path', 'check_outputs', 'locked', 'writing'],
+    "_outputs": ['atomic_path', 'check_free_space', 'check_outputs', 'locked', 'writing'],
 })

@@ -52,7 +52,7 @@ from ._hdf5 import (
     checked_values,
     open_h5,
 )
-from ._outputs import writing
+from ._outputs import check_free_space, writing
 from ._parallel import parallel_map
 
 __all__ = ["ExtractionReport", "extract_corpus", "extract_files"]
@@ -265,7 +265,7 @@ def extract_files(paths, *, config: MfccConfig | None = None, jobs: int | None =
     worker_config = dataclasses.replace(config, cmvn="none") if together else config
     paths = [str(p) for p in paths]
     given = sample_rate is not None
-    sample_rate = sample_rate or _corpus_rate(config, paths)
+    sample_rate = sample_rate or config.sample_rate or _survey(config, [[(p, p, [(p, None, None)]) for p in paths]])[0]
     frontend(config, sample_rate)
     tasks = [(paths[i:i + batch_size], worker_config.to_json(), sample_rate, given)
              for i in range(0, len(paths), batch_size)]
@@ -277,29 +277,32 @@ def extract_files(paths, *, config: MfccConfig | None = None, jobs: int | None =
     return out
 
 
-def _corpus_rate(config: MfccConfig, paths) -> int:
-    """The sample rate to extract at: the configured one, or that of most of the readable files.
+def _survey(config: MfccConfig, batches) -> tuple[int, float]:
+    """``(sample rate to extract at, at least this many frames)``: the configured rate, or that of most of the
+    readable files; the frames are those of the segments or, without segments, the recordings, before VAD (for
+    the free-space check before the work).
 
     Only the headers are read (a WAV header with numpy, anything else with soundfile): a few tens
-    of microseconds a file.  A tie goes to the rate met first in ``paths``' order.
+    of microseconds a file.  A tie goes to the rate met first in the batches' order.
     """
-    if config.sample_rate:
-        return config.sample_rate
-    from collections import Counter
-
     rates: Counter = Counter()
-    problems = []
-    for path in paths:
+    problems, frames = [], 0.0
+    for _, path, utts in (rec for batch in batches for rec in batch):
         try:
             _check_file(path)
             with AudioFile(path) as audio:
                 rates[audio.sample_rate] += 1
+                length = audio.n_samples / audio.sample_rate
         except Exception as exc:  # unreadable, missing, empty: its batch reports it
             problems.append((os.path.basename(path), path, _reason(exc, path)))
-    if not rates:
-        raise DataError(f"none of the {len(paths)} audio file(s) can be read; nothing to extract: "
+            continue
+        for _, start, end in utts:  # a frame a hop, less the window's overhang (librosa's padding adds frames)
+            seconds = min(length, length if end is None else end) - (start or 0.0)
+            frames += max(0.0, (1000 * seconds - config.win_ms) / config.hop_ms)
+    if not rates and not config.sample_rate:
+        raise DataError(f"none of the {len(problems)} audio file(s) can be read; nothing to extract: "
                         + describe_problems(problems))
-    return rates.most_common(1)[0][0]
+    return config.sample_rate or rates.most_common(1)[0][0], frames
 
 
 _KINDS = [("file not found", "file not found"), ("is a directory", "a directory, not a file"),
@@ -363,9 +366,22 @@ def _prepare_partial(partial: Path, job: dict) -> None:
                                f"differ); rerun it with the same ones, or delete the folder to start over")
         return
     partial.mkdir(parents=True)
+    try:
+        _write_job(partial, job)
+    except BaseException:  # a folder without its job file would stop every later run: it goes
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _write_job(partial: Path, job: dict) -> None:
     tmp = partial / (JOB_FILE + ".tmp")
-    tmp.write_text(json.dumps(job, indent=1, sort_keys=True))
-    os.replace(tmp, job_file)
+    try:
+        tmp.write_text(json.dumps(job, indent=1, sort_keys=True))
+        os.replace(tmp, partial / JOB_FILE)
+    except OSError as exc:  # a full disk names the file, not "[Errno 28]" alone
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OSError(exc.errno, exc.strerror, str(partial / JOB_FILE)) from None
 
 
 def _progress_bar(total: int, enabled: bool | None):
@@ -435,15 +451,18 @@ def _remove_temporaries(partial: Path) -> None:
 
 def _extract(dd: DataDir, out: Path, partial: Path, batches, config: MfccConfig, jobs, strict, progress, client):
     saved = json.loads((partial / JOB_FILE).read_text())
+    rate, n_frames = _survey(config, batches)
     if "sample_rate" not in saved:  # fixed once, so a resumed job keeps the rate it started with
-        saved["sample_rate"] = _corpus_rate(config, [path for b in batches for _, path, _ in b])
-        tmp = partial / (JOB_FILE + ".tmp")
-        tmp.write_text(json.dumps(saved, indent=1, sort_keys=True))
-        os.replace(tmp, partial / JOB_FILE)
+        saved["sample_rate"] = rate
+        _write_job(partial, saved)
     sample_rate = saved["sample_rate"]
 
     shards = [partial / f"batch-{i:06d}.h5" for i in range(len(batches))]
     pending = [i for i, s in enumerate(shards) if not s.exists()]
+    # the archive and the shards still to write (kept until the end, to resume from), before VAD; with VAD half
+    # of that, so the check never refuses a job that fits: a shortfall it misses still ends in the write's error
+    frame_bytes = n_frames * config.n_features * 4 * (0.5 if config.vad else 1.0)
+    check_free_space(out, frame_bytes * (1 + len(pending) / len(batches)), what="the features")
     # Speaker CMVN needs every utterance of a speaker: workers leave the frames as they are, the merge normalises.
     worker_config = dataclasses.replace(config, cmvn="none") if config.cmvn == "speaker" else config
     tasks = [(i, batches[i], worker_config.to_json(), sample_rate, str(shards[i]), strict) for i in pending]

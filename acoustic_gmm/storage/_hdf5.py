@@ -35,13 +35,30 @@ WEIGHT_SUM_TOL = 1e-6
 
 
 @contextlib.contextmanager
-def atomic_h5(path, tmp_dir=None):
-    """Open a temporary HDF5 file (beside ``path``, or in ``tmp_dir`` on the same file system);
-    rename it onto ``path`` only on success (see :func:`acoustic_gmm.storage.atomic_path`)."""
+def atomic_h5(path, tmp_dir=None, *, in_memory: bool = True):
+    """Open a new HDF5 file to be renamed onto ``path`` only on success (see
+    :func:`acoustic_gmm.storage.atomic_path`; the temporary file is beside ``path``, or in ``tmp_dir`` on
+    the same file system).
+
+    With ``in_memory`` (models, speakers, checkpoints, shards: files that fit in memory) the file is built in
+    memory and written out in one plain write when the block ends: a full disk is then an ordinary
+    ``OSError`` naming the file, never a write failing inside libhdf5, which leaves h5py objects that cannot
+    be released and has crashed the interpreter on its way out.  Feature archives stream to disk
+    (``in_memory=False``); their writer checks the free space before it starts.
+    """
     import h5py
 
-    with atomic_path(path, tmp_dir=tmp_dir) as tmp, h5py.File(tmp, "w") as f:
-        yield f
+    with atomic_path(path, tmp_dir=tmp_dir) as tmp:
+        if not in_memory:
+            with h5py.File(tmp, "w") as f:
+                yield f
+            return
+        with h5py.File(tmp, "w", driver="core", backing_store=False) as f:  # libhdf5's own memory, not disk
+            yield f
+            f.flush()
+            image = f.id.get_file_image()
+        with open(tmp, "wb") as out:
+            out.write(image)
 
 
 def write_text(path, text: str) -> None:

@@ -9,6 +9,7 @@ output was left by a run that was killed, and it removes them.
 
 :func:`writing` adds the rules of :func:`check_outputs` under the locks: an existing output is kept unless the
 caller says ``overwrite``, an output may not be one of the inputs, and missing directories are made.
+:func:`check_free_space` lets a long job whose output size is known up front stop before the work, not after.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 
-__all__ = ["locked", "atomic_path", "check_outputs", "writing"]
+__all__ = ["locked", "atomic_path", "check_outputs", "writing", "check_free_space"]
 
 
 _HELD: dict = {}  # lock-file path -> the FileLock this process holds on it (so locking again is re-entrant)
@@ -110,9 +111,11 @@ def atomic_path(path, *, tmp_dir=None):
             yield tmp
             os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError) and exc.errno and not exc.filename:  # a failed write: name the result
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
             raise
 
 
@@ -203,3 +206,37 @@ def writing(outputs: dict, inputs=(), *, overwrite: bool = False, folders=()):
             stack.enter_context(locked(path))
         check_outputs(outputs, inputs, overwrite=overwrite, folders=folders)
         yield
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 2**30), ("MB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 2**10:.0f} kB"
+
+
+def check_free_space(path, n_bytes: float, *, what: str = "the result") -> None:
+    """Refuse to start a long job whose output ``path`` will need at least ``n_bytes``, more than its device has
+    free.
+
+    Called once the size is known and before the work (``train`` knows its models' size once it has read the
+    classes, ``features`` its frames' once it has read the audio headers).  Callers give a lower bound, so a job
+    that fits is never refused; a shortfall the check misses still ends in the one-line "no space left" error
+    of the write itself, with nothing lost.
+
+    Examples
+    --------
+    ::
+
+        check_free_space("models.h5", 40 * 2**20, what="40 models")
+    """
+    import shutil
+
+    path = Path(path)
+    where = path.absolute().parent
+    while not where.exists():  # a directory still to be made lives on its nearest existing parent's device
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if n_bytes > free:
+        raise OutputError(f"{path}: {what} will need at least {_size(n_bytes)} and only {_size(free)} is "
+                          f"free on its device: free some space or write it elsewhere")

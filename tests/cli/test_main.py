@@ -6,6 +6,7 @@ its workers leaves no worker, no broken pipe and nothing beside its output."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -128,7 +129,7 @@ def test_unexpected_errors_are_one_line_and_ctrl_c_exits_130(corpus, monkeypatch
     monkeypatch.setattr(archive, "describe", boom)
     result = invoke("info", feats)
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert result.output.startswith("error: unexpected RuntimeError: something we did not foresee\n")
+    assert result.output.startswith("Error: unexpected RuntimeError: something we did not foresee\n")
     assert "please report it" in result.output and "--debug" in result.output
     result = invoke("--debug", "info", feats)
     assert isinstance(result.exception, RuntimeError)  # the traceback, for the report
@@ -271,9 +272,121 @@ def test_a_full_disk_is_one_line_naming_the_output_not_a_bug(corpus, tmp_path, m
     monkeypatch.setattr(_model_set.ModelSet, "save", full)
     result = invoke("train", feats, "--slices", "1", "-k", "1", "-j", "1", "--out", out)
     assert result.exit_code == 1, result.output  # was 2 and "This is a bug in acoustic-gmm: please report it"
-    assert result.output.strip() == f"error: no space left on the device while writing {out}"
+    assert result.output.strip() == f"Error: no space left on the device while writing {out}"
     # h5py says it in its message, without an errno attribute
     h5 = OSError(f"Can't write data (file write failed: time = now, filename = '{tmp_path}/.f.h5.abcd1234.tmp', "
                  "file descriptor = 4, errno = 28, error message = 'No space left on device')")
     assert environment_error(h5) == f"no space left on the device while writing {tmp_path}/f.h5"
     assert environment_error(OSError(errno.ENOENT, "No such file")) is None  # a missing file is not the machine
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 512 kB file system of its own (tmpfs, mounted for the test): a disk that really fills up."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root (a real full disk)")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk, leave: int) -> None:
+    """Fill ``disk`` to ``leave`` bytes free (tmpfs counts whole pages)."""
+    import shutil
+
+    (disk / "filler").write_bytes(b"\0" * max(0, shutil.disk_usage(disk).free - leave))
+
+
+def cli(*args):
+    """The command in its own process, as a user runs it: everything it prints, whoever prints it (libhdf5)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "acoustic-gmm")
+    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def twenty_classes(tmp_path_factory):
+    """An archive of 20 classes of 39 features: its models take about 115 kB."""
+    rng = np.random.default_rng(1)
+    feats = tmp_path_factory.mktemp("twenty") / "feats.h5"
+    write_features(feats, [(f"u{i:03d}", (rng.normal(size=(30, 39)) + i % 20).astype(np.float32), f"c{i % 20:02d}",
+                            "s") for i in range(60)], config=MfccConfig(), sample_rate=8000)
+    return feats
+
+
+def test_train_on_a_full_disk_stops_before_training_naming_the_need(small_disk, twenty_classes):
+    fill(small_disk, 0)
+    out = small_disk / "m.h5"
+    run = cli("train", twenty_classes, "--slices", "1", "-k", "4", "-j", "1", "--out", out)
+    assert run.returncode == 1, run.stderr
+    # 20 models x (4 x 79 x 8 bytes + 2 kB): 89 kB at least; tmpfs leaves no page free
+    assert run.stderr == (f"Error: {out}: the models of 20 classes will need at least 89 kB and only 0 kB is free on "
+                          f"its device: free some space or write it elsewhere\n")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+def test_a_disk_that_fills_while_writing_is_one_line_and_keeps_the_old_file(small_disk, twenty_classes):
+    """The check passes (the models need more than its lower bound): the write itself meets the full disk.  It
+    used to print some 800 lines of h5py "Exception ignored ... errno = 28" and could crash the interpreter."""
+    out = small_disk / "m.h5"
+    out.write_bytes(b"the models of an earlier run")
+    fill(small_disk, 100 * 1024)  # more than the 89 kB bound, less than the 115 kB written
+    run = cli("train", twenty_classes, "--slices", "1", "-k", "4", "-j", "1", "--out", out, "--overwrite")
+    assert (run.returncode, run.stdout, run.stderr) == (
+        1, "", f"Error: no space left on the device while writing {out}\n")
+    assert out.read_bytes() == b"the models of an earlier run"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "m.h5"]  # no temporary file, no lock
+    (small_disk / "filler").unlink()
+    again = cli("train", twenty_classes, "--slices", "1", "-k", "4", "-j", "1", "--out", out, "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert 100 * 1024 < out.stat().st_size < 130 * 1024
+
+
+def test_features_on_a_full_disk_stop_before_extracting_and_leave_nothing(small_disk, make_corpus):
+    from ..conftest import tone
+
+    data, _ = make_corpus({f"u{i}": tone(1.0, seed=i) for i in range(10)})
+    out = small_disk / "f.h5"
+    fill(small_disk, 100 * 1024)
+    run = cli("features", data, "-j", "1", "--out", out)
+    assert run.returncode == 1, run.stderr
+    # 10 x (1000 - 25 ms) / 10 ms frames of 39 float32, for the shards and the archive: 297 kB at least
+    said = re.fullmatch(rf"Error: {out}: the features will need at least 297 kB and only (\d+) kB is free on its "
+                        rf"device: free some space or write it elsewhere\n", run.stderr)
+    assert said and 90 <= int(said.group(1)) <= 100, run.stderr  # the job file beside it takes a page
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no OUT.partial/ left to block a rerun
+    (small_disk / "filler").unlink()
+    again = cli("features", data, "-j", "1", "--out", out)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in small_disk.iterdir()) == ["f.h5"]
+
+
+def test_every_command_shows_warnings_as_one_line_messages(corpus, monkeypatch):
+    """A warning a library call raises reaches the user as ``warning: ...`` in the command line's words, never as
+    Python's ``file:line: UserWarning`` (evaluate, features and ivector train did not catch theirs); a run of
+    them is summarised; shown before the line of an error that follows."""
+    import warnings
+
+    from acoustic_gmm.classes import _evaluation
+
+    tmp, feats, _ = corpus
+    real = _evaluation.evaluate
+
+    def warns(*args, fail=False, **kwargs):
+        for i in range(6):
+            warnings.warn(f"speaker s{i}: adapt= found too few frames", UserWarning, stacklevel=2)
+        if fail:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(_evaluation, "evaluate", warns)
+    result = invoke("evaluate", tmp / "models.h5", feats)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines == ["warning: speaker s0: --adapt found too few frames", "warning: speaker s1: --adapt found too few "
+                     "frames", "warning: speaker s2: --adapt found too few frames", "warning: ... and 3 more like "
+                     "them (acoustic-gmm --verbose shows every one)"]
+    monkeypatch.setattr(_evaluation, "evaluate", lambda *a, **k: warns(*a, fail=True, **k))
+    failed = invoke("evaluate", tmp / "models.h5", feats)
+    assert failed.exit_code == 2
+    assert failed.stderr.splitlines()[3:5] == ["warning: ... and 3 more like them (acoustic-gmm --verbose shows every "
+                                               "one)", "Error: unexpected RuntimeError: boom"]
