@@ -49,7 +49,7 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
 
     D = config.n_features
     ids, labels, speakers, counts, seen = [], [], [], [], set()
-    with atomic_h5(path, tmp_dir) as f:
+    with atomic_h5(path, tmp_dir, in_memory=False) as f:  # streamed: an archive may not fit in memory
         f.attrs.update(format_version=FEATURES_VERSION, content="features", config=config.to_json(),
                        sample_rate=int(sample_rate))
         data = f.create_dataset("frames", shape=(0, D), maxshape=(None, D), dtype=np.float32,

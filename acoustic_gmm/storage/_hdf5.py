@@ -44,14 +44,21 @@ def atomic_h5(path, tmp_dir=None, *, in_memory: bool = True):
     memory and written out in one plain write when the block ends: a full disk is then an ordinary
     ``OSError`` naming the file, never a write failing inside libhdf5, which leaves h5py objects that cannot
     be released and has crashed the interpreter on its way out.  Feature archives stream to disk
-    (``in_memory=False``); their writer checks the free space before it starts.
+    (``in_memory=False``) through a file that drops every write after the first failed one, so that libhdf5
+    can still close the file; that first failure is what is raised.
     """
     import h5py
 
     with atomic_path(path, tmp_dir=tmp_dir) as tmp:
         if not in_memory:
-            with h5py.File(tmp, "w") as f:
-                yield f
+            with open(tmp, "w+b") as raw:
+                out = _WriteOnce(raw)
+                try:
+                    with h5py.File(out, "w") as f:
+                        yield f
+                finally:
+                    if out.failure is not None:  # the one error to tell, whatever libhdf5 made of it
+                        raise OSError(out.failure.errno, out.failure.strerror, str(path)) from None
             return
         with h5py.File(tmp, "w", driver="core", backing_store=False) as f:  # libhdf5's own memory, not disk
             yield f
@@ -59,6 +66,47 @@ def atomic_h5(path, tmp_dir=None, *, in_memory: bool = True):
             image = f.id.get_file_image()
         with open(tmp, "wb") as out:
             out.write(image)
+
+
+class _WriteOnce:
+    """The file libhdf5 streams an archive to: once a write fails (a full disk), the rest are dropped.
+
+    A file whose writes keep failing cannot be closed by libhdf5, and such a file has crashed the interpreter
+    when it was collected; this one is closed, and removed by :func:`acoustic_gmm.storage.atomic_path`, and the
+    first failure is what the caller is told."""
+
+    def __init__(self, raw):
+        self.raw, self.failure = raw, None
+
+    def write(self, data) -> int:
+        if self.failure is None:
+            try:
+                return self.raw.write(data)
+            except OSError as exc:
+                self.failure = exc
+        return memoryview(data).nbytes
+
+    def flush(self) -> None:
+        if self.failure is None:
+            try:
+                self.raw.flush()
+            except OSError as exc:
+                self.failure = exc
+
+    def read(self, *args):
+        return self.raw.read(*args)
+
+    def readinto(self, buffer):
+        return self.raw.readinto(buffer)
+
+    def seek(self, *args):
+        return self.raw.seek(*args)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def truncate(self, size=None):
+        return self.raw.truncate(size) if self.failure is None else size
 
 
 def write_text(path, text: str) -> None:
