@@ -134,8 +134,8 @@ def test_a_damaged_index_or_newer_format_is_an_error_naming_the_file(tmp_path, b
     with pytest.raises(ArchiveError, match="bad.h5: damaged feature archive .the index points outside"):
         FeatureArchive(bad)
     with h5py.File(bad, "a") as f:
-        f.attrs["format_version"] = 3
-    with pytest.raises(ArchiveError, match="format_version 3 is newer than this acoustic_gmm understands .2."):
+        f.attrs["format_version"] = 4
+    with pytest.raises(ArchiveError, match="format_version 4 is newer than this acoustic_gmm understands .3."):
         FeatureArchive(bad)
 
 

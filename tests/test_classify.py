@@ -11,7 +11,7 @@ from acoustic_gmm import DataError, ManifestError, ParameterError
 from acoustic_gmm.classes import ModelSet, evaluate, slice_of_frames, train_model_set
 from acoustic_gmm.cli import main
 from acoustic_gmm.features import MfccConfig
-from acoustic_gmm.storage import FeatureArchive, extract_corpus, read_htk_lab, read_phn, write_data_dir
+from acoustic_gmm.storage import FeatureArchive, extract_corpus, read_htk_lab, read_phn, write_data_dir, write_features
 
 from .conftest import needs_fsdd, tone
 
@@ -91,18 +91,31 @@ def test_label_key_the_archive_lacks(make_corpus, tmp_path):
 
 
 def test_mismatched_features_and_empty_test_sets(make_corpus, tmp_path):
+    """A raw archive is read as the models' frames were (the view is the models'); one that cannot give them
+    (fewer deltas stored), or an archive normalised when written with another configuration, is refused by
+    name."""
     data, _ = make_corpus({"a_1": tone(1.0), "b_1": tone(1.0, freq=900)})
     extract_corpus(data, tmp_path / "f.h5", progress=False, jobs=1)
     extract_corpus(data, tmp_path / "g.h5", config=MfccConfig(deltas=1), progress=False, jobs=1)
     extract_corpus(data, tmp_path / "h.h5", config=MfccConfig(vad=True), progress=False, jobs=1)
     ms = train_model_set(tmp_path / "f.h5", label_key="label", slices=1, n_components=2, progress=False, jobs=1)
     with FeatureArchive(tmp_path / "g.h5") as g:
-        with pytest.raises(DataError, match="g.h5 has 26-dimensional features but the models expect 39"):
+        with pytest.raises(DataError, match="g.h5: the frames hold 13 cepstra and 1 delta order.s.; n_mfcc=13 "
+                                            "deltas=2 asks for more: extract them again"):
             evaluate(ms, g)
-    with FeatureArchive(tmp_path / "h.h5") as h:
-        with pytest.raises(DataError, match="another feature configuration than the models .vad: models False vs "
-                                            "features True"):
-            evaluate(ms, h)
+    with FeatureArchive(tmp_path / "h.h5") as h:  # extracted with VAD: read without it, as the models were
+        assert h.config.vad and evaluate(ms, h)["accuracy"] == evaluate(ms, tmp_path / "f.h5")["accuracy"]
+    htk = MfccConfig.from_options(htk="TARGETKIND=MFCC_0_D_A TARGETRATE=100000 WINDOWSIZE=250000 NUMCHANS=26")
+    extract_corpus(data, tmp_path / "k.h5", config=htk, progress=False, jobs=1)
+    ms_htk = train_model_set(tmp_path / "k.h5", label_key="label", slices=1, n_components=2, progress=False, jobs=1)
+    with pytest.raises(DataError, match=r"f.h5: the frames were computed with another dither .*, htk "):
+        evaluate(ms_htk, tmp_path / "f.h5")
+    with FeatureArchive(tmp_path / "f.h5", view={"cmvn": "mean"}) as f:  # normalised when written: format 2
+        write_features(tmp_path / "k2.h5", [(u, f[u], f.labels[u], None) for u in f.ids], config=f.config,
+                       sample_rate=f.sample_rate)
+    with pytest.raises(DataError, match=r"k2.h5: its frames were normalised when they were written .* no other "
+                                        r"view \(cmvn: archive 'mean' vs wanted 'speaker'\)"):
+        evaluate(ms, tmp_path / "k2.h5")
     with FeatureArchive(tmp_path / "f.h5") as f:
         with pytest.raises(DataError, match="no utterances to evaluate"):
             evaluate(ms, f, ids=[])

@@ -81,7 +81,7 @@ def evaluate(model_set: ModelSet, archive, ids=None, *, label_key: str | None = 
     trained on); ``adapt`` as in :func:`score_utterances`, per speaker of the archive's utt2spk.
     """
     label_key = label_key or model_set.label_key
-    with opened(archive) as fa:
+    with opened(archive, model_set.config) as fa:  # a raw archive is read as the models' frames were
         check_compatible(model_set, fa)
         ids = fa.ids if ids is None else fa.check_ids(ids)
         if not ids:
@@ -184,7 +184,7 @@ def load_inputs(model_set: ModelSet, inputs, *, jobs: int | None = 1, one_speake
     for path in inputs:
         p = Path(path)
         if p.suffix in (".h5", ".hdf5") and p.is_file() and file_kind(p) == "features":
-            with FeatureArchive(p) as fa:
+            with FeatureArchive(p, view=model_set.config) as fa:
                 check_compatible(model_set, fa)
                 ids += fa.ids
                 feats += fa.utterances(fa.ids)

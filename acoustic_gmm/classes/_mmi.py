@@ -340,7 +340,7 @@ def train_mmi_from_archive(model_set: ModelSet, archive, *, ids=None, n_iter: in
     from ..storage._archive import opened
     from ._training import class_ids
 
-    with opened(archive) as fa:
+    with opened(archive, model_set.config) as fa:
         groups = class_ids(fa, model_set.label_key, None if ids is None else fa.check_ids(ids))
         ids = [u for c in sorted(groups) for u in groups[c] if c in model_set.models]
         labels = [c for c in sorted(groups) for _ in groups[c] if c in model_set.models]

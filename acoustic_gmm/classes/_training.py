@@ -45,7 +45,7 @@ def class_frames(archive, label_key: str, ids=None) -> dict[str, list[np.ndarray
 def _fit_class(task):
     """Train one class's models; runs in a worker, which reads the class's frames from the archive itself
     (the parent sends a path and ids, not frames)."""
-    label, path, ids, n_components, n_slices, gmm_params, states = task
+    label, path, view, ids, n_components, n_slices, gmm_params, states = task
     from ..gmm._estimator import GMM
     from ..storage._archive import FeatureArchive
 
@@ -53,7 +53,7 @@ def _fit_class(task):
     if states is not None:  # an HMM chain of n_slices states, trained by Viterbi or Baum-Welch
         from ._states import train_chain
 
-        with FeatureArchive(path) as fa:
+        with FeatureArchive(path, view=view) as fa:
             utts = [u for u in fa.utterances(ids) if len(u) >= n_slices]
         if len(utts) < len(ids):
             notes.append(f"class {label!r}: {len(ids) - len(utts)} utterance(s) shorter than {n_slices} frames "
@@ -67,7 +67,7 @@ def _fit_class(task):
                                    **{p: gmm_params[p] for p in ("var_floor", "split_iter", "dtype")
                                       if p in gmm_params})
         return label, (list(chain.states), chain.log_trans), notes
-    with FeatureArchive(path) as fa:
+    with FeatureArchive(path, view=view) as fa:
         if n_slices == 1:  # the frames as they are stored: read into memory or streamed, as GMM.fit decides
             parts = [fa.subset(ids)]
         else:
@@ -135,7 +135,8 @@ def class_structure(states: int | None = None, slices: int | None = None, init: 
 def train_model_set(archive, *, label_key: str = "label", n_components: int = DEFAULT_COMPONENTS,
                     states: int | None = None, slices: int | None = None, state_training: str = "baum-welch",
                     ids=None, priors: bool = False, reject_quantile: float | None = 0.05, jobs: int | None = None,
-                    progress: bool | None = None, var_floor: float = VAR_FLOOR, out=None, **gmm_params) -> ModelSet:
+                    progress: bool | None = None, var_floor: float = VAR_FLOOR, view=None, out=None,
+                    **gmm_params) -> ModelSet:
     """Train every class's models from a feature archive (a path or a FeatureArchive): ``acoustic-gmm train``.
 
     By default each class is a left-to-right HMM of ``states=3`` emitting states of ``n_components=8`` Gaussians,
@@ -153,6 +154,10 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
     :meth:`ModelSet.margins`), so about that share of utterances like the training ones is
     turned away.  Classes are trained in parallel over ``jobs`` processes, each reading its class's
     frames from the archive; this process never holds more than ``SCORE_BATCH`` utterances.
+
+    ``view`` reads a raw archive with another normalisation than it was extracted with (a dict of ``cmvn``,
+    ``vad``, ``n_mfcc``, ``deltas``: see :class:`~acoustic_gmm.storage.FeatureArchive`); the models record it,
+    and evaluation reads any archive with it.
 
     ``out``, the file the models are for (the caller saves them there), has its device's free space checked
     against the models' size once the classes are known, before any training
@@ -177,7 +182,7 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
     if not (isinstance(var_floor, (int, float)) and 0 <= var_floor < 1):
         raise ParameterError(f"var_floor must be a number in [0, 1), got {var_floor!r}")
     gmm_params = {**gmm_params, "var_floor": float(var_floor)}
-    with opened(archive) as fa:  # closed before the workers fork; each opens the file itself
+    with opened(archive, view) as fa:  # closed before the workers fork; each opens the file itself
         groups = class_ids(fa, label_key, None if ids is None else fa.check_ids(ids))
         if not groups:
             raise DataError(f"{fa.path}: no utterances to train on")
@@ -185,7 +190,7 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
         if out is not None:  # at least a GMM's arrays and 2 kB of HDF5 structure each (3 kB measured)
             check_free_space(out, len(groups) * n_slices * (n_components * (2 * fa.n_features + 1) * 8 + 2048),
                              what=f"the models of {len(groups)} classes")
-    tasks = [(c, source, groups[c], n_components, n_slices, gmm_params, states) for c in sorted(groups)]
+    tasks = [(c, source, config, groups[c], n_components, n_slices, gmm_params, states) for c in sorted(groups)]
     models, log_trans = {}, ({} if states else None)
     with parallel_map(_fit_class, tasks, jobs) as results, \
             tqdm(total=len(tasks), unit="class", desc="train", disable=None if progress is None else not progress,
@@ -205,7 +210,7 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
                    "states": states}, rate, log_trans)
     if reject_quantile is not None:
         train_ids = [u for c in sorted(groups) for u in groups[c]]
-        with opened(archive) as fa:
+        with opened(archive, config) as fa:
             margins = [ms.margins(ms.score(fa.utterances(train_ids[i:i + SCORE_BATCH])))
                        for i in range(0, len(train_ids), SCORE_BATCH)]
         ms.reject_threshold = float(np.quantile(np.concatenate(margins), reject_quantile))

@@ -11,7 +11,7 @@ import warnings
 
 import click
 
-from ._main import echo_warnings, errors_to_messages, id_list, max_memory_option, writes
+from ._main import echo_warnings, errors_to_messages, id_list, max_memory_option, view_options, writes
 
 __all__ = ['train', 'adapt_options', 'adapt_settings', 'evaluate', 'classify']
 
@@ -45,29 +45,32 @@ __all__ = ['train', 'adapt_options', 'adapt_settings', 'evaluate', 'classify']
 @click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="train on these utterance ids only")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="classes trained in parallel")
 @max_memory_option
+@view_options
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="model set to write (HDF5)")
 @errors_to_messages
 @writes(("out",), ("feats", "utts"))
 def train(feats, label_key, components, slices, init, states, state_training, var_floor, mmi, priors,
-          reject_quantile, utts, jobs, max_memory, out):
+          reject_quantile, utts, jobs, max_memory, view, out):
     """Train models of every class of a feature archive FEATS.
 
     By default each class is a left-to-right HMM of 3 states of 8 Gaussians each, trained by Baum-Welch,
     with variances floored at 0.3 of the class's: the defaults study's choice for speakers the models
     have not heard (README, "Choosing the defaults"). --slices 1 gives one GMM per class.
+    --cmvn, --vad, --n-mfcc and --deltas read FEATS (a raw archive) another way than it was extracted;
+    the models record it, and evaluate and classify read their inputs the same way.
     """
     from ..classes._training import train_model_set
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         ms = train_model_set(feats, label_key=label_key, n_components=components, states=states, slices=slices,
-                             state_training=state_training, ids=id_list(utts), priors=priors, out=out,
+                             state_training=state_training, ids=id_list(utts), priors=priors, out=out, view=view,
                              reject_quantile=reject_quantile, jobs=jobs, init=init, max_memory=max_memory,
                              **({} if var_floor is None else {"var_floor": var_floor}))
         if mmi:
             from ..classes._mmi import train_mmi_from_archive
 
-            ms, history = train_mmi_from_archive(ms, feats, ids=id_list(utts), n_iter=mmi)
+            ms, history = train_mmi_from_archive(ms, feats, ids=id_list(utts), n_iter=mmi)  # the models' view
             click.echo(f"MMI objective {history.objective[0]:.1f} -> {history.objective[-1]:.1f}, training accuracy "
                        f"{history.train_accuracy[0]:.4f} -> {history.train_accuracy[-1]:.4f}")
     echo_warnings(caught)

@@ -5,39 +5,17 @@ The front end's options are generated from :class:`~acoustic_gmm.features.MfccCo
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 
 import click
 
-from ._main import errors_to_messages, message, writes
+from ._main import config_options, errors_to_messages, message, writes
 
-__all__ = ['config_options', 'features', 'convert', 'info']
+__all__ = ['features', 'convert', 'info']
 
 
 # --------------------------------------------------------------------------- features
-
-def config_options(func):
-    """One option per MfccConfig field (``n_mfcc`` -> ``--n-mfcc``), all defaulting to 'not given'."""
-    from ..features._config import MfccConfig
-
-    for f in reversed(dataclasses.fields(MfccConfig)):
-        if not f.metadata.get("cli", True):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} [default: {f.default}]"
-        if f.type in ("bool", bool):
-            func = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None, help=help_text)(func)
-            continue
-        choices = f.metadata.get("choices")
-        if choices:
-            kind = click.Choice([str(c) for c in choices])
-        else:
-            kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
-        func = click.option(flag, f.name, type=kind, default=None, help=help_text)(func)
-    return func
-
 
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))

@@ -5,6 +5,7 @@ Nothing here does library work: a command that needs more than parsing and print
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import importlib
@@ -17,7 +18,7 @@ import click
 from .. import __version__
 from ..errors import AcousticGMMError
 
-__all__ = ['main', 'COMMANDS', 'SHOWN_NOTES', 'environment_error', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'size', 'max_memory_option', 'enroll_list_option', 'cohort_overlap_option', 'scores_option', 'id_list']
+__all__ = ['main', 'COMMANDS', 'SHOWN_NOTES', 'environment_error', 'flags', 'message', 'errors_to_messages', 'writes', 'echo_warnings', 'config_options', 'view_options', 'size', 'max_memory_option', 'enroll_list_option', 'cohort_overlap_option', 'scores_option', 'id_list']
 
 
 # Each command and the module of this package that defines it, grouped as Kaldi groups its binaries.
@@ -193,6 +194,49 @@ def echo_warnings(caught, prefix: str = "warning") -> None:
     if len(shown) < len(texts):
         click.echo(f"{prefix}: ... and {len(texts) - len(shown)} more like them (acoustic-gmm --verbose shows "
                    f"every one)", err=True)
+
+
+def config_options(func=None, *, only=None, view=False):
+    """One option per MfccConfig field (``n_mfcc`` -> ``--n-mfcc``), all defaulting to 'not given'; ``only`` these
+    fields.  With ``view``, the options read a raw archive another way (gathered into the parameter ``view``):
+    their default is the archive's own."""
+    if func is None:
+        return lambda f: config_options(f, only=only, view=view)
+    from ..features._config import MfccConfig
+
+    fields = [f for f in dataclasses.fields(MfccConfig)
+              if f.metadata.get("cli", True) and (only is None or f.name in only)]
+    for f in reversed(fields):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = (f"read the archive with: {f.metadata['help']} [default: as it was extracted]" if view
+                     else f"{f.metadata['help']} [default: {f.default}]")
+        if f.type in ("bool", bool):
+            func = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None, help=help_text)(func)
+            continue
+        choices = f.metadata.get("choices")
+        if choices:
+            kind = click.Choice([str(c) for c in choices])
+        else:
+            kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
+        func = click.option(flag, f.name, type=kind, default=None, help=help_text)(func)
+    if not view:
+        return func
+
+    @functools.wraps(func)
+    def gathered(*args, **kwargs):
+        changes = {f.name: kwargs.pop(f.name) for f in fields}
+        changes = {k: type(getattr(MfccConfig(), k))(v) if isinstance(v, str) and k != "cmvn" else v
+                   for k, v in changes.items() if v is not None}
+        return func(*args, view=changes or None, **kwargs)
+    return gathered
+
+
+def view_options(func):
+    """--cmvn, --vad/--no-vad, --n-mfcc, --deltas, --cmvn-window: the view a training command reads a raw archive
+    with (:mod:`acoustic_gmm.features._view`), recorded with what it trains."""
+    from ..features._config import VIEW_FIELDS
+
+    return config_options(func, only=VIEW_FIELDS, view=True)
 
 
 def size(ctx, param, value):

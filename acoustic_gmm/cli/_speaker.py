@@ -20,6 +20,7 @@ from ._main import (
     max_memory_option,
     scores_option,
     size,
+    view_options,
     writes,
 )
 
@@ -39,11 +40,16 @@ __all__ = ['ubm', 'em_progress', 'enroll', 'verify', 'echo_trial_metrics', 'echo
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="continue from the checkpoint OUT.ckpt a killed run left (saved after every growth stage and "
                    "every 30 s, removed when training ends); --no-resume starts afresh and replaces it")
+@view_options
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False))
 @errors_to_messages
 @writes(("out",), ("feats", "utts"))
-def ubm(feats, components, utts, subsample, client, max_memory, resume, out):
+def ubm(feats, components, utts, subsample, client, max_memory, resume, view, out):
     """Train a universal background model on the pooled frames of FEATS.
+
+    --cmvn, --vad, --n-mfcc and --deltas read FEATS (a raw archive) another way than it was extracted (for
+    speaker recognition: --cmvn mean --vad); the UBM records it, and enrol, verify and ivector read their
+    archives the same way.
 
     Training saves its state to OUT.ckpt after every growth stage and every 30 s: run the same command
     again after a crash or a kill and it continues where it stopped, to the model an uninterrupted run gives.
@@ -58,7 +64,7 @@ def ubm(feats, components, utts, subsample, client, max_memory, resume, out):
         warnings.simplefilter("always", UserWarning)
         model, meta = train_ubm(feats, components, ids=id_list(utts), subsample=subsample, client=client,
                                 max_memory=max_memory, progress=em_progress(components), checkpoint=checkpoint_path(out),
-                                resume=resume, on_resume=resuming)
+                                resume=resume, on_resume=resuming, view=view)
     echo_warnings(caught)
     model.save(out, name="ubm", metadata=meta)
     click.echo(f"{out}: UBM of {components} components on {meta['n_frames']:,} frames; ubm_id {meta['ubm_id']}")
@@ -89,14 +95,14 @@ def enroll(ubm_path, feats, relevance, adapt, groups, ml, out):
 
     from ..speaker._files import save_speakers
     from ..speaker._gmm_ubm import enroll as run
-    from ..speaker._gmm_ubm import load_ubm
+    from ..speaker._gmm_ubm import load_ubm, ubm_config
     from ..storage._datadir import read_spk2utt
 
     ubm_model = load_ubm(ubm_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         speakers = run(ubm_model, feats, read_spk2utt(groups) if groups else None, relevance=relevance,
-                       adapt=adapt, method="ml" if ml else "map")
+                       adapt=adapt, method="ml" if ml else "map", view=ubm_config(ubm_path))
     echo_warnings(caught, "note")
     save_speakers(out, speakers, ubm_model, adapt="ml" if ml else adapt, relevance=relevance,
                   metadata={"ubm": str(Path(ubm_path).resolve())})
@@ -209,7 +215,7 @@ def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memor
     """Train a total-variability (i-vector) extractor on the utterances of FEATS."""
     from pathlib import Path
 
-    from ..speaker._gmm_ubm import load_ubm
+    from ..speaker._gmm_ubm import load_ubm, ubm_config
     from ..speaker._ivector_files import train_extractor_from_archive
 
     def report(it, objective, seconds):
@@ -217,7 +223,7 @@ def ivector_train(ubm_path, feats, dim, iterations, init, top_c, utts, max_memor
 
     extractor = train_extractor_from_archive(load_ubm(ubm_path), feats, dim, ids=id_list(utts), n_iter=iterations, top_c=top_c,
                                    init=init, max_memory=max_memory, client=client, progress=None,
-                                   callback=report, out=out)
+                                   callback=report, out=out, view=ubm_config(ubm_path))
     extractor.save(out, metadata={"ubm": str(Path(ubm_path).resolve())})
     click.echo(f"{out}: i-vector extractor, dimension {dim}, UBM {extractor.ubm.n_components} x "
                f"{extractor.ubm.n_features}, {iterations} iterations")

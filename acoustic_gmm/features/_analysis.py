@@ -37,7 +37,7 @@ from ._htk_config import HtkSettings
 from ._htk_dsp import normalise_log_energy, regression
 from ._normalise import compact, kaldi_energy_offset, normalise, vad_mask
 
-__all__ = ["extract", "extract_segments", "extract_file"]
+__all__ = ["extract", "extract_segments", "extract_file", "raw_frames"]
 
 
 # --------------------------------------------------------------------------- utterances
@@ -199,6 +199,13 @@ def utterance_frames(analysis: Analysis) -> np.ndarray:
             raise DataError(f"no frames left after VAD ({cfg.vad_rule} rule: all {len(keep)} frames are silent)")
         feats = compact(feats, keep)
     return normalise(feats, cfg.cmvn, cmvn_window=cfg.cmvn_window)
+
+
+def raw_frames(analysis: Analysis) -> tuple[np.ndarray, np.ndarray]:
+    """A whole recording's frames before VAD and CMVN, and its voiced-frame mask under the configuration's VAD
+    rule (whether or not ``vad`` is on): what a raw archive stores, for :mod:`~acoustic_gmm.features._view` to
+    make any view of.  Its view with the analysis's own configuration is :func:`utterance_frames`."""
+    return analysis.feats, _voiced(analysis)
 
 
 def segment_frames(analysis: Analysis, spans) -> list[np.ndarray]:

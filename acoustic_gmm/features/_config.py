@@ -17,7 +17,10 @@ from pathlib import Path
 from ..errors import ParameterError
 from ._htk_config import HtkSettings, htk_settings
 
-__all__ = ["MfccConfig", "config_differences"]
+__all__ = ["MfccConfig", "config_differences", "VIEW_FIELDS"]
+
+
+VIEW_FIELDS = ("cmvn", "cmvn_window", "vad", "n_mfcc", "deltas")  # what reading a raw archive may change (_view)
 
 
 MAX_CMVN_WINDOW = 100_000  # frames: the largest MfccConfig.cmvn_window

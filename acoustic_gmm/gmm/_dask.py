@@ -34,8 +34,8 @@ from ._stats import accumulate
 __all__ = ["DaskFrames"]
 
 
-def _shard_stats(path: str, ids: list, model, chunk: int):
-    with FeatureArchive(path) as fa:
+def _shard_stats(path: str, ids: list, model, chunk: int, view=None):
+    with FeatureArchive(path, view=view) as fa:
         return accumulate(model, fa.subset(ids), chunk=chunk, threads=1)
 
 
@@ -46,7 +46,7 @@ class DaskFrames:
     the E-step (global statistics, initial sampling) streams the archive on the client.
     """
 
-    def __init__(self, path, client=None, n_shards: int | None = None, ids=None):
+    def __init__(self, path, client=None, n_shards: int | None = None, ids=None, view=None):
         if client is None:
             try:
                 from dask.distributed import default_client
@@ -54,7 +54,8 @@ class DaskFrames:
                 raise ParameterError("distributed EM needs Dask: pip install 'acoustic-gmm[distributed]'") from None
             client = default_client()
         self.path, self.client = str(Path(path).resolve()), client
-        self.archive = FeatureArchive(self.path)
+        self.archive = FeatureArchive(self.path, view=view)  # a raw archive's frames as ``view`` reads them
+        self.view = self.archive.config
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         n_shards = n_shards or 4 * n_workers
         self.ids = list(self.archive.ids if ids is None else ids)
@@ -81,7 +82,7 @@ class DaskFrames:
     def accumulate(self, model, chunk: int):
         """The E-step of ``model`` over every shard, on the cluster; statistics summed as a tree."""
         remote_model = self.client.scatter(model, broadcast=True)
-        parts = [self.client.submit(_shard_stats, self.path, ids, remote_model, chunk, pure=False)
+        parts = [self.client.submit(_shard_stats, self.path, ids, remote_model, chunk, self.view, pure=False)
                  for ids in self.shards]
         while len(parts) > 1:
             paired = [self.client.submit(operator.add, a, b) for a, b in zip(parts[::2], parts[1::2])]

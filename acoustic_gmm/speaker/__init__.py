@@ -15,7 +15,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_backend": ['Backend'],
     "_files": ['load_speakers', 'save_speakers'],
-    "_gmm_ubm": ['Enrolled', 'Scorer', 'enroll', 'load_ubm', 'map_adapt', 'train_ubm'],
+    "_gmm_ubm": ['Enrolled', 'Scorer', 'enroll', 'load_ubm', 'map_adapt', 'train_ubm', 'ubm_config'],
     "_ivector": ['IvectorExtractor', 'load_extractor', 'train_extractor', 'utterance_stats'],
     "_ivector_files": ['Ivectors', 'extract_archive', 'fit_backend', 'load_backend', 'load_ivectors', 'save_backend', 'save_ivectors', 'score_ivector_trials', 'train_extractor_from_archive'],
     "_metrics": ['det_png', 'eer', 'min_dcf', 'verification_metrics'],

@@ -41,7 +41,7 @@ from ..gmm._stats import accumulate
 from ..gmm._update import MAP_UPDATES, map_update
 from ..storage._archive import opened
 
-__all__ = ["load_ubm", "train_ubm", "Enrolled", "map_adapt", "enroll", "Scorer"]
+__all__ = ["load_ubm", "ubm_config", "train_ubm", "Enrolled", "map_adapt", "enroll", "Scorer"]
 
 
 ADAPT = MAP_UPDATES
@@ -58,9 +58,25 @@ def load_ubm(path) -> DiagGMM:
     return ubm.model_
 
 
+def ubm_config(path):
+    """The feature configuration a UBM's frames were read with (its metadata's ``feature_config``, an
+    :class:`~acoustic_gmm.features.MfccConfig`), or None when it has none: what enrolment, scoring and i-vectors
+    read their archives with, so that a raw archive gives them the UBM's normalisation."""
+    from ..features._config import MfccConfig
+    from ..gmm._files import load_models
+
+    config = load_models(path)[1].get("feature_config")
+    if config is None:
+        return None
+    try:
+        return MfccConfig.from_dict(config)
+    except ParameterError as exc:
+        raise ModelFileError(f"{path}: metadata 'feature_config': {exc}") from None
+
+
 def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1, client=None,
               max_memory: int | None = None, progress=None, checkpoint=None, resume: bool = True,
-              on_resume=None) -> tuple[GMM, dict]:
+              on_resume=None, view=None) -> tuple[GMM, dict]:
     """Train a UBM on the pooled frames of a feature archive; returns the fitted GMM and its metadata.
 
     Parameters
@@ -109,14 +125,14 @@ def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1,
                              f"is read)")
     if checkpoint is not None and not resume:
         Path(checkpoint).unlink(missing_ok=True)
-    with opened(archive) as fa:
+    with opened(archive, view) as fa:
         X = fa if ids is None else fa.subset(ids)
         if client is not None:
             from ..gmm._dask import DaskFrames
             from ..storage._parallel import connect
 
             with connect(client) as c:
-                X = DaskFrames(fa.path, c, ids=None if ids is None else X.ids)
+                X = DaskFrames(fa.path, c, ids=None if ids is None else X.ids, view=fa.config)
                 try:
                     model = GMM(n_components).fit(X, progress=progress, checkpoint=checkpoint, on_resume=on_resume)
                 finally:
@@ -186,14 +202,14 @@ def enrollment_groups(archive) -> dict[str, list[str]]:
 
 
 def enroll(ubm: DiagGMM, archive, groups: dict | None = None, *, relevance: float = 16.0, adapt: str = "m",
-           method: str = "map") -> dict[str, Enrolled]:
+           method: str = "map", view=None) -> dict[str, Enrolled]:
     """Enrol speakers from a feature archive: ``{model: Enrolled}``.
 
     ``groups`` maps each model to its utterances (Kaldi's spk2utt; default: the archive's
     speakers).  ``method="map"`` adapts the UBM (:func:`map_adapt`); ``"ml"`` trains each
     speaker's GMM from scratch, with as many components (the baseline MAP should beat).  A
     speaker with fewer frames than components, or an ML fit that met trouble, is reported as a
-    ``UserWarning``.
+    ``UserWarning``.  ``view``: how the archive is read, the UBM's (:func:`ubm_config`).
     """
     if method not in ("map", "ml"):
         raise ParameterError(f"method must be 'map' or 'ml', got {method!r}")
@@ -201,7 +217,7 @@ def enroll(ubm: DiagGMM, archive, groups: dict | None = None, *, relevance: floa
         raise ParameterError(f"adapt must be one of {list(ADAPT)}, got {adapt!r}")
     K = ubm.n_components
     speakers = {}
-    with opened(archive) as fa:
+    with opened(archive, view) as fa:
         groups = enrollment_groups(fa) if groups is None else {m: fa.check_ids(ids) for m, ids in groups.items()}
         for name, ids in groups.items():
             frames = fa.utterances(ids)

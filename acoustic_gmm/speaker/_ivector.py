@@ -97,7 +97,8 @@ class BWStats:
                        pick(self.labels))
 
 
-def utterance_stats(ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None, progress: bool = False) -> BWStats:
+def utterance_stats(ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None, progress: bool = False,
+                    view=None) -> BWStats:
     """Baum-Welch statistics of utterances ``ids`` (default: all) of a feature archive against ``ubm``.
 
     Parameters
@@ -136,7 +137,7 @@ def utterance_stats(ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None
         raise ParameterError("utterance_stats: the UBM must be a diagonal GMM")
     if top_c is not None and not 1 <= top_c <= ubm.n_components:
         raise ParameterError(f"top_c must be between 1 and {ubm.n_components}, got {top_c}")
-    with opened(archive) as fa:
+    with opened(archive, view) as fa:
         ids = fa.ids if ids is None else fa.check_ids(ids)
         K, D = ubm.n_components, ubm.n_features
         N, F = np.zeros((len(ids), K)), np.zeros((len(ids), K, D))
@@ -196,22 +197,23 @@ class StatsStream:
         extractor = train_extractor(ubm, stream, 400)  # each iteration reads the archive once
     """
 
-    def __init__(self, ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None):
-        with opened(archive) as fa:
+    def __init__(self, ubm: DiagGMM, archive, ids=None, *, top_c: int | None = None, view=None):
+        with opened(archive, view) as fa:
             self.ids = fa.ids if ids is None else fa.check_ids(ids)
-            self.path = fa.path
+            self.path, self.view = fa.path, fa.config  # a raw archive is read with this view every time
         self.ubm, self.top_c, self.ubm_id = ubm, top_c, _ubm_id(ubm)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __iter__(self):
-        with opened(self.path) as fa:
+        with opened(self.path, self.view) as fa:
             yield from _stat_batches(self.ubm, fa, self.ids, self.top_c)
 
     def take(self, index) -> BWStats:
         """The statistics of the utterances at positions ``index``, in memory."""
-        return utterance_stats(self.ubm, self.path, [self.ids[i] for i in np.asarray(index)], top_c=self.top_c)
+        return utterance_stats(self.ubm, self.path, [self.ids[i] for i in np.asarray(index)], top_c=self.top_c,
+                               view=self.view)
 
 
 def _in_batches(stats):

@@ -79,8 +79,8 @@ def load_ivectors(path) -> Ivectors:
     return Ivectors(ids, V, texts["speakers"], texts["labels"], meta["extractor"], str(path))
 
 
-def _shard_tv_stats(path: str, ids: list, top_c, extractor):
-    return extractor.accumulate(StatsStream(extractor.ubm, path, ids, top_c=top_c))
+def _shard_tv_stats(path: str, ids: list, top_c, extractor, view):
+    return extractor.accumulate(StatsStream(extractor.ubm, path, ids, top_c=top_c, view=view))
 
 
 class DaskStats:
@@ -99,8 +99,9 @@ class DaskStats:
         extractor = train_extractor(ubm, stats, 400)
     """
 
-    def __init__(self, path, ubm, client, ids=None, *, top_c: int | None = None, n_shards: int | None = None):
-        self.local = StatsStream(ubm, path, ids, top_c=top_c)
+    def __init__(self, path, ubm, client, ids=None, *, top_c: int | None = None, n_shards: int | None = None,
+                 view=None):
+        self.local = StatsStream(ubm, path, ids, top_c=top_c, view=view)
         self.path, self.client, self.ubm, self.top_c = str(self.local.path.resolve()), client, ubm, top_c
         self.ubm_id, self.ids = self.local.ubm_id, self.local.ids
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
@@ -119,7 +120,7 @@ class DaskStats:
     def accumulate_tv(self, extractor):
         """The extractor's E-step over every shard, on the cluster; accumulators summed as a tree."""
         remote = self.client.scatter(extractor, broadcast=True)
-        parts = [self.client.submit(_shard_tv_stats, self.path, ids, self.top_c, remote, pure=False)
+        parts = [self.client.submit(_shard_tv_stats, self.path, ids, self.top_c, remote, self.local.view, pure=False)
                  for ids in self.shards]
         while len(parts) > 1:
             paired = [self.client.submit(operator.add, a, b) for a, b in zip(parts[::2], parts[1::2])]
@@ -129,38 +130,40 @@ class DaskStats:
 
 # --------------------------------------------------------------------------- workflows (what the CLI runs)
 
-def _statistics(ubm: DiagGMM, archive, ids, top_c, max_memory, progress):
+def _statistics(ubm: DiagGMM, archive, ids, top_c, max_memory, progress, view):
     """All statistics in memory when they fit ``max_memory`` bytes (default: the frames' budget), else a
     :class:`StatsStream`."""
     from ..gmm._sources import default_max_memory
 
-    stream = StatsStream(ubm, archive, ids, top_c=top_c)
+    stream = StatsStream(ubm, archive, ids, top_c=top_c, view=view)
     size = len(stream) * ubm.n_components * (ubm.n_features + 1) * 8
     if size > (default_max_memory() if max_memory is None else max_memory):
         return stream
-    return utterance_stats(ubm, archive, stream.ids, top_c=top_c, progress=progress)
+    return utterance_stats(ubm, archive, stream.ids, top_c=top_c, progress=progress, view=view)
 
 
 def train_extractor_from_archive(ubm: DiagGMM, archive, dim: int, *, ids=None, n_iter: int = 10, top_c: int | None = None,
                        init: str = "pca", max_memory: int | None = None, client=None, progress: bool = False,
-                       callback=None, out=None) -> IvectorExtractor:
+                       callback=None, out=None, view=None) -> IvectorExtractor:
     """Statistics of ``ids`` (default all) of ``archive``, then :func:`train_extractor` on them: kept in
     memory when they fit ``max_memory`` bytes, else computed again on every iteration (same result); with
     ``client`` (a Dask client or scheduler address) every iteration's E-step runs on the cluster.  ``out``, the
-    file the extractor is for, has its free space checked before the work."""
+    file the extractor is for, has its free space checked before the work; ``view``, how the archive is read (the
+    UBM's: :func:`~acoustic_gmm.speaker.ubm_config`), is recorded with the extractor and used by extraction."""
     if out is not None:  # at least the total-variability matrix and the UBM it carries
         C, D = ubm.n_components, ubm.n_features
         check_free_space(out, (C * D * (dim + 2) + C) * 8, what=f"an extractor of dimension {dim}")
-    with opened(archive) as fa:
+    with opened(archive, view) as fa:
         features = {"config": fa.config.to_dict(), "sample_rate": fa.sample_rate}
+        view = fa.config
     if client is not None:
         from ..storage._parallel import connect
 
         with connect(client) as c:
-            stats = DaskStats(archive, ubm, c, ids, top_c=top_c)
+            stats = DaskStats(archive, ubm, c, ids, top_c=top_c, view=view)
             extractor = train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, callback=callback)
     else:
-        stats = _statistics(ubm, archive, ids, top_c, max_memory, progress)
+        stats = _statistics(ubm, archive, ids, top_c, max_memory, progress, view)
         extractor = train_extractor(ubm, stats, dim, n_iter=n_iter, init=init, callback=callback)
     extractor.features, extractor.top_c = features, top_c
     return extractor
@@ -170,21 +173,18 @@ def extract_archive(extractor: IvectorExtractor, archive, *, ids=None, top_c: in
                     progress: bool = False) -> Ivectors:
     """The i-vector of every utterance of ``archive`` (or of ``ids``), with its speaker and label; one
     batch of statistics in memory at a time."""
+    from ..features._config import MfccConfig
     from ._trials import warn_speaker_cmvn
 
-    with opened(archive) as fa:
+    # the frames as the extractor's training data was read (a raw archive gives that view; any other archive
+    # must have been made so, or it is refused naming the difference)
+    view = None if extractor.features is None else MfccConfig.from_dict(extractor.features["config"])
+    with opened(archive, view) as fa:
         warn_speaker_cmvn(fa)
         ids = fa.ids if ids is None else fa.check_ids(ids)
-        if extractor.features is not None:  # the same front end as the extractor's training data, or nothing
-            from ..features._config import MfccConfig, config_differences
-
-            diff = config_differences(MfccConfig.from_dict(extractor.features["config"]), fa.config,
-                                      names=("extractor", "features"))
-            if extractor.features.get("sample_rate") not in (None, fa.sample_rate):
-                diff.append(f"sample rate: extractor {extractor.features['sample_rate']} vs features {fa.sample_rate}")
-            if diff:
-                raise DataError(f"{fa.path} was extracted with another front end than the extractor's training "
-                                f"data ({'; '.join(diff[:4])})")
+        if extractor.features is not None and extractor.features.get("sample_rate") not in (None, fa.sample_rate):
+            raise DataError(f"{fa.path} was extracted at {fa.sample_rate} Hz, the extractor's training data at "
+                            f"{extractor.features['sample_rate']} Hz")
         top_c = extractor.top_c if top_c is None else top_c
         W = extractor.extract(StatsStream(extractor.ubm, fa, ids, top_c=top_c), progress=progress)
         return Ivectors(list(ids), W, [fa.speakers[u] for u in ids], [fa.labels[u] for u in ids],

@@ -21,7 +21,7 @@ from ..storage._archive import opened
 from ..storage._datadir import check_unique
 from ..storage._hdf5 import write_text
 from ._files import load_speakers, require_ubm
-from ._gmm_ubm import Scorer, load_ubm
+from ._gmm_ubm import Scorer, load_ubm, ubm_config
 from ._metrics import det_png, verification_metrics
 
 __all__ = ["Trials", "read_scores", "write_scores", "verify_trials", "score_file_metrics", "score_trials"]
@@ -145,7 +145,7 @@ def check_cohort(norm: str, what: str, cohort, trial_side, *, allow_overlap: boo
 
 def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str | None = None,
                   top_c: int | None = 5, norm: str = "none", cohort_utts=None, cohort_models=None,
-                  allow_cohort_overlap: bool = False) -> tuple[np.ndarray, dict]:
+                  allow_cohort_overlap: bool = False, view=None) -> tuple[np.ndarray, dict]:
     """Score every trial: the average per-frame LLR of its utterance (in ``archive``) against its model.
 
     Parameters
@@ -165,6 +165,9 @@ def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str 
         (a speaker file of impostor models on the same UBM), s both; each cohort at least 2 strong and, unless
         ``allow_cohort_overlap``, holding none of the trials' test utterances or models (:func:`check_cohort`).
 
+    view : how ``archive`` is read: by default the UBM's, when the UBM comes from a file
+        (:func:`~acoustic_gmm.speaker.ubm_config`); a raw archive then gives the frames the UBM was trained on.
+
     Returns
     -------
     (ndarray, dict)
@@ -181,10 +184,12 @@ def verify_trials(speakers_path, trials: Trials, archive, *, ubm: DiagGMM | str 
         check_cohort(norm, "cohort_utts", cohort_utts, trials.utterances, allow_overlap=allow_cohort_overlap)
     speakers, info = load_speakers(speakers_path)
     if ubm is None or isinstance(ubm, (str, Path)):
-        ubm = load_ubm(ubm or json.loads(info["metadata"]).get("ubm", ""))
+        ubm_path = ubm or json.loads(info["metadata"]).get("ubm", "")
+        ubm = load_ubm(ubm_path)
+        view = ubm_config(ubm_path) if view is None else view  # the frames as the UBM's were read
     require_ubm(speakers_path, info, ubm)
     c = None if info["adapt"] == "ml" else top_c
-    with opened(archive) as fa:
+    with opened(archive, view) as fa:
         warn_speaker_cmvn(fa)
         t0 = time.perf_counter()
         scorer = Scorer(ubm, speakers)

@@ -3,7 +3,7 @@
 :class:`FeatureArchive` reads one (whole, a subset, or in blocks straight from a memory-mapped window of the
 file); ``_archive_write`` writes them.
 
-Feature archive layout (``content="features"``, ``format_version`` 2)::
+Feature archive layout (``content="features"``, ``format_version`` 2, or 3 for a raw archive)::
 
     /                      attrs: format_version, content="features", config (MfccConfig JSON),
                                   sample_rate, skipped (JSON list of [utt, path, reason])
@@ -12,6 +12,8 @@ Feature archive layout (``content="features"``, ``format_version`` 2)::
     /index/ids, labels, speakers, n_frames, offsets    one entry per utterance: its rows are
                            frames[offset:offset + n_frames]
     /manifest/<table>      the source data directory's tables as text; attr data_dir
+    /voiced, /index/sums   format 3 only: frames before VAD and CMVN, a voiced flag per frame, and per utterance
+                           the count, sums and sums of squares of all and of the voiced frames (``_archive_view``)
 
 Format 1 (before acoustic_gmm stored frames contiguously) had ``/utterances/<utt>``, one dataset
 per utterance, and no ``offsets``; it is read transparently (slower to stream: a read per utterance).
@@ -20,6 +22,7 @@ per utterance, and no ``offsets``; it is read transparently (slower to stream: a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import mmap
 import os
 from collections import Counter, deque
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArchiveError, DataError, ParameterError
+from ._archive_view import view_chunks, view_rows, view_utterances
 from ._hdf5 import LOADER_ERRORS, checked_attr, checked_dataset, checked_json, checked_texts, checked_values, open_h5
 
 __all__ = ["FeatureArchive", "ArchiveSubset"]
@@ -47,12 +51,26 @@ DIRECT_ROWS = 1 << 14  # reads this large go straight into their destination
 
 
 @contextlib.contextmanager
-def opened(archive):
-    """A :class:`FeatureArchive` from a path (opened here and closed after) or an open archive (left open)."""
+def opened(archive, view=None):
+    """A :class:`FeatureArchive` from a path (opened here and closed after) or an open archive (left open).
+
+    ``view``: how the frames are to be read (an :class:`~acoustic_gmm.features.MfccConfig`, the one models
+    were trained on, or a dict of changes to the stored one, see :mod:`acoustic_gmm.features._view`).  An open
+    archive read another way is opened again with it, unless it was opened with a view on purpose: frames read
+    one way for models trained on another are an error, never a silent result."""
     if isinstance(archive, FeatureArchive):
-        yield archive
-        return
-    with FeatureArchive(archive) as fa:
+        wanted = view if not isinstance(view, dict) else dataclasses.replace(archive.stored_config, **view)
+        if view is None or archive.config == wanted:
+            yield archive
+            return
+        if archive.view_asked:  # frames read one way, models trained on another: never silently
+            from ..features._config import config_differences
+
+            diff = "; ".join(config_differences(archive.config, wanted, names=("open", "wanted")))
+            raise DataError(f"{archive.path} is open with another view than the frames are wanted in ({diff}): "
+                            f"pass the path, or the archive opened without a view, and the wanted one is read")
+        archive = archive.path
+    with FeatureArchive(archive, view=view) as fa:
         yield fa
 
 
@@ -101,6 +119,14 @@ class FeatureArchive:
     ``fa.frames(ids)`` (one array), a label's or speaker's ids ``fa.ids_where(label=..., speaker=...)``, and blocks
     of frames for streaming ``fa.iter_chunks(n)``.
 
+    A raw archive (format 3, what ``acoustic-gmm features`` writes unless the front end is HTK's or the data
+    has segments) stores the frames before VAD and CMVN, and is read through a *view*: ``view`` (a dict of
+    ``cmvn``, ``cmvn_window``, ``vad``, ``n_mfcc``, ``deltas``, changes to the stored ``config``, or a whole
+    :class:`~acoustic_gmm.features.MfccConfig`) normalises the frames as they are read, exactly as extraction
+    with that configuration would have (:mod:`acoustic_gmm.features._view`); by default, the configuration it
+    was extracted with.  ``config`` is then the view's and ``stored_config`` the extraction's; ``raw`` says
+    which kind the archive is.  An archive normalised when written has only its own view.
+
     Reads are planned over the stored rows: an utterance, a label's or speaker's utterances, a
     subset or the next block of frames are one or a few large reads (nearby ranges are read
     together), in format 2.  Format 1 archives (one dataset per utterance, acoustic_gmm before
@@ -114,13 +140,15 @@ class FeatureArchive:
         with FeatureArchive("feats.h5") as fa:
             x = fa["7_jackson_0"]                    # one utterance: (n_frames, n_features) float32
             X = fa.frames(fa.ids_where(label="7"))   # all frames of digit 7
+        with FeatureArchive("feats.h5", view={"cmvn": "mean", "vad": True}) as fa:   # for speaker recognition
+            X = fa.frames()
             for chunk in fa.iter_chunks(65536):      # stream, never all in memory
                 ...
     """
 
     reuses_buffers = True  # iter_chunks(..., reuse=N) is supported (the GMM engine's accumulate asks for it)
 
-    def __init__(self, path):
+    def __init__(self, path, view=None):
         import h5py
 
         from ..features._config import MfccConfig
@@ -201,9 +229,28 @@ class FeatureArchive:
             self._base = int(offsets[0]) if len(offsets) else 0
             self._in_order = bool(np.array_equal(offsets - self._base, np.cumsum(counts) - counts))
             self._chunks = self._map_chunks() if self.format_version >= 2 else None
+            self.stored_config, self._width, self._plan = self.config, self.n_features, None
+            self.view_asked = view is not None
+            self.raw = self.format_version >= 3
+            if self.raw:
+                from ._archive_view import plan_view
+
+                self._plan = plan_view(self, view)
+                c = self._plan.columns
+                if self.config.cmvn == "none" and not self.config.vad and np.array_equal(c, np.arange(self._width)):
+                    self._plan = None  # the stored frames themselves: the fast readers
+            elif view is not None and view != self.config:
+                from ..features._config import VIEW_FIELDS, MfccConfig, config_differences
+
+                wanted = view if isinstance(view, MfccConfig) else dataclasses.replace(self.config, **view)
+                diff = "; ".join(config_differences(self.config, wanted, names=("archive", "wanted")))
+                if any(getattr(self.config, k) != getattr(wanted, k) for k in vars(wanted) if k not in VIEW_FIELDS):
+                    raise DataError(f"{self.path} was extracted with another front end ({diff})")
+                raise DataError(f"{self.path}: its frames were normalised when they were written (an HTK front "
+                                f"end, segments, or an archive from before format 3): it has no other view ({diff})")
         except LOADER_ERRORS as exc:
             self._f.close()
-            if isinstance(exc, ArchiveError):
+            if isinstance(exc, (ArchiveError, DataError)):  # damage named, or a view the archive cannot give
                 raise
             raise ArchiveError(f"{self.path}: damaged feature archive ({type(exc).__name__}: {exc})") from None
         except BaseException:
@@ -230,7 +277,7 @@ class FeatureArchive:
         c0, c1 = start // rows, (stop - 1) // rows
         if run[c0] != run[c1]:
             return None
-        D = self.n_features
+        D = self._width
         first = offsets[c0] + (start - c0 * rows) * 4 * D
         return np.frombuffer(self._chunks.mapped, np.float32, count=(stop - start) * D,
                              offset=first).reshape(stop - start, D)
@@ -307,7 +354,7 @@ class FeatureArchive:
             return
         if self._chunks is not None and out.flags.c_contiguous:
             rows, offsets, fd = self._chunks.rows, self._chunks.offsets, self._chunks.fd
-            row_bytes = 4 * self.n_features
+            row_bytes = 4 * self._width
             for c in range(start // rows, (stop - 1) // rows + 1):
                 lo, hi = max(start, c * rows), min(stop, (c + 1) * rows)
                 into = memoryview(out[lo - start:hi - start]).cast("B")
@@ -351,7 +398,7 @@ class FeatureArchive:
                     and hi - lo == n[a:b].sum():  # adjacent on disk and in out: read straight into place
                 self._read(lo, hi, out[d[a]:d[a] + hi - lo])
                 continue
-            buf = np.empty((hi - lo, self.n_features), np.float32)
+            buf = np.empty((hi - lo, self._width), np.float32)
             self._read(lo, hi, buf)
             for s_i, n_i, d_i in zip(s[a:b], n[a:b], d[a:b]):
                 out[d_i:d_i + n_i] = buf[s_i - lo:s_i - lo + n_i]
@@ -363,6 +410,8 @@ class FeatureArchive:
     def __getitem__(self, utt: str) -> np.ndarray:
         if utt not in self.n_frames:
             raise KeyError(f"{self.path}: no utterance {utt!r}")
+        if self._plan is not None:
+            return view_utterances(self, [utt])[0]
         out = np.empty((self.n_frames[utt], self.n_features), np.float32)
         self._read(self._offset[utt], self._offset[utt] + len(out), out)
         return out
@@ -385,6 +434,9 @@ class FeatureArchive:
         float32 (n_frames, n_features); an id the archive lacks is a :class:`~acoustic_gmm.errors.DataError`."""
         if isinstance(ids, str):
             ids = [ids]
+        if self._plan is not None:
+            parts = view_utterances(self, self.ids if ids is None else self.check_ids(ids))
+            return np.concatenate(parts) if parts else np.empty((0, self.n_features), np.float32)
         starts, lengths = self._ranges(self.ids if ids is None else self.check_ids(ids))
         out = np.empty((int(lengths.sum()), self.n_features), dtype=np.float32)
         self._copy(starts, lengths, out)
@@ -393,6 +445,8 @@ class FeatureArchive:
     def utterances(self, ids) -> list[np.ndarray]:
         """The frames of each of ``ids``, in order: views into one array filled by a few large reads."""
         ids = list(ids)
+        if self._plan is not None:
+            return view_utterances(self, self.check_ids(ids))
         X = self.frames(ids)
         return np.split(X, np.cumsum([self.n_frames[u] for u in ids])[:-1]) if ids else []
 
@@ -413,6 +467,8 @@ class FeatureArchive:
         """Frames at positions ``index`` among the frames of ``ids`` (default all, in archive order); only
         the stored rows near them are read."""
         index = np.asarray(index, dtype=np.int64)
+        if self._plan is not None:
+            return view_rows(self, index, self.ids if ids is None else list(ids))
         starts, lengths = self._ranges(self.ids if ids is None else ids)
         ends = np.cumsum(lengths)
         owner = np.searchsorted(ends, index, side="right")
@@ -435,6 +491,9 @@ class FeatureArchive:
         """
         if chunk_frames < 1:
             raise ParameterError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        if self._plan is not None:  # fresh blocks: reuse is a promise the caller makes, not a demand
+            yield from view_chunks(self, chunk_frames, self.ids if ids is None else list(ids))
+            return
         in_order = ids is None and self._in_order  # then the blocks are ranges of stored rows
         if in_order:
             total = self.n_frames_total

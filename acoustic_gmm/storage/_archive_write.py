@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import DataError
 from ._archive import FeatureArchive
-from ._hdf5 import FEATURES_VERSION, atomic_h5
+from ._hdf5 import FEATURES_VERSION, RAW_FEATURES_VERSION, atomic_h5
 from ._outputs import writing
 
 __all__ = ["write_features", "convert_archive"]
@@ -29,7 +29,7 @@ WRITE_ROWS = 1 << 16   # frames buffered before an append to /frames
 # --------------------------------------------------------------------------- feature archives
 
 def write_features(path, utterances, *, config, sample_rate: int, manifest: dict | None = None,
-                   skipped=(), data_dir: str = "", tmp_dir=None) -> int:
+                   skipped=(), data_dir: str = "", tmp_dir=None, raw: bool = False) -> int:
     """Write a feature archive (format 2) atomically from ``(utt, frames, label, speaker)`` tuples.
 
     Frames are appended, in the order given, to one float32 dataset ``/frames``
@@ -37,6 +37,11 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
     ``label``/``speaker`` may be None.  ``manifest`` maps table names to their text.
     ``skipped`` (``(utt, path, reason)`` tuples) is read after ``utterances`` is exhausted,
     so both may be filled as the utterances are produced.  Returns the number of utterances.
+
+    With ``raw`` (format 3) the tuples end with the voiced-frame mask, ``(utt, frames, label, speaker,
+    voiced)``: the frames are stored before VAD and CMVN, their flags in ``/voiced`` and each utterance's
+    :func:`~acoustic_gmm.features.frame_sums` (of all and of its voiced frames) in the index, and readers
+    apply ``config``'s normalisation, or another view of it, when they read (:mod:`acoustic_gmm.features._view`).
 
     Examples
     --------
@@ -47,14 +52,18 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
     """
     import h5py
 
+    from ..features._view import frame_sums
+
     D = config.n_features
-    ids, labels, speakers, counts, seen = [], [], [], [], set()
+    ids, labels, speakers, counts, seen, sums = [], [], [], [], set(), []
     with atomic_h5(path, tmp_dir, in_memory=False) as f:  # streamed: an archive may not fit in memory
-        f.attrs.update(format_version=FEATURES_VERSION, content="features", config=config.to_json(),
-                       sample_rate=int(sample_rate))
+        f.attrs.update(format_version=RAW_FEATURES_VERSION if raw else FEATURES_VERSION, content="features",
+                       config=config.to_json(), sample_rate=int(sample_rate))
         data = f.create_dataset("frames", shape=(0, D), maxshape=(None, D), dtype=np.float32,
                                 chunks=(CHUNK_ROWS, D))
-        pending, n_pending = [], 0
+        flags = f.create_dataset("voiced", shape=(0,), maxshape=(None,), dtype=np.uint8,
+                                 chunks=(CHUNK_ROWS * 16,)) if raw else None
+        pending, pending_flags, n_pending = [], [], 0
 
         def flush():  # large appends: one resize per block of frames, not per utterance
             nonlocal n_pending
@@ -62,16 +71,26 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
                 end = len(data)
                 data.resize(end + n_pending, axis=0)
                 data[end:] = np.concatenate(pending)
+                if raw:
+                    flags.resize(end + n_pending, axis=0)
+                    flags[end:] = np.concatenate(pending_flags)
                 pending.clear()
+                pending_flags.clear()
                 n_pending = 0
 
-        for utt, frames, label, speaker in utterances:
+        for utt, frames, label, speaker, *voiced in utterances:
             frames = np.asarray(frames, dtype=np.float32)
             if frames.ndim != 2 or frames.shape[1] != D:
                 raise DataError(f"utterance {utt!r}: frames of shape {frames.shape}, expected (n, {D})")
             if utt in seen:
                 raise DataError(f"utterance id {utt!r} occurs twice")
             seen.add(utt)
+            if raw:
+                mask = np.asarray(voiced[0], dtype=bool)
+                if mask.shape != (len(frames),):
+                    raise DataError(f"utterance {utt!r}: {mask.shape} voiced flags for {len(frames)} frames")
+                pending_flags.append(mask.astype(np.uint8))
+                sums.append(np.stack([frame_sums(frames), frame_sums(frames[mask])]))
             pending.append(frames)
             n_pending += len(frames)
             if n_pending >= WRITE_ROWS:
@@ -90,6 +109,8 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
         counts = np.array(counts, dtype=np.int64)
         index.create_dataset("n_frames", data=counts)
         index.create_dataset("offsets", data=np.cumsum(counts) - counts)
+        if raw:  # (U, 2, 1 + 2D): count, sums and sums of squares of all, then of the voiced, frames
+            index.create_dataset("sums", data=np.array(sums).reshape(len(ids), 2, 1 + 2 * D))
         m = f.create_group("manifest")
         m.attrs["data_dir"] = str(data_dir)
         for name, content in (manifest or {}).items():

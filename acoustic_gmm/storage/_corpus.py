@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AcousticGMMError, ArchiveError, DataError
-from ..features._analysis import analyse_file, segment_frames, utterance_frames
+from ..features._analysis import analyse_file, raw_frames, segment_frames, utterance_frames
 from ..features._audio import AudioFile
 from ..features._config import MfccConfig
 from ..features._frontend import frontend
@@ -60,8 +60,10 @@ __all__ = ["ExtractionReport", "extract_corpus", "extract_files"]
 
 # --------------------------------------------------------------------------- extraction shards
 
-def write_shard(path, ids: list, feats: list, *, n_features: int, problems: list, audio_seconds: float) -> None:
-    """One extracted batch, atomically: its utterances' frames concatenated, and what went wrong."""
+def write_shard(path, ids: list, feats: list, *, n_features: int, problems: list, audio_seconds: float,
+                voiced: list | None = None) -> None:
+    """One extracted batch, atomically: its utterances' frames concatenated (and, for a raw archive, their
+    voiced-frame masks), and what went wrong."""
     import h5py
 
     with atomic_h5(path) as f:
@@ -70,10 +72,13 @@ def write_shard(path, ids: list, feats: list, *, n_features: int, problems: list
         f.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
         f.create_dataset("n_frames", data=np.array([len(x) for x in feats], dtype=np.int64))
         f.create_dataset("feats", data=np.concatenate(feats) if feats else np.zeros((0, n_features), np.float32))
+        if voiced is not None:
+            flags = np.concatenate(voiced).astype(np.uint8) if voiced else np.zeros(0, np.uint8)
+            f.create_dataset("voiced", data=flags)
 
 
 def read_shard(path) -> tuple[list, float, list]:
-    """``(problems, audio_seconds, [(utt, frames), ...])`` of a shard written by :func:`write_shard`.
+    """``(problems, audio_seconds, [(utt, frames, voiced or None), ...])`` of a shard written by :func:`write_shard`.
 
     Checked before the frames are read: text ids, one non-negative count per id, counts adding up
     to the stored frames; any damage is an :class:`~acoustic_gmm.errors.ArchiveError` naming the file.
@@ -96,8 +101,15 @@ def read_shard(path) -> tuple[list, float, list]:
                 raise ArchiveError(f"{path}: frame counts (total {int(counts.sum())}) do not match the "
                                    f"{feats_ds.shape[0]} stored frames")
             feats, pos, utterances = checked_values(feats_ds, where, ArchiveError, np.float32), 0, []
+            voiced = None
+            if "voiced" in f:
+                voiced = checked_values(checked_dataset(f, "voiced", where, ArchiveError, ndim=(1,), kinds="iub",
+                                                        max_values=1 << 40), where, ArchiveError, np.uint8) != 0
+                if len(voiced) != len(feats):
+                    raise ArchiveError(f"{path}: {len(voiced)} voiced flags for {len(feats)} frames")
             for utt, n in zip(checked_values(ids_ds, where, ArchiveError, None), counts):
-                utterances.append((utt.decode() if isinstance(utt, bytes) else str(utt), feats[pos:pos + n]))
+                utterances.append((utt.decode() if isinstance(utt, bytes) else str(utt), feats[pos:pos + n],
+                                   None if voiced is None else voiced[pos:pos + n]))
                 pos += n
         except LOADER_ERRORS as exc:
             if isinstance(exc, ArchiveError):
@@ -168,7 +180,8 @@ def _check_file(path) -> None:
         raise DataError(f"{path}: file not found")
 
 
-def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate: int, *, given_rate: bool = False):
+def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate: int, *, given_rate: bool = False,
+                      raw: bool = False):
     """Frames of each utterance of one recording, and the seconds of audio read.
 
     The file is read a block at a time (:func:`~acoustic_gmm.features.analyse_file`): memory is
@@ -177,7 +190,9 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
     ``given_rate``: ``sample_rate`` was fixed by the caller (the rate a model set was trained at), not
     chosen from the corpus, and a file at another rate is told so.
 
-    Returns ``([(utt, frames or None, reason or None), ...], seconds)``.
+    Returns ``([(utt, frames or None, reason or None), ...], seconds)``; with ``raw`` (one utterance, the whole
+    recording) the frames are a pair: the frames before VAD and CMVN and the voiced-frame mask
+    (:func:`~acoustic_gmm.features.raw_frames`).
     """
     duration = 0.0
     try:
@@ -195,6 +210,12 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
                                 f"or sample_rate={sr} to resample every file to {sr} Hz")
             analysis = analyse_file(audio, config=config)
         duration = analysis.duration
+        if raw:
+            feats, voiced = raw_frames(analysis)
+            if config.vad and not voiced.any():  # what utterance_frames refuses, so the archive's own view can
+                raise DataError(f"no frames left after VAD ({config.vad_rule} rule: all {len(voiced)} frames "
+                                f"are silent)")
+            return [(utts[0][0], (feats, voiced), None)], duration
         if len(utts) == 1 and utts[0][1] is None:
             return [(utts[0][0], utterance_frames(analysis), None)], duration
         feats = segment_frames(analysis, [(s, e) for _, s, e in utts])
@@ -217,11 +238,11 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
 
 def _run_batch(task) -> dict:
     """Extract one batch and write its shard atomically (runs in a worker process)."""
-    index, batch, config_json, sample_rate, shard, strict = task
+    index, batch, config_json, sample_rate, shard, strict, raw = task
     config = MfccConfig.from_json(config_json)
-    ids, feats, problems, seconds = [], [], [], 0.0
+    ids, feats, voiced, problems, seconds = [], [], [], [], 0.0
     for _, path, utts in batch:
-        results, duration = extract_recording(path, utts, config, sample_rate)
+        results, duration = extract_recording(path, utts, config, sample_rate, raw=raw)
         for utt, frames, reason in results:
             if reason is not None:
                 if strict:
@@ -229,9 +250,13 @@ def _run_batch(task) -> dict:
                 problems.append((utt, path, reason))
             else:
                 ids.append(utt)
+                if raw:
+                    frames, mask = frames
+                    voiced.append(mask)
                 feats.append(frames)
         seconds += duration
-    write_shard(shard, ids, feats, n_features=config.n_features, problems=problems, audio_seconds=seconds)
+    write_shard(shard, ids, feats, n_features=config.n_features, problems=problems, audio_seconds=seconds,
+                voiced=voiced if raw else None)
     return {"index": index, "n": sum(len(u) for _, _, u in batch)}
 
 
@@ -338,7 +363,16 @@ def describe_problems(problems, first: int = 3) -> str:
 def _job_description(dd: DataDir, config: MfccConfig, batch_size: int) -> dict:
     tables = json.dumps(dd.tables(), sort_keys=True).encode()
     return {"config": config.to_dict(), "data_dir": str(dd.path.resolve()), "batch_size": batch_size,
-            "tables_sha1": hashlib.sha1(tables).hexdigest()}
+            "tables_sha1": hashlib.sha1(tables).hexdigest(),
+            "layout": "raw" if raw_layout(dd, config) else "normalised"}
+
+
+def raw_layout(dd: DataDir, config: MfccConfig) -> bool:
+    """Whether ``dd`` is extracted to a raw archive (frames before VAD and CMVN, normalised when read: any view of
+    :mod:`acoustic_gmm.features._view`), or with the normalisation of ``config`` applied once: an HTK front end
+    (HCopy's frames are what it gives) and segments (CMVN of a segment uses its whole recording's frames, which
+    a raw archive does not keep) are stored normalised."""
+    return not (config.htk or config.computed_by or dd.segments)
 
 
 def _same_setting(key: str, before, now) -> bool:
@@ -459,13 +493,15 @@ def _extract(dd: DataDir, out: Path, partial: Path, batches, config: MfccConfig,
 
     shards = [partial / f"batch-{i:06d}.h5" for i in range(len(batches))]
     pending = [i for i, s in enumerate(shards) if not s.exists()]
-    # the archive and the shards still to write (kept until the end, to resume from), before VAD; with VAD half
-    # of that, so the check never refuses a job that fits: a shortfall it misses still ends in the write's error
-    frame_bytes = n_frames * config.n_features * 4 * (0.5 if config.vad else 1.0)
+    raw = raw_layout(dd, config)
+    # the archive and the shards still to write (kept until the end, to resume from); a raw archive keeps every
+    # frame and its voiced flag; a normalised one with VAD counts half the frames, so that the check never
+    # refuses a job that fits: a shortfall it misses still ends in the write's one-line error
+    frame_bytes = n_frames * (config.n_features * 4 + 1 if raw else config.n_features * 4 * (0.5 if config.vad else 1))
     check_free_space(out, frame_bytes * (1 + len(pending) / len(batches)), what="the features")
     # Speaker CMVN needs every utterance of a speaker: workers leave the frames as they are, the merge normalises.
     worker_config = dataclasses.replace(config, cmvn="none") if config.cmvn == "speaker" else config
-    tasks = [(i, batches[i], worker_config.to_json(), sample_rate, str(shards[i]), strict) for i in pending]
+    tasks = [(i, batches[i], worker_config.to_json(), sample_rate, str(shards[i]), strict, raw) for i in pending]
     frontend(config, sample_rate)  # filters and imports built once, here, and inherited by forked workers
     sizes = [sum(len(u) for _, _, u in b) for b in batches]
     with contextlib.ExitStack() as stack:
@@ -484,17 +520,19 @@ def _extract(dd: DataDir, out: Path, partial: Path, batches, config: MfccConfig,
                     bar.update(next(results)["n"])
                 yield shard
 
-        report = _merge(dd, finished_shards(), out, config, sample_rate, partial)
+        report = _merge(dd, finished_shards(), out, config, sample_rate, partial, raw)
     return report, len(batches) - len(pending)
 
 
-def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int, tmp_dir: Path) -> ExtractionReport:
-    """Copy the shards, in order, into the archive ``out`` (its temporary file lives in ``tmp_dir``)."""
+def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int, tmp_dir: Path,
+           raw: bool) -> ExtractionReport:
+    """Copy the shards, in order, into the archive ``out`` (its temporary file lives in ``tmp_dir``): raw frames
+    with their voiced flags, or frames normalised here (per speaker: every shard is read first)."""
     problems, totals = [], {"frames": 0, "audio": 0.0}
     norm = None
-    if config.cmvn == "speaker":
+    if config.cmvn == "speaker" and not raw:
         shards = list(shards)  # every shard first: a speaker's statistics span them all
-        norm = speaker_cmvn((dd.utt2spk.get(u, u), x) for shard in shards for u, x in read_shard(shard)[2])
+        norm = speaker_cmvn((dd.utt2spk.get(u, u), x) for shard in shards for u, x, _ in read_shard(shard)[2])
 
     def items():
         # a shard's problems count even when none of its utterances could be extracted
@@ -502,17 +540,17 @@ def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int,
         for shard_problems, seconds, utterances in map(read_shard, shards):
             problems.extend(shard_problems)
             totals["audio"] += seconds
-            for utt, frames in utterances:
-                totals["frames"] += len(frames)
+            for utt, frames, voiced in utterances:
+                totals["frames"] += int(voiced.sum()) if raw and config.vad else len(frames)  # as the archive reads
                 if norm is not None:
                     mean, scale = norm[dd.utt2spk.get(utt, utt)]
                     frames = ((frames - mean) * scale).astype(np.float32)
                 n += 1
-                yield utt, frames, dd.utt2label.get(utt), dd.utt2spk.get(utt)
+                yield (utt, frames, dd.utt2label.get(utt), dd.utt2spk.get(utt)) + ((voiced,) if raw else ())
         if n == 0:  # raised inside write_features: its temporary file goes, and ``out`` is never replaced
             raise DataError(f"{dd.path}: no utterance could be extracted from its {len(problems)} utterance(s): "
                             + describe_problems(problems))
 
     n = write_features(out, items(), config=config, sample_rate=sample_rate, manifest=dd.tables(), skipped=problems,
-                       data_dir=str(dd.path.resolve()), tmp_dir=tmp_dir)
+                       data_dir=str(dd.path.resolve()), tmp_dir=tmp_dir, raw=raw)
     return ExtractionReport(out, n, totals["frames"], totals["audio"], 0.0, 0, problems)

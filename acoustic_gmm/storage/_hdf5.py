@@ -28,7 +28,10 @@ FORMAT_VERSION = 1     # model, speaker and shard files
 FEATURES_VERSION = 2   # feature archives: 2 stores frames contiguously; 1 (one dataset per utterance) is still read
 
 
-VERSIONS = {"features": FEATURES_VERSION}
+RAW_FEATURES_VERSION = 3  # format 2 with the frames before VAD and CMVN, their voiced flags and sums: read as a view
+
+
+VERSIONS = {"features": RAW_FEATURES_VERSION}
 
 
 WEIGHT_SUM_TOL = 1e-6

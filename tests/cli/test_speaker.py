@@ -84,15 +84,25 @@ def test_cli_verify_scores_every_trial_far_from_chance(cli_run):
 
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
-def test_cli_verify_warns_of_per_speaker_cmvn(cli_run):
-    # per-speaker CMVN (the features default) normalises every trial utterance with its true speaker's statistics
+def test_cli_verify_reads_any_raw_archive_as_the_ubm_did(cli_run):
+    """Per-speaker CMVN (the features default) would hand every trial utterance its true speaker's statistics.
+    The speakers' UBM was trained on per-utterance CMN: verify reads an archive extracted with the defaults the
+    same way (the UBM's view), so the scores are those of the archive extracted for verification, and no warning.
+    A UBM trained on per-speaker frames still gets the warning."""
     r = cli_run.verify
-    assert "warning" not in r.stderr  # these features: per-utterance CMN
+    assert "warning" not in r.stderr
     runner, feats = CliRunner(), str(cli_run.dir / "spk_cmvn.h5")
     assert runner.invoke(main, ["features", str(cli_run.dir / "data"), "-o", feats, "--n-mfcc", "20",
                                 "--deltas", "1"]).exit_code == 0
     r = runner.invoke(main, ["verify", str(cli_run.dir / "spk.h5"), str(cli_run.dir / "trials"), feats,
                              "--scores", str(cli_run.dir / "scores_spk")])
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.output
+    assert (cli_run.dir / "scores_spk").read_text() == (cli_run.dir / "scores").read_text()
+    for args in (["ubm", feats, "-k", "4", "--cmvn", "speaker", "-o", str(cli_run.dir / "ubm_spk.h5")],
+                 ["enroll", str(cli_run.dir / "ubm_spk.h5"), feats, "-o", str(cli_run.dir / "spk_spk.h5")]):
+        assert runner.invoke(main, args).exit_code == 0
+    r = runner.invoke(main, ["verify", str(cli_run.dir / "spk_spk.h5"), str(cli_run.dir / "trials"), feats,
+                             "--scores", str(cli_run.dir / "scores_spk_spk")])
     assert r.exit_code == 0, r.output
     assert f"warning: {feats}: frames normalised per speaker (--cmvn speaker" in r.stderr
     assert "--cmvn mean or --cmvn sliding" in r.stderr and "Traceback" not in r.output
@@ -210,8 +220,8 @@ def test_the_cli_from_ubm_to_eer(tmp_path):
     write_features(tmp_path / "other.h5", utts, config=MfccConfig(n_mfcc=5, n_mels=12, deltas=0, cmvn="mean"), sample_rate=8000)
     result = run.invoke(main, ["ivector", "extract", str(tmp_path / "ex.h5"), str(tmp_path / "other.h5"),
                                "--out", str(tmp_path / "o.h5")])
-    assert result.exit_code == 1 and "another front end than the extractor's training data (n_mels: extractor 10 " \
-                                     "vs features 12)" in result.output
+    assert result.exit_code == 1 and "other.h5 was extracted with another front end (n_mels: archive 12 vs " \
+                                     "wanted 10)" in result.output
 
 
 def _checkpoint_stage(path):

@@ -1,0 +1,131 @@
+"""Reading a raw feature archive (format 3) through a view: its frames normalised as they are read.
+
+A raw archive stores each utterance's frames before VAD and CMVN, a voiced flag per frame (``/voiced``) and, in
+the index, each utterance's count, sums and sums of squares of all and of its voiced frames (``/index/sums``,
+(U, 2, 1 + 2D) float64).  A :class:`ViewPlan` is what a :class:`~acoustic_gmm.storage.FeatureArchive` needs to
+give any view of them (:mod:`acoustic_gmm.features._view`): the columns kept, the voiced flags when the view
+drops unvoiced frames, each speaker's CMVN statistics (added from the index, in archive order, as extraction
+adds them), and each utterance's length in the view.  Every frame read is the frame extraction with the view's
+configuration would have written, bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ArchiveError, DataError, ParameterError
+from ._hdf5 import checked_dataset, checked_values
+
+__all__: list = []  # the helpers FeatureArchive reads a raw archive with; nothing public
+
+
+@dataclass
+class ViewPlan:
+    columns: np.ndarray          # stored columns the view keeps
+    voiced: np.ndarray | None    # (N stored,) bool, when the view drops unvoiced frames
+    speakers: dict               # speaker -> (mean, 1 / std) over the view's frames, with cmvn="speaker"
+    stored_frames: dict          # utterance -> stored rows
+
+
+def plan_view(fa, view) -> ViewPlan:
+    """Check ``view`` against ``fa``'s stored configuration and set ``fa.config``, ``fa.n_frames`` (as the view
+    reads them) and ``fa.ids`` (less any utterance the view leaves without a frame, which joins ``fa.skipped``)."""
+    from ..features._view import speaker_scale, view_config, view_of
+
+    f, where = fa._f, f"{fa.path}"
+    stored = fa.config
+    try:
+        config = view_config(stored, view)
+        columns = view_of(stored, config)
+    except ParameterError as exc:
+        raise DataError(f"{fa.path}: {exc}") from None
+    D, U = stored.n_features, len(fa.ids)
+    sums_ds = checked_dataset(f["index"], "sums", f"{where}: index", ArchiveError, ndim=(3,), kinds="f",
+                              max_values=1 << 40)
+    if sums_ds.shape != (U, 2, 1 + 2 * D):
+        raise ArchiveError(f"{where}: index/sums has shape {sums_ds.shape}, expected {(U, 2, 1 + 2 * D)}")
+    sums = checked_values(sums_ds, f"{where}: index", ArchiveError)
+    stored_frames = dict(fa.n_frames)
+    if (sums[:, 0, 0] != [stored_frames[u] for u in fa.ids]).any() or (sums[:, 1, 0] > sums[:, 0, 0]).any():
+        raise ArchiveError(f"{where}: index/sums does not agree with the frame counts")
+    voiced = None
+    if config.vad:
+        flags = checked_dataset(f, "voiced", where, ArchiveError, ndim=(1,), kinds="iub", max_values=1 << 40)
+        if flags.shape != (len(fa._data),):
+            raise ArchiveError(f"{where}: {flags.shape[0]} voiced flags for {len(fa._data)} stored frames")
+        voiced = flags[()] != 0
+    which = 1 if config.vad else 0
+    speakers: dict = {}
+    if config.cmvn == "speaker":
+        for i, u in enumerate(fa.ids):  # archive order, as extraction added them
+            key = fa.speakers[u] or u
+            speakers[key] = speakers[key] + sums[i, which] if key in speakers else sums[i, which].copy()
+        speakers = {k: speaker_scale(s, columns) for k, s in speakers.items()}
+    counts = {u: int(sums[i, which, 0]) for i, u in enumerate(fa.ids)}
+    empty = [u for u in fa.ids if counts[u] == 0]
+    if empty:  # only a VAD view of an archive made without VAD can leave an utterance silent
+        fa.skipped = fa.skipped + [[u, "", "no frames left after VAD"] for u in empty]
+        fa.ids = [u for u in fa.ids if counts[u]]
+    fa.config, fa.n_frames = config, {u: counts[u] for u in fa.ids}
+    return ViewPlan(columns, voiced, speakers, stored_frames)
+
+
+def view_utterances(fa, ids) -> list[np.ndarray]:
+    """The frames of each of ``ids`` in ``fa``'s view: the stored rows read in a few large reads, then each
+    utterance made as extraction makes it (:func:`~acoustic_gmm.features._view.view_frames`)."""
+    from ..features._view import view_frames
+
+    plan = fa._plan
+    ids = list(ids)
+    starts = np.array([fa._offset[u] for u in ids], dtype=np.int64)
+    lengths = np.array([plan.stored_frames[u] for u in ids], dtype=np.int64)
+    raw = np.empty((int(lengths.sum()), fa._width), np.float32)
+    fa._copy(starts, lengths, raw)
+    out, pos = [], 0
+    for u, s, n in zip(ids, starts, lengths):
+        voiced = None if plan.voiced is None else plan.voiced[s:s + n]
+        out.append(view_frames(raw[pos:pos + n], voiced, fa.config, plan.columns,
+                               plan.speakers.get(fa.speakers[u] or u)))
+        pos += n
+    return out
+
+
+def view_chunks(fa, chunk_frames: int, ids):
+    """Blocks of ``chunk_frames`` frames of ``ids`` in the view (the last may be shorter), made a few thousand
+    utterances at a time; every block is a new array."""
+    pending, n_pending = [], 0
+    for a in range(0, len(ids), 1024):
+        for x in view_utterances(fa, ids[a:a + 1024]):
+            pending.append(x)
+            n_pending += len(x)
+            if n_pending >= chunk_frames:
+                block = np.concatenate(pending)
+                for b in range(0, len(block) - chunk_frames + 1, chunk_frames):
+                    yield block[b:b + chunk_frames]
+                rest = len(block) % chunk_frames
+                pending, n_pending = ([block[len(block) - rest:]], rest) if rest else ([], 0)
+    if n_pending:
+        yield np.concatenate(pending)
+
+
+def view_rows(fa, index: np.ndarray, ids) -> np.ndarray:
+    """Frames at positions ``index`` among the view's frames of ``ids``: only the utterances they fall in are
+    made."""
+    lengths = np.array([fa.n_frames[u] for u in ids], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    owner = np.searchsorted(ends, index, side="right")
+    if len(index) and (index.min() < 0 or owner.max() >= len(lengths)):
+        raise ParameterError(f"row positions must lie in [0, {int(ends[-1]) if len(ends) else 0})")
+    out = np.empty((len(index), fa.n_features), dtype=np.float32)
+    order = np.argsort(owner, kind="stable")  # the positions grouped by the utterance they fall in
+    needed, first = np.unique(owner[order], return_index=True)
+    bounds = np.r_[first, len(order)]
+    for a in range(0, len(needed), 1024):
+        part = needed[a:a + 1024]
+        for k, x in enumerate(view_utterances(fa, [ids[i] for i in part]), start=a):
+            at = order[bounds[k]:bounds[k + 1]]
+            i = needed[k]
+            out[at] = x[index[at] - (ends[i] - lengths[i])]
+    return out
