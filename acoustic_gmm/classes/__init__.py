@@ -4,7 +4,8 @@ Imports the layers below (:mod:`acoustic_gmm.gmm`, :mod:`acoustic_gmm.storage`, 
 ``_model_set`` is :class:`ModelSet` (its scores, the equal-slice rule and the aligner); ``_hmm`` left-to-right
 chains, Viterbi and forward-backward; ``_states`` the training of chains on the engine's updates; ``_training``
 trains a model set from an archive (:func:`train_model_set`, the defaults the CLI uses); ``_mmi`` MMI
-re-estimation; ``_adapt`` MLLR + MAP to one speaker; ``_evaluation`` evaluate and classify.
+re-estimation; ``_adapt`` MLLR + MAP to one speaker; ``_evaluation`` evaluate and classify; ``_select`` chooses
+the normalisation and the models per corpus by held-out speakers.
 """
 
 import lazy_loader
@@ -18,5 +19,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_mmi": ['MMIHistory', 'mmi_objective', 'mmi_stats', 'mmi_update', 'train_mmi', 'train_mmi_from_archive'],
     "_model_set": ['ModelSet', 'Scores', 'UNKNOWN', 'slice_of_frames', 'split_slices'],
     "_states": ['train_chain'],
+    "_select": ['GRID', 'MAX_FOLDS', 'MIN_SPEAKERS', 'SelectionReport', 'select_model_set', 'speaker_folds'],
     "_training": ['DEFAULT_COMPONENTS', 'DEFAULT_STATES', 'class_structure', 'train_model_set'],
 })

@@ -23,7 +23,7 @@ __all__ = ['main', 'COMMANDS', 'SHOWN_NOTES', 'environment_error', 'flags', 'mes
 
 # Each command and the module of this package that defines it, grouped as Kaldi groups its binaries.
 COMMANDS = {**dict.fromkeys(("features", "convert", "info"), "_features"),
-            **dict.fromkeys(("train", "evaluate", "classify"), "_classes"),
+            **dict.fromkeys(("train", "select", "evaluate", "classify"), "_classes"),
             **dict.fromkeys(("ubm", "enroll", "verify", "eer", "ivector"), "_speaker"),
             **dict.fromkeys(("export", "import", "export-model", "import-model"), "_interop")}
 

@@ -1,0 +1,180 @@
+"""Choosing the front end and the class models per corpus, by held-out speakers of the training data.
+
+No fixed front end serves every corpus (per-speaker CMVN is worth nine points on FSDD and costs two on a keyword
+corpus of 30 speakers), so :func:`select_model_set` decides on the user's own training data: speaker-disjoint
+cross-validation over the training speakers only (every speaker, or every group of speakers, held out once),
+over a small documented grid (:data:`GRID`), reading one raw archive through each configuration's view
+(:mod:`acoustic_gmm.features._view`: no second extraction).  The configuration with the best mean held-out
+accuracy wins (a tie goes to the earlier one in the grid, the defaults first); its models are then trained on
+every training utterance.  The per-fold accuracies travel with the models (``metadata["selection"]``).
+
+Examples
+--------
+::
+
+    ms, report = select_model_set("train.h5", jobs=2)
+    print(report.table())
+    ms.save("models.h5")
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError, ParameterError
+from ..storage._archive import opened
+from ._training import VAR_FLOOR, class_ids, train_model_set
+
+__all__ = ["GRID", "MIN_SPEAKERS", "MAX_FOLDS", "SelectionReport", "select_model_set", "speaker_folds"]
+
+
+# (name, view, training settings): the defaults first, so that a tie keeps them.  Normalisation per speaker or per
+# utterance; HMM states of 8 Gaussians or one GMM of 16; the class-variance floor of the defaults study or a lower
+# one; 13 cepstra, or 20 where the archive holds them.
+GRID = [
+    (f"{cmvn} {model} floor {floor:g} {n} cepstra", {"cmvn": cmvn, "n_mfcc": n}, {**settings, "var_floor": floor})
+    for n in (13, 20)
+    for cmvn in ("speaker", "meanvar")
+    for model, settings in (("3 states x 8", {}), ("1 GMM x 16", {"slices": 1, "n_components": 16}))
+    for floor in (VAR_FLOOR, 0.1)
+]
+
+
+MIN_SPEAKERS = 3  # fewer cannot hold one out and still train on more than one: the defaults are used instead
+
+
+MAX_FOLDS = 6     # more speakers are grouped into this many folds
+
+
+def speaker_folds(speakers: list[str], max_folds: int = MAX_FOLDS) -> list[list[str]]:
+    """The held-out groups: each speaker alone, or with more than ``max_folds`` speakers, ``max_folds`` groups
+    dealt round-robin from the sorted speakers.
+
+    >>> speaker_folds(["c", "a", "b"])
+    [['a'], ['b'], ['c']]
+    >>> speaker_folds([f"s{i}" for i in range(8)], 3)
+    [['s0', 's3', 's6'], ['s1', 's4', 's7'], ['s2', 's5']]
+    """
+    ordered = sorted(set(speakers))
+    n = min(len(ordered), max_folds)
+    return [ordered[i::n] for i in range(n)]
+
+
+@dataclass
+class SelectionReport:
+    """What selection measured: per configuration its held-out accuracy on every fold, and the winner."""
+
+    names: list[str]
+    folds: list[list[str]]
+    accuracy: np.ndarray              # (configurations, folds)
+    chosen: int
+    seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)   # configurations the archive cannot give, and why
+
+    def table(self) -> str:
+        width = max(len(n) for n in self.names)
+        lines = [f"{'configuration':<{width}}  mean %  spread  " + "  ".join(
+                 "+".join(f)[:8].rjust(8) for f in self.folds)]
+        for i, name in enumerate(self.names):
+            row = self.accuracy[i]
+            mark = "  <- chosen" if i == self.chosen else ""
+            lines.append(f"{name:<{width}}  {100 * row.mean():6.2f}  {100 * row.std():6.2f}  "
+                         + "  ".join(f"{100 * a:8.2f}" for a in row) + mark)
+        return "\n".join(lines + [f"skipped: {s}" for s in self.skipped])
+
+    def to_dict(self) -> dict:
+        return {"configurations": self.names, "folds": self.folds, "accuracy": self.accuracy.tolist(),
+                "chosen": self.names[self.chosen], "seconds": round(self.seconds, 1)}
+
+
+def _fit_fold(task):
+    """Train one configuration without one fold's speakers and score that fold (runs in a worker)."""
+    from ._evaluation import evaluate
+
+    i, path, view, settings, train_ids, test_ids, label_key = task
+    t0 = time.perf_counter()
+    ms = train_model_set(path, label_key=label_key, ids=train_ids, view=view, jobs=1, progress=False,
+                         reject_quantile=None, **settings)
+    return i, evaluate(ms, path, ids=test_ids)["accuracy"], time.perf_counter() - t0
+
+
+_fit_fold.preload = ("h5py",)
+
+
+def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, jobs: int | None = None,
+                     progress: bool | None = None, on_estimate=None, **final):
+    """Choose a configuration by speaker-disjoint cross-validation on ``archive`` (``ids``, default all) and
+    train it on every utterance: returns ``(ModelSet, SelectionReport)``.
+
+    Parameters
+    ----------
+    archive : a raw feature archive (a path or a FeatureArchive): every configuration reads it through its view.
+    grid : ``[(name, view, training settings), ...]``; default :data:`GRID` (16 configurations; those
+        needing more cepstra than the archive holds are skipped and listed).
+    jobs : fits run in parallel over this many processes (default: all cores).
+    on_estimate : called once with the seconds the remaining fits should take, measured on the first fold
+        of every configuration.
+    final : further :func:`train_model_set` settings for the final models (``reject_quantile``, ``priors``).
+
+    With fewer than :data:`MIN_SPEAKERS` speakers a :class:`~acoustic_gmm.errors.DataError` says so (train
+    with the defaults instead).  Classes are words or phones: with ``label_key="speaker"`` no speaker can be
+    held out.
+    """
+    from tqdm import tqdm
+
+    from ..storage._parallel import parallel_map
+
+    if label_key != "label":
+        raise ParameterError("selection holds speakers out, so the classes must be labels: label_key='label'")
+    grid = GRID if grid is None else list(grid)
+    t0 = time.perf_counter()
+    with opened(archive) as fa:
+        if not fa.raw:
+            raise DataError(f"{fa.path}: selection reads the archive through each configuration's view, and this "
+                            f"one was normalised when written: extract it again (acoustic-gmm features)")
+        ids = fa.ids if ids is None else fa.check_ids(ids)
+        groups = class_ids(fa, label_key, ids)
+        speakers = {u: fa.speakers[u] for u in ids}
+        missing = [u for u, s in speakers.items() if not s]
+        if missing:
+            raise DataError(f"{fa.path}: {len(missing)} utterance(s) have no speaker (e.g. {missing[0]!r}): "
+                            f"selection holds speakers out, and needs utt2spk")
+        if len(set(speakers.values())) < MIN_SPEAKERS:
+            raise DataError(f"{fa.path}: {len(set(speakers.values()))} speaker(s); holding speakers out needs at "
+                            f"least {MIN_SPEAKERS}: train with the defaults (acoustic-gmm train)")
+        usable, skipped = [], []
+        for name, view, settings in grid:
+            if view.get("n_mfcc", 0) > fa.stored_config.n_mfcc:
+                skipped.append(f"{name} (the archive holds {fa.stored_config.n_mfcc} cepstra)")
+            else:
+                usable.append((name, view, settings))
+        path = str(fa.path)
+    folds = speaker_folds(list(speakers.values()))
+    kept = [u for c in sorted(groups) for u in groups[c]]
+    split = [([u for u in kept if speakers[u] not in f], [u for u in kept if speakers[u] in f]) for f in folds]
+    tasks = [(i * len(folds) + k, path, view, settings, train, test, label_key)
+             for k, (train, test) in enumerate(split) for i, (_, view, settings) in enumerate(usable)]
+    accuracy = np.zeros((len(usable), len(folds)))
+    workers = max(1, min(jobs or len(os.sched_getaffinity(0)), len(tasks)))
+    with tqdm(total=len(tasks), unit="fit", desc="select", disable=None if progress is None else not progress,
+              leave=False) as bar, parallel_map(_fit_fold, tasks, jobs) as results:
+        took = np.zeros(len(usable))
+        for n, (index, acc, seconds) in enumerate(results, 1):
+            accuracy[index // len(folds), index % len(folds)] = acc
+            took[index // len(folds)] += seconds
+            if n == len(usable) and on_estimate is not None:  # every configuration met once: the rest measured
+                on_estimate(took.sum() * (len(folds) - 1) / workers)
+            bar.update()
+    mean = accuracy.mean(axis=1)
+    chosen = int(np.flatnonzero(mean >= mean.max() - 1e-12)[0])
+    name, view, settings = usable[chosen]
+    report = SelectionReport([u[0] for u in usable], folds, accuracy, chosen, skipped=skipped)
+    ms = train_model_set(archive, label_key=label_key, ids=kept, view=view, jobs=jobs, progress=progress,
+                         **{**settings, **final})
+    report.seconds = time.perf_counter() - t0
+    ms.metadata["selection"] = report.to_dict()
+    return ms, report
