@@ -132,3 +132,41 @@ def test_one_archive_serves_classification_and_verification(corpus):
         with pytest.raises(DataError, match=r"raw.h5 is open with another view than the frames are wanted in "
                                             r"\(cmvn: open 'meanvar' vs wanted 'mean'\)"):
             evaluate(ms, fa)
+
+
+def test_segments_are_raw_too_and_normalised_with_their_recording(corpus):
+    """A segment's per-utterance CMVN uses its whole recording (the archive keeps the recording's sums): the view
+    is extraction's to float32 rounding; per-speaker CMVN and none are bit for bit; sliding windows need the
+    recording itself, so such an archive is stored normalised and a sliding view of a raw one is refused."""
+    from acoustic_gmm.features import extract_segments, read_audio
+    from acoustic_gmm.storage import write_data_dir
+
+    tmp, wav, stored = corpus
+    recs = dict(list(wav.items())[:2])
+    spans = {f"{r}-{k}": (r, 0.1 + 0.3 * k, 0.35 + 0.3 * k) for r in recs for k in range(3)}
+    write_data_dir(tmp / "seg", recs, segments=spans, utt2spk={u: "one" for u in spans},
+                   utt2label={u: u[-1] for u in spans})
+    extract_corpus(tmp / "seg", tmp / "seg.h5", config=stored, progress=False, jobs=1)
+    for cmvn in ("none", "mean", "meanvar", "speaker"):
+        config = dataclasses.replace(stored, cmvn=cmvn, vad=True)
+        with FeatureArchive(tmp / "seg.h5", view={"cmvn": cmvn, "vad": True}) as fa:
+            assert fa.raw
+            want = {}
+            for r, p in recs.items():
+                ours = [u for u in spans if spans[u][0] == r]
+                plain = dataclasses.replace(config, cmvn="none") if cmvn == "speaker" else config
+                want.update(zip(ours, extract_segments(*read_audio(p), [spans[u][1:] for u in ours], config=plain)))
+            if cmvn == "speaker":
+                mean, scale = speaker_cmvn(("one", x) for x in want.values())["one"]
+                want = {u: ((x - mean) * scale).astype(np.float32) for u, x in want.items()}
+            for u in fa.ids:
+                if cmvn in ("none", "speaker"):
+                    np.testing.assert_array_equal(fa[u], want[u])
+                else:
+                    np.testing.assert_allclose(fa[u], want[u], atol=2e-5 * np.abs(want[u]).max())
+    with pytest.raises(DataError, match="seg.h5: segments whose recordings are not stored: cmvn='warp'"):
+        FeatureArchive(tmp / "seg.h5", view={"cmvn": "warp"})
+    extract_corpus(tmp / "seg", tmp / "seg_sliding.h5", config=dataclasses.replace(stored, cmvn="sliding"),
+                   progress=False, jobs=1)
+    with FeatureArchive(tmp / "seg_sliding.h5") as fa:
+        assert not fa.raw and fa.config.cmvn == "sliding"

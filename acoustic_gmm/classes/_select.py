@@ -33,13 +33,15 @@ __all__ = ["GRID", "MIN_SPEAKERS", "MAX_FOLDS", "SelectionReport", "select_model
 
 
 # (name, view, training settings): the defaults first, so that a tie keeps them.  Normalisation per speaker or per
-# utterance; HMM states of 8 Gaussians or one GMM of 16; the class-variance floor of the defaults study or a lower
-# one; 13 cepstra, or 20 where the archive holds them.
+# utterance; 3 HMM states of 8 Gaussians, 3 fixed slices of 8 (what the TIMIT phones chose in the defaults study)
+# or one GMM of 16; the class-variance floor of the defaults study or a lower one; 13 cepstra, or 20 where the
+# archive holds them.
 GRID = [
     (f"{cmvn} {model} floor {floor:g} {n} cepstra", {"cmvn": cmvn, "n_mfcc": n}, {**settings, "var_floor": floor})
     for n in (13, 20)
     for cmvn in ("speaker", "meanvar")
-    for model, settings in (("3 states x 8", {}), ("1 GMM x 16", {"slices": 1, "n_components": 16}))
+    for model, settings in (("3 states x 8", {}), ("3 slices x 8", {"slices": 3, "n_components": 8}),
+                            ("1 GMM x 16", {"slices": 1, "n_components": 16}))
     for floor in (VAR_FLOOR, 0.1)
 ]
 
@@ -95,30 +97,31 @@ def _fit_fold(task):
     """Train one configuration without one fold's speakers and score that fold (runs in a worker)."""
     from ._evaluation import evaluate
 
-    i, path, view, settings, train_ids, test_ids, label_key = task
+    i, path, view, settings, train_ids, test_ids, label_key, priors = task
     t0 = time.perf_counter()
     ms = train_model_set(path, label_key=label_key, ids=train_ids, view=view, jobs=1, progress=False,
-                         reject_quantile=None, **settings)
+                         reject_quantile=None, priors=priors, **settings)
     return i, evaluate(ms, path, ids=test_ids)["accuracy"], time.perf_counter() - t0
 
 
 _fit_fold.preload = ("h5py",)
 
 
-def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, jobs: int | None = None,
-                     progress: bool | None = None, on_estimate=None, **final):
+def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, priors: bool = False,
+                     jobs: int | None = None, progress: bool | None = None, on_estimate=None, **final):
     """Choose a configuration by speaker-disjoint cross-validation on ``archive`` (``ids``, default all) and
     train it on every utterance: returns ``(ModelSet, SelectionReport)``.
 
     Parameters
     ----------
     archive : a raw feature archive (a path or a FeatureArchive): every configuration reads it through its view.
-    grid : ``[(name, view, training settings), ...]``; default :data:`GRID` (16 configurations; those
+    grid : ``[(name, view, training settings), ...]``; default :data:`GRID` (24 configurations; those
         needing more cepstra than the archive holds are skipped and listed).
+    priors : every configuration adds each class's log frequency to its scores (as ``train --priors``).
     jobs : fits run in parallel over this many processes (default: all cores).
     on_estimate : called once with the seconds the remaining fits should take, measured on the first fold
         of every configuration.
-    final : further :func:`train_model_set` settings for the final models (``reject_quantile``, ``priors``).
+    final : further :func:`train_model_set` settings for the final models (``reject_quantile``).
 
     With fewer than :data:`MIN_SPEAKERS` speakers a :class:`~acoustic_gmm.errors.DataError` says so (train
     with the defaults instead).  Classes are words or phones: with ``label_key="speaker"`` no speaker can be
@@ -156,7 +159,7 @@ def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, 
     folds = speaker_folds(list(speakers.values()))
     kept = [u for c in sorted(groups) for u in groups[c]]
     split = [([u for u in kept if speakers[u] not in f], [u for u in kept if speakers[u] in f]) for f in folds]
-    tasks = [(i * len(folds) + k, path, view, settings, train, test, label_key)
+    tasks = [(i * len(folds) + k, path, view, settings, train, test, label_key, priors)
              for k, (train, test) in enumerate(split) for i, (_, view, settings) in enumerate(usable)]
     accuracy = np.zeros((len(usable), len(folds)))
     workers = max(1, min(jobs or len(os.sched_getaffinity(0)), len(tasks)))
@@ -174,7 +177,7 @@ def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, 
     name, view, settings = usable[chosen]
     report = SelectionReport([u[0] for u in usable], folds, accuracy, chosen, skipped=skipped)
     ms = train_model_set(archive, label_key=label_key, ids=kept, view=view, jobs=jobs, progress=progress,
-                         **{**settings, **final})
+                         priors=priors, **{**settings, **final})
     report.seconds = time.perf_counter() - t0
     ms.metadata["selection"] = report.to_dict()
     return ms, report

@@ -84,18 +84,20 @@ def train(feats, label_key, components, slices, init, states, state_training, va
 @click.command("select")
 @click.argument("feats", type=click.Path(exists=True, dir_okay=False))
 @click.option("--utts", type=click.Path(exists=True, dir_okay=False), help="train on these utterance ids only")
+@click.option("--priors/--no-priors", default=False, show_default=True,
+              help="every configuration adds each class's log frequency (as train's)")
 @click.option("--reject-quantile", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="open-set threshold of the final models (as train's)")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="fits in parallel [default: all cores]")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="model set to write (HDF5)")
 @errors_to_messages
 @writes(("out",), ("feats", "utts"))
-def select(feats, utts, reject_quantile, jobs, out):
+def select(feats, utts, priors, reject_quantile, jobs, out):
     """Choose normalisation and class models for FEATS (a raw archive) by held-out speakers, then train them.
 
     Every training speaker (or group of speakers) is held out once; each configuration of a small grid
-    (per-speaker or per-utterance CMVN, 3 HMM states x 8 or one GMM x 16, variance floor 0.3 or 0.1, 13 or
-    20 cepstra) is trained on the others and scored on it. The best mean accuracy wins and is trained on
+    (per-speaker or per-utterance CMVN, 3 HMM states x 8, 3 slices x 8 or one GMM x 16, variance floor 0.3 or
+    0.1, 13 or 20 cepstra) is trained on the others and scored on it. The best mean accuracy wins and is trained on
     every utterance; the table goes with the models.
     """
     from ..classes._select import select_model_set
@@ -103,7 +105,7 @@ def select(feats, utts, reject_quantile, jobs, out):
     def estimate(seconds):
         click.echo(f"every configuration met once: about {seconds:.0f} s more", err=True)
 
-    ms, report = select_model_set(feats, ids=id_list(utts), jobs=jobs, on_estimate=estimate,
+    ms, report = select_model_set(feats, ids=id_list(utts), priors=priors, jobs=jobs, on_estimate=estimate,
                                   reject_quantile=reject_quantile)
     ms.save(out)
     click.echo(report.table())

@@ -13,12 +13,12 @@ import lazy_loader
 # the public names, each from the module that defines it; imported on first use, so that importing one
 # name does not import the whole layer (the CLI starts in a fraction of a second)
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "_analysis": ['extract', 'extract_file', 'extract_segments', 'raw_frames'],
+    "_analysis": ['extract', 'extract_file', 'extract_segments', 'raw_frames', 'segment_rows'],
     "_audio": ['AudioFile', 'read_audio'],
     "_config": ['MfccConfig', 'VIEW_FIELDS', 'config_differences'],
     "_filters": ['dct_matrix', 'mel_filters', 'window_function'],
     "_frontend": ['add_deltas'],
     "_htk_config": ['HtkSettings', 'kind_name', 'parse_htk_config', 'parse_kind'],
     "_normalise": ['normalise', 'speaker_cmvn', 'vad_mask'],
-    "_view": ['frame_sums', 'speaker_scale', 'view_config', 'view_frames', 'view_of'],
+    "_view": ['SLIDING', 'frame_sums', 'speaker_scale', 'view_config', 'view_frames', 'view_of'],
 })

@@ -37,7 +37,7 @@ from ._htk_config import HtkSettings
 from ._htk_dsp import normalise_log_energy, regression
 from ._normalise import compact, kaldi_energy_offset, normalise, vad_mask
 
-__all__ = ["extract", "extract_segments", "extract_file", "raw_frames"]
+__all__ = ["extract", "extract_segments", "extract_file", "raw_frames", "segment_rows"]
 
 
 # --------------------------------------------------------------------------- utterances
@@ -208,28 +208,35 @@ def raw_frames(analysis: Analysis) -> tuple[np.ndarray, np.ndarray]:
     return analysis.feats, _voiced(analysis)
 
 
+def segment_rows(analysis: Analysis, spans) -> list[tuple[int, int]]:
+    """The rows ``[lo, hi)`` of a recording's frames each segment ``(start_s, end_s)`` takes: the frames whose
+    centres fall inside it (widened by ``context_ms`` on each side), or the one nearest its middle if none does."""
+    cfg, sr = analysis.config, analysis.sample_rate
+    fe = frontend(cfg, sr)
+    centres = (np.arange(len(analysis.feats)) * fe.hop + fe.win / 2) / sr
+    ctx = cfg.context_ms / 1000
+    rows = []
+    for start, end in spans:
+        lo, hi = np.searchsorted(centres, [start - ctx, end + ctx])
+        if hi <= lo:
+            lo = int(np.clip(np.searchsorted(centres, (start + end) / 2), 0, len(centres) - 1))
+            hi = lo + 1
+        rows.append((int(lo), int(hi)))
+    return rows
+
+
 def segment_frames(analysis: Analysis, spans) -> list[np.ndarray]:
     """The features of several segments ``[(start_s, end_s), ...]`` of one analysed recording.
 
     CMVN uses the recording's (voiced, with ``vad``) frames, sliding windows included, and deltas
-    see their context across segment edges; a segment takes the frames whose centres fall inside
-    it (widened by ``context_ms`` on each side), or the one nearest its middle if none does.  Each
+    see their context across segment edges; a segment takes the rows :func:`segment_rows` gives.  Each
     segment is its own array.
     """
-    cfg, sr = analysis.config, analysis.sample_rate
-    fe = frontend(cfg, sr)
+    cfg = analysis.config
+    rows = segment_rows(analysis, spans)
     keep = _voiced(analysis) if cfg.vad else None
     feats = normalise(analysis.feats, cfg.cmvn, keep, cfg.cmvn_window)
-    centres = (np.arange(len(feats)) * fe.hop + fe.win / 2) / sr
-    ctx = cfg.context_ms / 1000
-    out = []
-    for start, end in spans:
-        lo, hi = np.searchsorted(centres, [start - ctx, end + ctx])
-        if hi <= lo:
-            lo = int(np.clip(np.searchsorted(centres, (start + end) / 2), 0, len(feats) - 1))
-            hi = lo + 1
-        out.append(feats[lo:hi].copy() if keep is None else feats[lo:hi][keep[lo:hi]])
-    return out
+    return [feats[lo:hi].copy() if keep is None else feats[lo:hi][keep[lo:hi]] for lo, hi in rows]
 
 
 def extract(signal, sample_rate: int, *, config: MfccConfig | None = None, where: str = "signal",

@@ -32,7 +32,10 @@ from ..errors import ParameterError
 from ._config import VIEW_FIELDS, MfccConfig
 from ._normalise import normalise
 
-__all__ = ["view_config", "view_of", "view_frames", "frame_sums", "speaker_scale"]
+__all__ = ["SLIDING", "view_config", "view_of", "view_frames", "frame_sums", "speaker_scale"]
+
+
+SLIDING = ("sliding", "sliding-var", "warp")  # normalisations over a window of the recording's frames
 
 
 def view_config(stored: MfccConfig, view=None, **changes) -> MfccConfig:
@@ -93,17 +96,20 @@ def speaker_scale(sums: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np
 
 
 def view_frames(raw: np.ndarray, voiced: np.ndarray, view: MfccConfig, columns: np.ndarray,
-                speaker=None) -> np.ndarray:
+                speaker=None, recording=None) -> np.ndarray:
     """One utterance's frames in the view: the columns kept, the voiced frames (with ``vad``), then CMVN.
 
     ``raw`` (T, D stored) and ``voiced`` (T,) as stored; ``speaker``, with ``cmvn="speaker"``, the
-    ``(mean, 1 / std)`` of the utterance's speaker over the view's frames (:func:`speaker_scale`).  The result
-    (T', D view) float32 is what extraction with ``view`` writes, bit for bit: the same steps in the same order.
+    ``(mean, 1 / std)`` of the utterance's speaker over the view's frames (:func:`speaker_scale`); ``recording``,
+    for a segment, the same of its recording, which ``mean`` and ``meanvar`` use (extraction normalises a segment
+    with its whole recording).  The result (T', D view) float32 is what extraction with ``view`` writes: bit for
+    bit, the same steps in the same order; for a segment, to the rounding of float64 sums against float32 ones.
     """
     x = raw[:, columns] if len(columns) != raw.shape[1] or (np.diff(columns) != 1).any() else raw.copy()
     if view.vad:
         x = x[voiced]
-    if view.cmvn == "speaker" and speaker is not None:
-        mean, scale = speaker
-        return ((x - mean) * scale).astype(np.float32)
+    stats = speaker if view.cmvn == "speaker" else recording if view.cmvn in ("mean", "meanvar") else None
+    if stats is not None:
+        mean, scale = stats
+        return ((x - mean) * (scale if view.cmvn != "mean" else 1.0)).astype(np.float32)
     return normalise(np.ascontiguousarray(x, dtype=np.float32), view.cmvn, cmvn_window=view.cmvn_window)

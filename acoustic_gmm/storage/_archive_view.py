@@ -27,6 +27,7 @@ class ViewPlan:
     voiced: np.ndarray | None    # (N stored,) bool, when the view drops unvoiced frames
     speakers: dict               # speaker -> (mean, 1 / std) over the view's frames, with cmvn="speaker"
     stored_frames: dict          # utterance -> stored rows
+    recordings: dict | None      # segment -> its recording's (mean, 1 / std), with cmvn="mean" or "meanvar"
 
 
 def plan_view(fa, view) -> ViewPlan:
@@ -57,6 +58,20 @@ def plan_view(fa, view) -> ViewPlan:
             raise ArchiveError(f"{where}: {flags.shape[0]} voiced flags for {len(fa._data)} stored frames")
         voiced = flags[()] != 0
     which = 1 if config.vad else 0
+    recordings = None
+    if "recording_sums" in f["index"]:  # segments: per-utterance CMVN with the recording's statistics
+        from ..features._view import SLIDING
+
+        if config.cmvn in SLIDING:
+            raise DataError(f"{fa.path}: segments whose recordings are not stored: cmvn={config.cmvn!r} needs "
+                            f"their sliding windows; extract with that normalisation")
+        rec_ds = checked_dataset(f["index"], "recording_sums", f"{where}: index", ArchiveError, ndim=(3,), kinds="f",
+                                 max_values=1 << 40)
+        if rec_ds.shape != (U, 2, 1 + 2 * D):
+            raise ArchiveError(f"{where}: index/recording_sums has shape {rec_ds.shape}, expected {(U, 2, 1 + 2 * D)}")
+        if config.cmvn in ("mean", "meanvar"):
+            rec = checked_values(rec_ds, f"{where}: index", ArchiveError)
+            recordings = {u: speaker_scale(rec[i, which], columns) for i, u in enumerate(fa.ids)}
     speakers: dict = {}
     if config.cmvn == "speaker":
         for i, u in enumerate(fa.ids):  # archive order, as extraction added them
@@ -69,7 +84,7 @@ def plan_view(fa, view) -> ViewPlan:
         fa.skipped = fa.skipped + [[u, "", "no frames left after VAD"] for u in empty]
         fa.ids = [u for u in fa.ids if counts[u]]
     fa.config, fa.n_frames = config, {u: counts[u] for u in fa.ids}
-    return ViewPlan(columns, voiced, speakers, stored_frames)
+    return ViewPlan(columns, voiced, speakers, stored_frames, recordings)
 
 
 def view_utterances(fa, ids) -> list[np.ndarray]:
@@ -87,7 +102,8 @@ def view_utterances(fa, ids) -> list[np.ndarray]:
     for u, s, n in zip(ids, starts, lengths):
         voiced = None if plan.voiced is None else plan.voiced[s:s + n]
         out.append(view_frames(raw[pos:pos + n], voiced, fa.config, plan.columns,
-                               plan.speakers.get(fa.speakers[u] or u)))
+                               plan.speakers.get(fa.speakers[u] or u),
+                               None if plan.recordings is None else plan.recordings[u]))
         pos += n
     return out
 

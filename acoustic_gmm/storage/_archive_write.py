@@ -42,6 +42,7 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
     voiced)``: the frames are stored before VAD and CMVN, their flags in ``/voiced`` and each utterance's
     :func:`~acoustic_gmm.features.frame_sums` (of all and of its voiced frames) in the index, and readers
     apply ``config``'s normalisation, or another view of it, when they read (:mod:`acoustic_gmm.features._view`).
+    Segments add their recording's sums (all, voiced: (2, 1 + 2D)) as a sixth element, for per-utterance CMVN.
 
     Examples
     --------
@@ -55,7 +56,7 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
     from ..features._view import frame_sums
 
     D = config.n_features
-    ids, labels, speakers, counts, seen, sums = [], [], [], [], set(), []
+    ids, labels, speakers, counts, seen, sums, units = [], [], [], [], set(), [], []
     with atomic_h5(path, tmp_dir, in_memory=False) as f:  # streamed: an archive may not fit in memory
         f.attrs.update(format_version=RAW_FEATURES_VERSION if raw else FEATURES_VERSION, content="features",
                        config=config.to_json(), sample_rate=int(sample_rate))
@@ -91,6 +92,7 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
                     raise DataError(f"utterance {utt!r}: {mask.shape} voiced flags for {len(frames)} frames")
                 pending_flags.append(mask.astype(np.uint8))
                 sums.append(np.stack([frame_sums(frames), frame_sums(frames[mask])]))
+                units.extend(voiced[1:2])
             pending.append(frames)
             n_pending += len(frames)
             if n_pending >= WRITE_ROWS:
@@ -111,6 +113,10 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
         index.create_dataset("offsets", data=np.cumsum(counts) - counts)
         if raw:  # (U, 2, 1 + 2D): count, sums and sums of squares of all, then of the voiced, frames
             index.create_dataset("sums", data=np.array(sums).reshape(len(ids), 2, 1 + 2 * D))
+            if units:  # segments: the same of each one's recording
+                if len(units) != len(ids):
+                    raise DataError(f"recording sums for {len(units)} of {len(ids)} utterances")
+                index.create_dataset("recording_sums", data=np.array(units).reshape(len(ids), 2, 1 + 2 * D))
         m = f.create_group("manifest")
         m.attrs["data_dir"] = str(data_dir)
         for name, content in (manifest or {}).items():

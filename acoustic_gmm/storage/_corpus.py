@@ -35,11 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AcousticGMMError, ArchiveError, DataError
-from ..features._analysis import analyse_file, raw_frames, segment_frames, utterance_frames
+from ..features._analysis import analyse_file, raw_frames, segment_frames, segment_rows, utterance_frames
 from ..features._audio import AudioFile
 from ..features._config import MfccConfig
 from ..features._frontend import frontend
 from ..features._normalise import speaker_cmvn
+from ..features._view import SLIDING, frame_sums
 from ._archive_write import write_features
 from ._datadir import DataDir, read_data_dir
 from ._hdf5 import (
@@ -61,7 +62,7 @@ __all__ = ["ExtractionReport", "extract_corpus", "extract_files"]
 # --------------------------------------------------------------------------- extraction shards
 
 def write_shard(path, ids: list, feats: list, *, n_features: int, problems: list, audio_seconds: float,
-                voiced: list | None = None) -> None:
+                voiced: list | None = None, units: list | None = None) -> None:
     """One extracted batch, atomically: its utterances' frames concatenated (and, for a raw archive, their
     voiced-frame masks), and what went wrong."""
     import h5py
@@ -75,10 +76,13 @@ def write_shard(path, ids: list, feats: list, *, n_features: int, problems: list
         if voiced is not None:
             flags = np.concatenate(voiced).astype(np.uint8) if voiced else np.zeros(0, np.uint8)
             f.create_dataset("voiced", data=flags)
+        if units is not None:
+            f.create_dataset("units", data=np.array(units).reshape(len(ids), 2, 1 + 2 * n_features))
 
 
 def read_shard(path) -> tuple[list, float, list]:
-    """``(problems, audio_seconds, [(utt, frames, voiced or None), ...])`` of a shard written by :func:`write_shard`.
+    """``(problems, audio_seconds, [(utt, frames, voiced or None, recording sums or None), ...])`` of a shard
+    written by :func:`write_shard`.
 
     Checked before the frames are read: text ids, one non-negative count per id, counts adding up
     to the stored frames; any damage is an :class:`~acoustic_gmm.errors.ArchiveError` naming the file.
@@ -107,9 +111,15 @@ def read_shard(path) -> tuple[list, float, list]:
                                                         max_values=1 << 40), where, ArchiveError, np.uint8) != 0
                 if len(voiced) != len(feats):
                     raise ArchiveError(f"{path}: {len(voiced)} voiced flags for {len(feats)} frames")
-            for utt, n in zip(checked_values(ids_ds, where, ArchiveError, None), counts):
+            units = None
+            if "units" in f:
+                units = checked_values(checked_dataset(f, "units", where, ArchiveError, ndim=(3,), kinds="f",
+                                                       max_values=1 << 40), where, ArchiveError)
+                if units.shape != (len(counts), 2, 1 + 2 * feats.shape[1]):
+                    raise ArchiveError(f"{path}: recording sums of shape {units.shape} for {len(counts)} utterances")
+            for i, (utt, n) in enumerate(zip(checked_values(ids_ds, where, ArchiveError, None), counts)):
                 utterances.append((utt.decode() if isinstance(utt, bytes) else str(utt), feats[pos:pos + n],
-                                   None if voiced is None else voiced[pos:pos + n]))
+                                   None if voiced is None else voiced[pos:pos + n], None if units is None else units[i]))
                 pos += n
         except LOADER_ERRORS as exc:
             if isinstance(exc, ArchiveError):
@@ -190,9 +200,9 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
     ``given_rate``: ``sample_rate`` was fixed by the caller (the rate a model set was trained at), not
     chosen from the corpus, and a file at another rate is told so.
 
-    Returns ``([(utt, frames or None, reason or None), ...], seconds)``; with ``raw`` (one utterance, the whole
-    recording) the frames are a pair: the frames before VAD and CMVN and the voiced-frame mask
-    (:func:`~acoustic_gmm.features.raw_frames`).
+    Returns ``([(utt, frames or None, reason or None), ...], seconds)``; with ``raw`` the frames are a pair: the
+    frames before VAD and CMVN and the voiced-frame mask (:func:`~acoustic_gmm.features.raw_frames`), and for a
+    segment a triple, with its recording's :func:`~acoustic_gmm.features.frame_sums` (all, voiced).
     """
     duration = 0.0
     try:
@@ -210,15 +220,22 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
                                 f"or sample_rate={sr} to resample every file to {sr} Hz")
             analysis = analyse_file(audio, config=config)
         duration = analysis.duration
-        if raw:
+        whole = len(utts) == 1 and utts[0][1] is None
+        if raw and whole:
             feats, voiced = raw_frames(analysis)
             if config.vad and not voiced.any():  # what utterance_frames refuses, so the archive's own view can
                 raise DataError(f"no frames left after VAD ({config.vad_rule} rule: all {len(voiced)} frames "
                                 f"are silent)")
             return [(utts[0][0], (feats, voiced), None)], duration
-        if len(utts) == 1 and utts[0][1] is None:
+        if whole:
             return [(utts[0][0], utterance_frames(analysis), None)], duration
-        feats = segment_frames(analysis, [(s, e) for _, s, e in utts])
+        if raw:  # each segment's rows, and its recording's sums: per-utterance CMVN of a segment uses them all
+            every, voiced = raw_frames(analysis)
+            unit = np.stack([frame_sums(every), frame_sums(every[voiced])])
+            feats = [(every[lo:hi].copy(), voiced[lo:hi].copy(), unit)
+                     for lo, hi in segment_rows(analysis, [(s, e) for _, s, e in utts])]
+        else:
+            feats = segment_frames(analysis, [(s, e) for _, s, e in utts])
     except DataError as exc:
         return [(utt, None, _reason(exc, rec_path)) for utt, _, _ in utts], duration
     out = []
@@ -229,7 +246,7 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
             out.append((utt, None, f"segment {start:g}-{end:g} s starts after the recording's end ({duration:.3f} s)"))
         elif end > duration + overshoot:  # cut silently, it changed what the utterance was
             out.append((utt, None, f"segment {start:g}-{end:g} s ends after the recording's end ({duration:.3f} s)"))
-        elif len(f) == 0:
+        elif (int(f[1].sum()) if raw and config.vad else len(f[0]) if raw else len(f)) == 0:
             out.append((utt, None, f"segment {start:g}-{end:g} s has no frames left after VAD"))
         else:
             out.append((utt, f, None))
@@ -238,9 +255,9 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
 
 def _run_batch(task) -> dict:
     """Extract one batch and write its shard atomically (runs in a worker process)."""
-    index, batch, config_json, sample_rate, shard, strict, raw = task
+    index, batch, config_json, sample_rate, shard, strict, raw, segmented = task
     config = MfccConfig.from_json(config_json)
-    ids, feats, voiced, problems, seconds = [], [], [], [], 0.0
+    ids, feats, voiced, units, problems, seconds = [], [], [], [], [], 0.0
     for _, path, utts in batch:
         results, duration = extract_recording(path, utts, config, sample_rate, raw=raw)
         for utt, frames, reason in results:
@@ -251,12 +268,13 @@ def _run_batch(task) -> dict:
             else:
                 ids.append(utt)
                 if raw:
-                    frames, mask = frames
+                    frames, mask, *unit = frames
                     voiced.append(mask)
+                    units.extend(unit)
                 feats.append(frames)
         seconds += duration
     write_shard(shard, ids, feats, n_features=config.n_features, problems=problems, audio_seconds=seconds,
-                voiced=voiced if raw else None)
+                voiced=voiced if raw else None, units=units if raw and segmented else None)
     return {"index": index, "n": sum(len(u) for _, _, u in batch)}
 
 
@@ -370,9 +388,9 @@ def _job_description(dd: DataDir, config: MfccConfig, batch_size: int) -> dict:
 def raw_layout(dd: DataDir, config: MfccConfig) -> bool:
     """Whether ``dd`` is extracted to a raw archive (frames before VAD and CMVN, normalised when read: any view of
     :mod:`acoustic_gmm.features._view`), or with the normalisation of ``config`` applied once: an HTK front end
-    (HCopy's frames are what it gives) and segments (CMVN of a segment uses its whole recording's frames, which
-    a raw archive does not keep) are stored normalised."""
-    return not (config.htk or config.computed_by or dd.segments)
+    (HCopy's frames are what it gives), and segments with sliding-window CMVN (a segment's windows run over its
+    whole recording, which a raw archive does not keep; it keeps the recording's sums, for per-utterance CMVN)."""
+    return not (config.htk or config.computed_by or (dd.segments and config.cmvn in SLIDING))
 
 
 def _same_setting(key: str, before, now) -> bool:
@@ -501,7 +519,8 @@ def _extract(dd: DataDir, out: Path, partial: Path, batches, config: MfccConfig,
     check_free_space(out, frame_bytes * (1 + len(pending) / len(batches)), what="the features")
     # Speaker CMVN needs every utterance of a speaker: workers leave the frames as they are, the merge normalises.
     worker_config = dataclasses.replace(config, cmvn="none") if config.cmvn == "speaker" else config
-    tasks = [(i, batches[i], worker_config.to_json(), sample_rate, str(shards[i]), strict, raw) for i in pending]
+    tasks = [(i, batches[i], worker_config.to_json(), sample_rate, str(shards[i]), strict, raw, bool(dd.segments))
+             for i in pending]
     frontend(config, sample_rate)  # filters and imports built once, here, and inherited by forked workers
     sizes = [sum(len(u) for _, _, u in b) for b in batches]
     with contextlib.ExitStack() as stack:
@@ -532,7 +551,7 @@ def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int,
     norm = None
     if config.cmvn == "speaker" and not raw:
         shards = list(shards)  # every shard first: a speaker's statistics span them all
-        norm = speaker_cmvn((dd.utt2spk.get(u, u), x) for shard in shards for u, x, _ in read_shard(shard)[2])
+        norm = speaker_cmvn((dd.utt2spk.get(u, u), x) for shard in shards for u, x, *_ in read_shard(shard)[2])
 
     def items():
         # a shard's problems count even when none of its utterances could be extracted
@@ -540,13 +559,14 @@ def _merge(dd: DataDir, shards, out: Path, config: MfccConfig, sample_rate: int,
         for shard_problems, seconds, utterances in map(read_shard, shards):
             problems.extend(shard_problems)
             totals["audio"] += seconds
-            for utt, frames, voiced in utterances:
+            for utt, frames, voiced, unit in utterances:
                 totals["frames"] += int(voiced.sum()) if raw and config.vad else len(frames)  # as the archive reads
                 if norm is not None:
                     mean, scale = norm[dd.utt2spk.get(utt, utt)]
                     frames = ((frames - mean) * scale).astype(np.float32)
                 n += 1
-                yield (utt, frames, dd.utt2label.get(utt), dd.utt2spk.get(utt)) + ((voiced,) if raw else ())
+                yield (utt, frames, dd.utt2label.get(utt), dd.utt2spk.get(utt)) + (
+                    () if not raw else (voiced,) if unit is None else (voiced, unit))
         if n == 0:  # raised inside write_features: its temporary file goes, and ``out`` is never replaced
             raise DataError(f"{dd.path}: no utterance could be extracted from its {len(problems)} utterance(s): "
                             + describe_problems(problems))
