@@ -149,6 +149,17 @@ def test_convert_never_replaces_an_existing_file(tmp_path, both):
         convert_archive(both[0], both[0], overwrite=True)
 
 
+def test_convert_leaves_a_raw_archive_alone(tmp_path):
+    """A raw archive is the current format; rewriting it would keep one view and lose the others."""
+    cfg = MfccConfig(n_mfcc=2, n_mels=4, deltas=0)
+    write_features(tmp_path / "raw.h5", [("u", np.ones((3, 2), np.float32), "a", "s", np.ones(3, bool))],
+                   config=cfg, sample_rate=8000, raw=True)
+    with pytest.raises(DataError, match=r"raw.h5: a raw archive \(format 3\), the current format: nothing to "
+                                        r"convert"):
+        convert_archive(tmp_path / "raw.h5", tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+
+
 @pytest.fixture(scope="module")
 def mixture_archive(tmp_path_factory):
     """600 'utterances' of 50 to 149 frames from 3 well-separated Gaussians in 4-D."""

@@ -74,3 +74,24 @@ def test_folds_group_many_speakers():
     folds = speaker_folds([f"s{i:02d}" for i in range(30)] * 2)
     assert len(folds) == 6 and sorted(sum(folds, [])) == [f"s{i:02d}" for i in range(30)]
     assert all(len(f) == 5 for f in folds)
+
+
+def test_the_select_command_prints_the_table_and_writes_the_chosen_models(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from acoustic_gmm.classes import _select
+    from acoustic_gmm.cli import main
+
+    monkeypatch.setattr(_select, "GRID", GRID[:2])
+    feats = _archive(tmp_path / "f.h5")
+    result = CliRunner().invoke(main, ["select", str(feats), "-j", "1", "--out", str(tmp_path / "m.h5")])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["configuration", "mean", "%"] and lines[1].endswith("<- chosen")
+    assert lines[-1].startswith(f"{tmp_path / 'm.h5'}: per speaker, 3 classes; selection took ")
+    assert result.stderr.startswith("every configuration met once: about ")
+    assert ModelSet.load(tmp_path / "m.h5").metadata["selection"]["configurations"] == ["per speaker", "none"]
+    two = CliRunner().invoke(main, ["select", str(_archive(tmp_path / "two.h5", n_speakers=2)), "--out",
+                                    str(tmp_path / "n.h5")])
+    assert two.exit_code == 1 and "2 speaker(s); holding speakers out needs at least 3" in two.output
+    assert not (tmp_path / "n.h5").exists()

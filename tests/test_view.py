@@ -170,3 +170,10 @@ def test_segments_are_raw_too_and_normalised_with_their_recording(corpus):
                    progress=False, jobs=1)
     with FeatureArchive(tmp / "seg_sliding.h5") as fa:
         assert not fa.raw and fa.config.cmvn == "sliding"
+
+
+def test_info_says_a_raw_archive_is_normalised_when_read(corpus):
+    tmp, _, _ = corpus
+    result = CliRunner().invoke(main, ["info", str(tmp / "raw.h5")])
+    assert result.exit_code == 0 and "(format 3)" in result.output.splitlines()[0]
+    assert "  normalised  when read (cmvn and vad above are the default view" in result.output

@@ -13,7 +13,7 @@ from collections import Counter
 from ..gmm._files import load_models
 from ..speaker._files import load_bundle, read_speaker_arrays
 from ..storage._archive import FeatureArchive
-from ..storage._hdf5 import FEATURES_VERSION, KINDS, file_kind
+from ..storage._hdf5 import FEATURES_VERSION, KINDS, RAW_FEATURES_VERSION, file_kind
 
 __all__ = ["describe", "format_description"]
 
@@ -88,6 +88,9 @@ def format_description(facts: dict) -> str:
             lines.append(f"  format      {facts['format_version']}: read one utterance at a time; "
                          f"'acoustic-gmm convert {path} --out NEW.h5' rewrites it in format {FEATURES_VERSION}")
         lines.append("  config      " + " ".join(f"{k}={v}" for k, v in facts["config"].items()))
+        if facts.get("format_version") == RAW_FEATURES_VERSION:
+            lines.append("  normalised  when read (cmvn and vad above are the default view; train and ubm take "
+                         "--cmvn, --vad, --n-mfcc, --deltas)")
         return "\n".join(lines)
     for name, m in list(facts["models"].items())[:20]:
         lines.append(f"  {name}: {m['n_components']} components x {m['n_features']} features ({m['covariance_type']})")

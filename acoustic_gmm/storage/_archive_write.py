@@ -139,6 +139,10 @@ def convert_archive(src, out, *, overwrite: bool = False) -> int:
     """
     out = Path(out)
     with writing({out: "out"}, [src], overwrite=overwrite), FeatureArchive(src) as fa:
+        if fa.raw:  # rewriting it would store one view of it, and lose the others
+            raise DataError(f"{src}: a raw archive (format {fa.format_version}), the current format: nothing to "
+                            f"convert")
+
         def items():
             for i in range(0, len(fa.ids), 4096):  # a few thousand utterances at a time: bounded memory
                 ids = fa.ids[i:i + 4096]

@@ -9,7 +9,9 @@
 #         same three leave-one-speaker-out, and the defaults adapted to the held-out speaker,
 #         4 speaker id, 5 results table; 6 speaker verification (per speaker: UBM of the other five,
 #         MAP and ML enrolment, and i-vectors from the same UBM; all test takes as trials),
-#         7 verification table.
+#         7 verification table; 8 (not run by default: about 20 minutes) choosing per corpus, nested: for each
+#         speaker, `acoustic-gmm select` on the other five, its choice on the held-out one (plain and adapted),
+#         and the one-GMM model of the plain scikit-learn script beside ours and the script itself.
 # Needs acoustic-gmm on PATH (make demo sets that up).
 set -euo pipefail
 data=../shared/data/fsdd; exp=exp/fsdd; stop_stage=7
@@ -106,5 +108,22 @@ if run 7; then
     echo -n "FSDD speaker verification, pooled over 6 folds, $system: "
     acoustic-gmm eer --overwrite "$exp/sv/scores.$system" "$exp/sv/trials" --metrics "$exp/sv/metrics.$system.json" \
       $([ "$system" = map ] && echo --det "$exp/sv/det.png")
+  done
+fi
+if run 8; then
+  # One raw archive with 20 cepstra: every configuration of select's grid reads it through its own view.
+  acoustic-gmm features "$exp/data/all" --out "$exp/raw20.h5" --overwrite --n-mfcc 20 $jobs
+  mkdir -p "$exp/select"
+  for fold in "$exp"/data/loso/*.test; do
+    spk=$(basename "$fold" .test); d="$exp/select/$spk"; mkdir -p "$d"
+    acoustic-gmm select --overwrite "$exp/raw20.h5" --utts "$exp/data/loso/$spk.train" --out "$d/models.h5" $jobs > "$d/selection.txt"
+    echo -n "loso-$spk, select ($(tail -1 "$d/selection.txt" | sed 's/.*h5: //; s/, [0-9]* classes.*//')): "
+    acoustic-gmm evaluate --overwrite "$d/models.h5" "$exp/raw20.h5" --utts "$fold" --metrics "$d/metrics.json"
+    echo -n "loso-$spk, select, adapted: "
+    acoustic-gmm evaluate --overwrite "$d/models.h5" "$exp/raw20.h5" --utts "$fold" --adapt --metrics "$d/metrics.adapt.json"
+    echo -n "loso-$spk, one GMM of 16, per-utterance CMVN, 20 cepstra: "
+    fit_eval "$exp/select/$spk-gmm" "$exp/raw20.h5" "$exp/data/loso/$spk.train" "$fold" --slices 1 -k 16 --cmvn meanvar
+    echo -n "loso-$spk, the plain scikit-learn script: "
+    python "$here/../sklearn_baseline.py" "$exp/data/all" "$exp/data/all" "$exp/data/loso/$spk.train" "$fold"
   done
 fi

@@ -8,7 +8,10 @@
 #         3 beginning/middle/end models with 20 ms of context and class priors, 4 results table;
 # speaker verification: 5 lists, front-end study on the UBM speakers and features, 6 UBM (64), enrolment
 #         (MAP, and ML from scratch as the baseline) and i-vectors (extractor, back ends) from the same UBM,
-#         7 scoring (GMM-UBM top-5 and exact; i-vectors cosine and PLDA), 8 results table.
+#         7 scoring (GMM-UBM top-5 and exact; i-vectors cosine and PLDA), 8 results table;
+# 9 (not run by default) choosing per corpus: `acoustic-gmm select` on the 12 training speakers (20 ms of context,
+#         priors), its choice on the test speakers beside the fixed defaults and the recipe's 3 slices x 8; the
+#         one-GMM model of the plain scikit-learn script beside ours and the script itself.
 set -euo pipefail
 data=../shared/data/timit_sample; exp=exp/timit; stop_stage=8
 here=$(cd "$(dirname "$0")" && pwd)
@@ -114,4 +117,23 @@ for fe in ("gmm", "ivector"):
         print(f"  {what:<44} {100 * m['eer']:6.2f}% {m['min_dcf_0.01']:10.3f} {m['n_target']:>5} / {m['n_nontarget']:>5}")
 (sv / "metrics.json").write_text(json.dumps(summary, indent=1))
 PY
+fi
+if run 9; then
+  for set in phones_train phones_test; do
+    acoustic-gmm features "$exp/data/$set" --out "$exp/${set}_raw20.h5" --overwrite --n-mfcc 20 --context-ms 20 $jobs
+  done
+  d="$exp/select"; mkdir -p "$d"
+  acoustic-gmm select --overwrite "$exp/phones_train_raw20.h5" --priors --out "$d/models.h5" $jobs > "$d/selection.txt"
+  echo -n "select ($(tail -1 "$d/selection.txt" | sed 's/.*h5: //; s/, [0-9]* classes.*//')): "
+  acoustic-gmm evaluate --overwrite "$d/models.h5" "$exp/phones_test_raw20.h5" --metrics "$d/metrics.json"
+  # the fixed defaults and the recipe's choice (13 cepstra, priors), and the plain script's model (no priors)
+  for system in "defaults:--n-mfcc 13 --priors" "slices:--n-mfcc 13 --slices 3 -k 8 --priors" \
+                "gmm:--cmvn meanvar --slices 1 -k 16"; do
+    name=${system%%:*}; mkdir -p "$d/$name"
+    acoustic-gmm train --overwrite "$exp/phones_train_raw20.h5" ${system#*:} --out "$d/$name/models.h5" $jobs > /dev/null 2>&1
+    echo -n "$name (${system#*:}): "
+    acoustic-gmm evaluate --overwrite "$d/$name/models.h5" "$exp/phones_test_raw20.h5" --metrics "$d/$name/metrics.json"
+  done
+  echo -n "the plain scikit-learn script: "
+  python "$here/../sklearn_baseline.py" "$exp/data/phones_train" "$exp/data/phones_test"
 fi
