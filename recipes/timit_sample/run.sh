@@ -121,18 +121,20 @@ fi
 if run 9; then
   for set in phones_train phones_test; do
     acoustic-gmm features "$exp/data/$set" --out "$exp/${set}_raw20.h5" --overwrite --n-mfcc 20 --context-ms 20 $jobs
+    acoustic-gmm features "$exp/data/$set" --out "$exp/${set}_raw20_noctx.h5" --overwrite --n-mfcc 20 $jobs
   done
   d="$exp/select"; mkdir -p "$d"
   acoustic-gmm select --overwrite "$exp/phones_train_raw20.h5" --priors --out "$d/models.h5" $jobs > "$d/selection.txt"
   echo -n "select ($(tail -1 "$d/selection.txt" | sed 's/.*h5: //; s/, [0-9]* classes.*//')): "
   acoustic-gmm evaluate --overwrite "$d/models.h5" "$exp/phones_test_raw20.h5" --metrics "$d/metrics.json"
-  # the fixed defaults and the recipe's choice (13 cepstra, priors), and the plain script's model (no priors)
-  for system in "defaults:--n-mfcc 13 --priors" "slices:--n-mfcc 13 --slices 3 -k 8 --priors" \
-                "gmm:--cmvn meanvar --slices 1 -k 16"; do
-    name=${system%%:*}; mkdir -p "$d/$name"
-    acoustic-gmm train --overwrite "$exp/phones_train_raw20.h5" ${system#*:} --out "$d/$name/models.h5" $jobs > /dev/null 2>&1
-    echo -n "$name (${system#*:}): "
-    acoustic-gmm evaluate --overwrite "$d/$name/models.h5" "$exp/phones_test_raw20.h5" --metrics "$d/$name/metrics.json"
+  # the fixed defaults and the recipe's choice (13 cepstra, priors), and the plain script's model (no context, no
+  # priors: the script's frames are the segment's own)
+  for system in "defaults:raw20:--n-mfcc 13 --priors" "slices:raw20:--n-mfcc 13 --slices 3 -k 8 --priors" \
+                "gmm:raw20_noctx:--cmvn meanvar --slices 1 -k 16"; do
+    name=${system%%:*}; feats=${system#*:}; options=${feats#*:}; feats=${feats%%:*}; mkdir -p "$d/$name"
+    acoustic-gmm train --overwrite "$exp/phones_train_$feats.h5" $options --out "$d/$name/models.h5" $jobs > /dev/null 2>&1
+    echo -n "$name ($options, phones_*_$feats.h5): "
+    acoustic-gmm evaluate --overwrite "$d/$name/models.h5" "$exp/phones_test_$feats.h5" --metrics "$d/$name/metrics.json"
   done
   echo -n "the plain scikit-learn script: "
   python "$here/../sklearn_baseline.py" "$exp/data/phones_train" "$exp/data/phones_test"
