@@ -97,8 +97,9 @@ def select(feats, utts, priors, reject_quantile, jobs, out):
 
     Every training speaker (or group of speakers) is held out once; each configuration of a small grid
     (per-speaker or per-utterance CMVN, 3 HMM states x 8, 3 slices x 8 or one GMM x 16, variance floor 0.3 or
-    0.1, 13 or 20 cepstra) is trained on the others and scored on it. The best mean accuracy wins and is trained on
-    every utterance; the table goes with the models.
+    0.1, 13 or 20 cepstra) is trained on the others and scored on it. The earliest configuration (the
+    defaults first) that the best does not beat by more than a standard error of their paired fold
+    differences is trained on every utterance; the table goes with the models.
     """
     from ..classes._select import select_model_set
 
