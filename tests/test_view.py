@@ -177,3 +177,26 @@ def test_info_says_a_raw_archive_is_normalised_when_read(corpus):
     result = CliRunner().invoke(main, ["info", str(tmp / "raw.h5")])
     assert result.exit_code == 0 and "(format 3)" in result.output.splitlines()[0]
     assert "  normalised  when read (cmvn and vad above are the default view" in result.output
+
+
+def test_streaming_a_view_makes_it_once(corpus, tmp_path, monkeypatch):
+    """Streaming EM reads an archive on every pass: the first complete pass over a view also writes it to a
+    temporary file, and later passes are views of that file, the same numbers; an unfinished pass leaves nothing,
+    and closing the archive removes the file."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    tmp, _, _ = corpus
+    with FeatureArchive(tmp / "raw.h5", view={"cmvn": "meanvar", "vad": True}) as fa:
+        want = fa.frames()
+        partial = fa.iter_chunks(50)
+        next(partial)
+        partial.close()
+        assert list(tmp_path.glob("acoustic-gmm-view-*")) == []  # the unfinished pass left no file
+        first = np.concatenate([b.copy() for b in fa.iter_chunks(50)])
+        assert len(list(tmp_path.glob("acoustic-gmm-view-*"))) == 1
+        again = list(fa.iter_chunks(50))
+        assert isinstance(again[0], np.memmap)  # from the file this time
+        np.testing.assert_array_equal(first, want)
+        np.testing.assert_array_equal(np.concatenate(again), want)
+    assert list(tmp_path.glob("acoustic-gmm-view-*")) == []

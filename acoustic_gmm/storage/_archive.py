@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArchiveError, DataError, ParameterError
-from ._archive_view import view_chunks, view_rows, view_utterances
+from ._archive_view import cached_view_chunks, view_rows, view_utterances
 from ._hdf5 import LOADER_ERRORS, checked_attr, checked_dataset, checked_json, checked_texts, checked_values, open_h5
 
 __all__ = ["FeatureArchive", "ArchiveSubset"]
@@ -231,6 +231,7 @@ class FeatureArchive:
             self._chunks = self._map_chunks() if self.format_version >= 2 else None
             self.stored_config, self._width, self._plan = self.config, self.n_features, None
             self.view_asked = view is not None
+            self._view_cache, self._view_files = {}, []
             self.raw = self.format_version >= 3
             if self.raw:
                 from ._archive_view import plan_view
@@ -267,6 +268,11 @@ class FeatureArchive:
         if getattr(self, "_chunks", None) is not None:
             self._chunks.close()
             self._chunks = None
+        self._view_cache = {}
+        for path in getattr(self, "_view_files", ()):  # a view made once for streaming (_archive_view)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._view_files = []
         self._f.close()
 
     def _view(self, start: int, stop: int):
@@ -491,8 +497,8 @@ class FeatureArchive:
         """
         if chunk_frames < 1:
             raise ParameterError(f"chunk_frames must be >= 1, got {chunk_frames}")
-        if self._plan is not None:  # fresh blocks: reuse is a promise the caller makes, not a demand
-            yield from view_chunks(self, chunk_frames, self.ids if ids is None else list(ids))
+        if self._plan is not None:  # made once, then mapped (cached_view_chunks)
+            yield from cached_view_chunks(self, chunk_frames, self.ids if ids is None else list(ids))
             return
         in_order = ids is None and self._in_order  # then the blocks are ranges of stored rows
         if in_order:

@@ -11,6 +11,9 @@ configuration would have written, bit for bit.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,29 +93,35 @@ def plan_view(fa, view) -> ViewPlan:
 def view_utterances(fa, ids) -> list[np.ndarray]:
     """The frames of each of ``ids`` in ``fa``'s view: the stored rows read in a few large reads, then each
     utterance made as extraction makes it (:func:`~acoustic_gmm.features._view.view_frames`)."""
+    ids = list(ids)
+    frames, counts = _view_batch(fa, ids)
+    return frames if isinstance(frames, list) else np.split(frames, np.cumsum(counts)[:-1])
+
+
+def _view_batch(fa, ids: list):
+    """``(frames, counts)`` of ``ids`` in the view: one array for a view whose statistics are known before the
+    frames are read (none, per speaker, a segment's recording), made for the whole batch at once with the same
+    operations row by row; else a list, an utterance at a time."""
     from ..features._view import view_frames
 
     plan, config = fa._plan, fa.config
-    ids = list(ids)
     starts = np.array([fa._offset[u] for u in ids], dtype=np.int64)
     lengths = np.array([plan.stored_frames[u] for u in ids], dtype=np.int64)
     raw = np.empty((int(lengths.sum()), fa._width), np.float32)
     fa._copy(starts, lengths, raw)
+    counts = np.array([fa.n_frames[u] for u in ids], dtype=np.int64)
     known = config.cmvn in ("none", "speaker") or (plan.recordings is not None and config.cmvn in ("mean", "meanvar"))
     if ids and known:
-        # statistics known before the frames are read: the whole batch at once, the same operations row by row
         x = raw[:, plan.columns]
-        counts = lengths
         if plan.voiced is not None:
-            keep = np.concatenate([plan.voiced[s:s + n] for s, n in zip(starts, lengths)])
-            x, counts = x[keep], np.array([fa.n_frames[u] for u in ids], dtype=np.int64)
+            x = x[np.concatenate([plan.voiced[s:s + n] for s, n in zip(starts, lengths)])]
         if config.cmvn != "none":
             stats = [plan.speakers[fa.speakers[u] or u] if config.cmvn == "speaker" else plan.recordings[u]
                      for u in ids]
             mean = np.repeat(np.array([m for m, _ in stats]), counts, axis=0)
             scale = 1.0 if config.cmvn == "mean" else np.repeat(np.array([c for _, c in stats]), counts, axis=0)
             x = ((x - mean) * scale).astype(np.float32)
-        return np.split(x, np.cumsum(counts)[:-1])
+        return x, counts
     out, pos = [], 0
     for u, s, n in zip(ids, starts, lengths):
         voiced = None if plan.voiced is None else plan.voiced[s:s + n]
@@ -120,25 +129,77 @@ def view_utterances(fa, ids) -> list[np.ndarray]:
                                plan.speakers.get(fa.speakers[u] or u),
                                None if plan.recordings is None else plan.recordings[u]))
         pos += n
-    return out
+    return out, counts
 
 
 def view_chunks(fa, chunk_frames: int, ids):
-    """Blocks of ``chunk_frames`` frames of ``ids`` in the view (the last may be shorter), made a few thousand
+    """Blocks of ``chunk_frames`` frames of ``ids`` in the view (the last may be shorter), made a thousand
     utterances at a time; every block is a new array."""
     pending, n_pending = [], 0
     for a in range(0, len(ids), 1024):
-        for x in view_utterances(fa, ids[a:a + 1024]):
+        frames, _ = _view_batch(fa, ids[a:a + 1024])
+        for x in frames if isinstance(frames, list) else (frames,):
             pending.append(x)
             n_pending += len(x)
-            if n_pending >= chunk_frames:
-                block = np.concatenate(pending)
-                for b in range(0, len(block) - chunk_frames + 1, chunk_frames):
-                    yield block[b:b + chunk_frames]
-                rest = len(block) % chunk_frames
-                pending, n_pending = ([block[len(block) - rest:]], rest) if rest else ([], 0)
+        if n_pending >= chunk_frames:
+            block = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            for b in range(0, len(block) - chunk_frames + 1, chunk_frames):
+                yield block[b:b + chunk_frames]
+            rest = len(block) % chunk_frames
+            pending, n_pending = ([block[len(block) - rest:]], rest) if rest else ([], 0)
     if n_pending:
         yield np.concatenate(pending)
+
+
+def cached_view_chunks(fa, chunk_frames: int, ids: list):
+    """:func:`view_chunks`, whose first complete pass also writes the view to a temporary file (plain writes: a
+    full disk is an ``OSError``, and the blocks are then made on every pass as before); later passes over the
+    same ids are views of that file, mapped, as a normalised archive's are.  Streaming EM reads the archive on
+    every pass; this makes the view once.  The files go when the archive is closed."""
+    import tempfile
+
+    key = tuple(ids)
+    mapped = fa._view_cache.get(key)
+    if mapped is not None:
+        for b in range(0, len(mapped), chunk_frames):
+            yield mapped[b:b + chunk_frames]
+        return
+    total = sum(fa.n_frames[u] for u in ids)
+    try:
+        fd, path = tempfile.mkstemp(prefix="acoustic-gmm-view-", suffix=".f32")
+        out = os.fdopen(fd, "wb")
+    except OSError:
+        out = path = None
+    written = 0
+    try:
+        for block in view_chunks(fa, chunk_frames, ids):
+            if out is not None:
+                try:
+                    out.write(np.ascontiguousarray(block, dtype=np.float32).data)
+                    written += len(block)
+                except OSError:  # no room for the copy: the view is made on every pass instead
+                    out.close()
+                    os.unlink(path)
+                    out = path = None
+            yield block
+        if out is not None:
+            out.close()
+            out = None
+            if written == total:
+                fa._view_cache[key] = np.memmap(path, np.float32, "c", shape=(total, fa.n_features))
+                fa._view_files.append(path)
+                weakref.finalize(fa, _unlink, path)  # an archive never closed: at collection or exit
+                path = None
+    finally:
+        if out is not None:
+            out.close()
+        if path is not None:  # a pass left unfinished
+            _unlink(path)
+
+
+def _unlink(path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def view_rows(fa, index: np.ndarray, ids) -> np.ndarray:
