@@ -110,11 +110,14 @@ def _view_batch(fa, ids: list):
     raw = np.empty((int(lengths.sum()), fa._width), np.float32)
     fa._copy(starts, lengths, raw)
     counts = np.array([fa.n_frames[u] for u in ids], dtype=np.int64)
-    known = config.cmvn in ("none", "speaker") or (plan.recordings is not None and config.cmvn in ("mean", "meanvar"))
+    known = config.cmvn in ("none", "speaker") or (config.cmvn in ("mean", "meanvar") and (
+        plan.recordings is not None or 0 < counts.min(initial=1) and counts.max(initial=0) < SHORT))
     if ids and known:
         x = raw[:, plan.columns]
         if plan.voiced is not None:
             x = x[np.concatenate([plan.voiced[s:s + n] for s, n in zip(starts, lengths)])]
+        if config.cmvn in ("mean", "meanvar") and plan.recordings is None:
+            return _utterance_cmvn(x, counts, config.cmvn == "meanvar"), counts
         if config.cmvn != "none":
             stats = [plan.speakers[fa.speakers[u] or u] if config.cmvn == "speaker" else plan.recordings[u]
                      for u in ids]
@@ -130,6 +133,32 @@ def _view_batch(fa, ids: list):
                                None if plan.recordings is None else plan.recordings[u]))
         pos += n
     return out, counts
+
+
+SHORT = 2048  # utterances shorter than this (frames) get their per-utterance CMN in one pass over the batch
+
+
+def _utterance_cmvn(x: np.ndarray, counts: np.ndarray, variance: bool) -> np.ndarray:
+    """Per-utterance CMN (CMVN with ``variance``) of short utterances laid end to end in ``x``, bit for bit as
+    :func:`~acoustic_gmm.features.normalise` makes them one at a time: its float32 sums add an utterance's rows
+    one after the other, so the batch adds every utterance's i-th row at step i (``np.add.reduceat`` adds in
+    another order, and differs in the last bit)."""
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+
+    def means(y):
+        total = np.zeros((len(counts), y.shape[1]), np.float32)
+        for i in range(int(counts.max())):
+            live = counts > i
+            total[live] += y[starts[live] + i]
+        return (total.astype(np.float64) / counts[:, None]).astype(np.float32)
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    x -= np.repeat(means(x), counts, axis=0)
+    if variance:
+        d = x - np.repeat(means(x), counts, axis=0)
+        np.multiply(d, d, out=d)
+        x /= np.repeat(np.where((sd := np.sqrt(means(d))) > 0, sd, 1), counts, axis=0)
+    return x
 
 
 def view_chunks(fa, chunk_frames: int, ids):
