@@ -12,7 +12,8 @@ configuration's VAD rule gives, and per-utterance sums for per-speaker statistic
 
 Everything else (the analysis: window, filters, rate ...) is fixed when the frames are computed.
 :func:`view_of` checks a view against the stored configuration and gives the columns to keep; :func:`view_frames`
-turns one utterance's raw frames into the view's, exactly as extraction with the view's configuration makes them.
+turns one utterance's raw frames into the view's, exactly as extraction with the view's configuration makes them;
+:func:`frame_sums` and :func:`speaker_scale` give the statistics of views known before the frames are read.
 
 Examples
 --------
@@ -95,21 +96,16 @@ def speaker_scale(sums: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np
     return mean, 1.0 / np.where(sd > 0, sd, 1)
 
 
-def view_frames(raw: np.ndarray, voiced: np.ndarray, view: MfccConfig, columns: np.ndarray,
-                speaker=None, recording=None) -> np.ndarray:
-    """One utterance's frames in the view: the columns kept, the voiced frames (with ``vad``), then CMVN.
+def view_frames(raw: np.ndarray, voiced: np.ndarray, view: MfccConfig, columns: np.ndarray) -> np.ndarray:
+    """One utterance's frames in a view whose normalisation needs the utterance's own frames: the columns kept,
+    the voiced frames (with ``vad``), then :func:`~acoustic_gmm.features.normalise`.
 
-    ``raw`` (T, D stored) and ``voiced`` (T,) as stored; ``speaker``, with ``cmvn="speaker"``, the
-    ``(mean, 1 / std)`` of the utterance's speaker over the view's frames (:func:`speaker_scale`); ``recording``,
-    for a segment, the same of its recording, which ``mean`` and ``meanvar`` use (extraction normalises a segment
-    with its whole recording).  The result (T', D view) float32 is what extraction with ``view`` writes: bit for
-    bit, the same steps in the same order; for a segment, to the rounding of float64 sums against float32 ones.
+    ``raw`` (T, D stored) and ``voiced`` (T,) as stored; the result (T', D view) float32 is what extraction with
+    ``view`` writes, bit for bit: the same steps in the same order.  Views whose statistics are known before the
+    frames are read (per speaker, a segment's recording: :func:`speaker_scale`) are made a batch of utterances
+    at a time by the archive reader.
     """
     x = raw[:, columns] if len(columns) != raw.shape[1] or (np.diff(columns) != 1).any() else raw.copy()
     if view.vad:
         x = x[voiced]
-    stats = speaker if view.cmvn == "speaker" else recording if view.cmvn in ("mean", "meanvar") else None
-    if stats is not None:
-        mean, scale = stats
-        return ((x - mean) * (scale if view.cmvn != "mean" else 1.0)).astype(np.float32)
     return normalise(np.ascontiguousarray(x, dtype=np.float32), view.cmvn, cmvn_window=view.cmvn_window)

@@ -19,7 +19,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_dask": ['DaskFrames'],
     "_ebw": ['ebw_update'],
     "_estimator": ['GMM'],
-    "_files": ['load_models', 'save_models', 'ubm_id'],
+    "_files": ['load_metadata', 'load_models', 'save_models', 'ubm_id'],
     "_init": ['kmeans_init', 'random_init'],
     "_model": ['DiagGMM', 'FullGMM', 'logsumexp'],
     "_sources": ['FrameSource'],

@@ -39,7 +39,7 @@ from ..storage._hdf5 import (
 )
 from ._model import DiagGMM, make_model
 
-__all__ = ["save_models", "load_models", "ubm_id"]
+__all__ = ["save_models", "load_models", "load_metadata", "ubm_id"]
 
 
 def save_models(path, models: dict, *, metadata: dict | None = None, arrays: dict | None = None) -> None:
@@ -110,6 +110,21 @@ def load_models(path) -> tuple[dict, dict]:
     if not models:
         raise ModelFileError(f"{path}: holds no models")
     return models, metadata
+
+
+def load_metadata(path) -> dict:
+    """A model file's JSON metadata, checked as :func:`load_models` checks it, without reading the models (what
+    a UBM's feature configuration needs: its view of the archives it reads)."""
+    path = Path(path)
+    with open_h5(path, "models") as f:
+        try:
+            metadata = checked_json(f, "metadata", str(path), ModelFileError, dict, {})
+        except LOADER_ERRORS as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from None
+    _config_features(path, metadata)
+    return metadata
 
 
 def _config_features(path, metadata: dict) -> int | None:

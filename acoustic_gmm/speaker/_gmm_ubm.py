@@ -63,15 +63,10 @@ def ubm_config(path):
     :class:`~acoustic_gmm.features.MfccConfig`), or None when it has none: what enrolment, scoring and i-vectors
     read their archives with, so that a raw archive gives them the UBM's normalisation."""
     from ..features._config import MfccConfig
-    from ..gmm._files import load_models
+    from ..gmm._files import load_metadata
 
-    config = load_models(path)[1].get("feature_config")
-    if config is None:
-        return None
-    try:
-        return MfccConfig.from_dict(config)
-    except ParameterError as exc:
-        raise ModelFileError(f"{path}: metadata 'feature_config': {exc}") from None
+    config = load_metadata(path).get("feature_config")  # checked there, the models not read again
+    return None if config is None else MfccConfig.from_dict(config)
 
 
 def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1, client=None,

@@ -100,8 +100,9 @@ def view_utterances(fa, ids) -> list[np.ndarray]:
 
 def _view_batch(fa, ids: list):
     """``(frames, counts)`` of ``ids`` in the view: one array for a view whose statistics are known before the
-    frames are read (none, per speaker, a segment's recording), made for the whole batch at once with the same
-    operations row by row; else a list, an utterance at a time."""
+    frames are read (none, per speaker, a segment's recording) or that are short utterances' own CMN or CMVN,
+    made for the whole batch at once with the same operations row by row; else (sliding windows, warping, long
+    utterances) a list, an utterance at a time (:func:`~acoustic_gmm.features._view.view_frames`)."""
     from ..features._view import view_frames
 
     plan, config = fa._plan, fa.config
@@ -126,11 +127,9 @@ def _view_batch(fa, ids: list):
             x = ((x - mean) * scale).astype(np.float32)
         return x, counts
     out, pos = [], 0
-    for u, s, n in zip(ids, starts, lengths):
-        voiced = None if plan.voiced is None else plan.voiced[s:s + n]
-        out.append(view_frames(raw[pos:pos + n], voiced, fa.config, plan.columns,
-                               plan.speakers.get(fa.speakers[u] or u),
-                               None if plan.recordings is None else plan.recordings[u]))
+    for s, n in zip(starts, lengths):
+        out.append(view_frames(raw[pos:pos + n], None if plan.voiced is None else plan.voiced[s:s + n], config,
+                               plan.columns))
         pos += n
     return out, counts
 

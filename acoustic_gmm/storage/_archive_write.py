@@ -79,7 +79,7 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
                 pending_flags.clear()
                 n_pending = 0
 
-        for utt, frames, label, speaker, *voiced in utterances:
+        for utt, frames, label, speaker, *layout in utterances:  # raw: (voiced,) or (voiced, recording sums)
             frames = np.asarray(frames, dtype=np.float32)
             if frames.ndim != 2 or frames.shape[1] != D:
                 raise DataError(f"utterance {utt!r}: frames of shape {frames.shape}, expected (n, {D})")
@@ -87,12 +87,12 @@ def write_features(path, utterances, *, config, sample_rate: int, manifest: dict
                 raise DataError(f"utterance id {utt!r} occurs twice")
             seen.add(utt)
             if raw:
-                mask = np.asarray(voiced[0], dtype=bool)
+                mask = np.asarray(layout[0], dtype=bool)
                 if mask.shape != (len(frames),):
                     raise DataError(f"utterance {utt!r}: {mask.shape} voiced flags for {len(frames)} frames")
                 pending_flags.append(mask.astype(np.uint8))
                 sums.append(np.stack([frame_sums(frames), frame_sums(frames[mask])]))
-                units.extend(voiced[1:2])
+                units.extend(layout[1:])
             pending.append(frames)
             n_pending += len(frames)
             if n_pending >= WRITE_ROWS:

@@ -255,7 +255,7 @@ def extract_recording(rec_path: str, utts: list, config: MfccConfig, sample_rate
 
 def _run_batch(task) -> dict:
     """Extract one batch and write its shard atomically (runs in a worker process)."""
-    index, batch, config_json, sample_rate, shard, strict, raw, segmented = task
+    index, batch, config_json, sample_rate, shard, strict, raw = task
     config = MfccConfig.from_json(config_json)
     ids, feats, voiced, units, problems, seconds = [], [], [], [], [], 0.0
     for _, path, utts in batch:
@@ -274,7 +274,7 @@ def _run_batch(task) -> dict:
                 feats.append(frames)
         seconds += duration
     write_shard(shard, ids, feats, n_features=config.n_features, problems=problems, audio_seconds=seconds,
-                voiced=voiced if raw else None, units=units if raw and segmented else None)
+                voiced=voiced if raw else None, units=units or None)  # units: segments' recording sums
     return {"index": index, "n": sum(len(u) for _, _, u in batch)}
 
 
@@ -519,8 +519,7 @@ def _extract(dd: DataDir, out: Path, partial: Path, batches, config: MfccConfig,
     check_free_space(out, frame_bytes * (1 + len(pending) / len(batches)), what="the features")
     # Speaker CMVN needs every utterance of a speaker: workers leave the frames as they are, the merge normalises.
     worker_config = dataclasses.replace(config, cmvn="none") if config.cmvn == "speaker" else config
-    tasks = [(i, batches[i], worker_config.to_json(), sample_rate, str(shards[i]), strict, raw, bool(dd.segments))
-             for i in pending]
+    tasks = [(i, batches[i], worker_config.to_json(), sample_rate, str(shards[i]), strict, raw) for i in pending]
     frontend(config, sample_rate)  # filters and imports built once, here, and inherited by forked workers
     sizes = [sum(len(u) for _, _, u in b) for b in batches]
     with contextlib.ExitStack() as stack:
