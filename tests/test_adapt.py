@@ -133,3 +133,30 @@ def test_adaptation_rescues_a_held_out_speaker_on_real_speech(fsdd, tmp_path):
                                        str(tmp_path / "utts"), "--adapt", "--metrics", str(tmp_path / "m.json")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == after["accuracy"]
+
+
+def test_adaptation_repeats_until_no_label_changes(monkeypatch):
+    """Each adaptation starts from the first models with the last labels: once the labels repeat, so would the models."""
+    import acoustic_gmm.classes._adapt as module
+    ms = _model_set(3, n_classes=3, n_components=2, seed=3)
+    centre = ms._stacked()[0].centre
+    W = np.hstack([np.full((3, 1), 2.5), 0.7 * np.eye(3)])
+    utts = [part for X in _speaker_frames(ms, W, centre, 600).values() for part in np.split(X, 60)]
+    calls, labels = [], []
+    once = module.adapt_once
+
+    def counted(model_set, utterances, hypothesis, **options):
+        calls.append(1)
+        labels.append(list(hypothesis))
+        return once(model_set, utterances, hypothesis, **options)
+
+    monkeypatch.setattr(module, "adapt_once", counted)
+    adapted, scores = adapt_model_set(ms, utts)
+    n = len(calls)
+    assert 2 <= n < module.ITERATIONS  # measured: 2 adaptations, the second changing no label
+    assert labels[-1] == scores.predict() and labels[-2] != labels[-1]
+    final = labels[-1]
+    calls.clear()
+    _, capped = adapt_model_set(ms, utts, iterations=n - 1)
+    assert len(calls) == n - 1 and capped.predict() == final  # one fewer: the labels the last one confirmed
+    np.testing.assert_array_equal(adapt_model_set(ms, utts, iterations=n)[1].total, scores.total)

@@ -15,10 +15,13 @@ classify again:
   further towards the speaker's frames in proportion to its occupancy ``n / (n + r)``.
 
 Both re-estimate from the original models each iteration, with the labels of the previous
-one.  On FSDD digits with one speaker held out (trained on the other five), three iterations
-over all 500 of the speaker's utterances take the mean accuracy from 92 % to 99 %; with 20
-utterances there is no gain, with 100 about half of it (see README): with few utterances the
-adaptation mostly confirms the first pass.
+one, until no label changes (a fixed point: the same labels give the same models) or
+``iterations`` is reached.  On FSDD digits with one speaker held out (trained on the other
+five), adapting on all 500 of the speaker's utterances takes the mean accuracy from 92 % to
+99.5 %; a speaker far from the training voices needs several iterations (nicolas: 95 errors in
+500, then 42, 24, 16, 9, 7, 6, 6), one close to them two.  With 20 utterances there is no gain,
+with 100 about half of it (see README): with few utterances the adaptation mostly confirms the
+first pass.
 
 The statistics and the MAP update are :mod:`acoustic_gmm.gmm`'s; this module adds the
 transform and the loop.  Scoring a whole test set speaker by speaker is
@@ -43,6 +46,9 @@ from ..gmm._stats import accumulate
 from ..gmm._update import map_update
 
 __all__ = ["adapt_model_set"]
+
+
+ITERATIONS = 10          # at most; adaptation stops earlier once the labels no longer change
 
 
 MIN_FRAMES = 50           # below this no transform is estimated (Kaldi's --fmllr-min-count)
@@ -141,13 +147,14 @@ def adapt_once(model_set, utterances, labels, *, align=None, mllr: bool = True, 
     return model_set.with_models(models)
 
 
-def adapt_model_set(model_set, utterances, *, iterations: int = 3, mllr: bool = True,
+def adapt_model_set(model_set, utterances, *, iterations: int = ITERATIONS, mllr: bool = True,
                     relevance: float | None = 16.0):
     """Adapt a model set to one speaker's unlabelled utterances; returns ``(adapted, scores)``.
 
     Classifies the utterances, adapts (MLLR of all means, then MAP with relevance ``relevance``;
     either can be switched off with ``mllr=False`` / ``relevance=None``) from those labels, and
-    repeats ``iterations`` times, each time from the original models.  ``scores`` are the
+    repeats, each time from the original models, until an adaptation changes no label or after
+    ``iterations`` adaptations.  ``scores`` are the
     utterances' :class:`~acoustic_gmm.classes.Scores` under ``adapted``.  The more utterances,
     the better: a transform needs ``MIN_FRAMES`` frames; below that only MAP moves the models.
 
@@ -176,8 +183,12 @@ def adapt_model_set(model_set, utterances, *, iterations: int = 3, mllr: bool = 
     if not utterances:
         raise DataError("nothing to adapt to: the list of utterances is empty")
     adapted, scores = model_set, model_set.score(utterances)
+    labels = scores.predict()
     for _ in range(iterations):
-        adapted = adapt_once(model_set, utterances, scores.predict(), align=None if adapted is model_set else adapted,
+        adapted = adapt_once(model_set, utterances, labels, align=None if adapted is model_set else adapted,
                              mllr=mllr, relevance=relevance)
         scores = adapted.score(utterances)
+        labels, previous = scores.predict(), labels
+        if labels == previous:
+            break
     return adapted, scores

@@ -118,15 +118,18 @@ def adapt_options(func):
     """--adapt, --adapt-iterations, --relevance: unsupervised speaker adaptation before scoring."""
     func = click.option("--relevance", "-r", type=click.FloatRange(min=0), default=16.0, show_default=True,
                         help="MAP relevance factor of the adaptation ('inf': MLLR only)")(func)
-    func = click.option("--adapt-iterations", type=click.IntRange(min=1), default=3, show_default=True,
-                        help="classify, adapt, classify again: this many times")(func)
+    func = click.option("--adapt-iterations", type=click.IntRange(min=1), default=None,
+                        help="classify, adapt, classify again: until no label changes, at most this many times "
+                             "[default: 10]")(func)
     return click.option("--adapt", is_flag=True,
                         help="adapt the models (MLLR + MAP of the means, no labels) to each speaker's utterances "
                              "before the final classification")(func)
 
 
 def adapt_settings(adapt, adapt_iterations, relevance) -> dict | None:
-    return {"iterations": adapt_iterations, "relevance": relevance} if adapt else None
+    if not adapt:
+        return None
+    return {"relevance": relevance} | ({} if adapt_iterations is None else {"iterations": adapt_iterations})
 
 
 @click.command()

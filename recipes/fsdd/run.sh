@@ -63,7 +63,7 @@ if run 3; then
     spk=$(basename "$fold" .test)
     systems "loso-$spk" "$exp/data/loso/$spk.train" "$fold"
     # The default models adapted to the held-out speaker's own (unlabelled) test utterances: MLLR + MAP
-    # from first-pass labels, three times (Kaldi's two-pass per-speaker decoding, for GMM classes).
+    # from first-pass labels, until no label changes (Kaldi's two-pass per-speaker decoding, for GMM classes).
     echo -n "loso-$spk, defaults adapted to $spk: "
     acoustic-gmm evaluate --overwrite "$exp/loso-$spk/models.h5" "$exp/defaults.h5" --utts "$fold" --adapt \
       --metrics "$exp/loso-$spk/metrics.adapt.json"
