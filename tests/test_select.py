@@ -95,3 +95,23 @@ def test_the_select_command_prints_the_table_and_writes_the_chosen_models(tmp_pa
                                     str(tmp_path / "n.h5")])
     assert two.exit_code == 1 and "2 speaker(s); holding speakers out needs at least 3" in two.output
     assert not (tmp_path / "n.h5").exists()
+
+
+def test_grid_accuracy_scores_a_test_archive_of_its_own(tmp_path):
+    """A study's outer split: trained on one archive's speakers, scored on another archive's."""
+    from acoustic_gmm.classes import grid_accuracy
+    from acoustic_gmm.storage import FeatureArchive
+
+    train, test = _archive(tmp_path / "train.h5"), _archive(tmp_path / "test.h5", n_speakers=6)
+    with FeatureArchive(train) as fa:
+        train_ids = [u for u in fa.ids if fa.speakers[u] != "s3"]
+    with FeatureArchive(test) as fa:
+        test_ids = [u for u in fa.ids if fa.speakers[u] in ("s4", "s5")]
+    acc = grid_accuracy(train, [(train_ids, test_ids), (train_ids[:36], test_ids)], GRID[:2], test_archive=test,
+                        jobs=1, progress=False)
+    assert acc.shape == (2, 2)
+    for i, (_, view, settings) in enumerate(GRID[:2]):
+        for k, ids in enumerate((train_ids, train_ids[:36])):
+            ms = train_model_set(train, ids=ids, view=view, jobs=1, progress=False, reject_quantile=None, **settings)
+            assert acc[i, k] == evaluate(ms, test, ids=test_ids)["accuracy"]
+    assert acc[0, 0] > acc[1, 0]  # unseen speakers' offsets: per-speaker CMVN wins on them too

@@ -19,7 +19,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_mmi": ['MMIHistory', 'mmi_objective', 'mmi_stats', 'mmi_update', 'train_mmi', 'train_mmi_from_archive'],
     "_model_set": ['ModelSet', 'Scores', 'UNKNOWN', 'slice_of_frames', 'split_slices'],
     "_states": ['train_chain'],
-    "_select": ['GRID', 'MAX_FOLDS', 'MIN_SPEAKERS', 'SelectionReport', 'one_standard_error', 'select_model_set',
-                'speaker_folds'],
+    "_select": ['GRID', 'MAX_FOLDS', 'MIN_SPEAKERS', 'SelectionReport', 'grid_accuracy', 'one_standard_error',
+                'select_model_set', 'speaker_folds'],
     "_training": ['DEFAULT_COMPONENTS', 'DEFAULT_STATES', 'class_structure', 'train_model_set'],
 })

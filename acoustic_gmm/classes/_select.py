@@ -30,7 +30,7 @@ from ..storage._archive import opened
 from ._training import VAR_FLOOR, class_ids, train_model_set
 
 __all__ = ["GRID", "MIN_SPEAKERS", "MAX_FOLDS", "SelectionReport", "select_model_set", "speaker_folds",
-           "one_standard_error"]
+           "one_standard_error", "grid_accuracy"]
 
 
 # (name, view, training settings): the defaults first, so that a tie keeps them.  Normalisation per speaker or per
@@ -115,17 +115,56 @@ def one_standard_error(accuracy: np.ndarray) -> int:
 
 
 def _fit_fold(task):
-    """Train one configuration without one fold's speakers and score that fold (runs in a worker)."""
+    """Train one configuration on one split's training utterances and score its test ones (runs in a worker)."""
     from ._evaluation import evaluate
 
-    i, path, view, settings, train_ids, test_ids, label_key, priors = task
+    i, path, view, settings, train_ids, test_path, test_ids, label_key, priors = task
     t0 = time.perf_counter()
     ms = train_model_set(path, label_key=label_key, ids=train_ids, view=view, jobs=1, progress=False,
                          reject_quantile=None, priors=priors, **settings)
-    return i, evaluate(ms, path, ids=test_ids)["accuracy"], time.perf_counter() - t0
+    return i, evaluate(ms, test_path, ids=test_ids)["accuracy"], time.perf_counter() - t0
 
 
 _fit_fold.preload = ("h5py",)
+
+
+def grid_accuracy(archive, splits, grid, *, test_archive=None, label_key: str = "label", priors: bool = False,
+                  jobs: int | None = None, progress: bool | None = None, on_estimate=None) -> np.ndarray:
+    """Held-out accuracy (configurations, splits) of every configuration of ``grid`` on every split.
+
+    ``splits`` is ``[(train_ids, test_ids), ...]``; the models of a configuration are trained on a split's
+    training ids of ``archive`` (read through the configuration's view) and score its test ids of
+    ``test_archive`` (default: ``archive``).  Fits run over ``jobs`` processes; ``on_estimate`` is called once
+    with the seconds the remaining fits should take, when every configuration has met the first split.  This
+    is :func:`select_model_set`'s loop over its speaker folds, and a study's over its test speakers.
+
+    Examples
+    --------
+    ::
+
+        acc = grid_accuracy("train.h5", [(train_ids, test_ids)], GRID, test_archive="test.h5")
+    """
+    from tqdm import tqdm
+
+    from ..storage._parallel import parallel_map
+
+    path = str(archive.path if hasattr(archive, "path") else archive)
+    test_path = path if test_archive is None else str(getattr(test_archive, "path", test_archive))
+    n = len(splits)
+    tasks = [(i * n + k, path, view, settings, train, test_path, test, label_key, priors)
+             for k, (train, test) in enumerate(splits) for i, (_, view, settings) in enumerate(grid)]
+    accuracy = np.zeros((len(grid), n))
+    workers = max(1, min(jobs or len(os.sched_getaffinity(0)), len(tasks)))
+    with tqdm(total=len(tasks), unit="fit", desc="select", disable=None if progress is None else not progress,
+              leave=False) as bar, parallel_map(_fit_fold, tasks, jobs) as results:
+        took = np.zeros(len(grid))
+        for done, (index, acc, seconds) in enumerate(results, 1):
+            accuracy[index // n, index % n] = acc
+            took[index // n] += seconds
+            if done == len(grid) and on_estimate is not None:  # every configuration met once: the rest measured
+                on_estimate(took.sum() * (n - 1) / workers)
+            bar.update()
+    return accuracy
 
 
 def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, priors: bool = False,
@@ -148,10 +187,6 @@ def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, 
     with the defaults instead).  Classes are words or phones: with ``label_key="speaker"`` no speaker can be
     held out.
     """
-    from tqdm import tqdm
-
-    from ..storage._parallel import parallel_map
-
     if label_key != "label":
         raise ParameterError("selection holds speakers out, so the classes must be labels: label_key='label'")
     grid = GRID if grid is None else list(grid)
@@ -180,19 +215,8 @@ def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, 
     folds = speaker_folds(list(speakers.values()))
     kept = [u for c in sorted(groups) for u in groups[c]]
     split = [([u for u in kept if speakers[u] not in f], [u for u in kept if speakers[u] in f]) for f in folds]
-    tasks = [(i * len(folds) + k, path, view, settings, train, test, label_key, priors)
-             for k, (train, test) in enumerate(split) for i, (_, view, settings) in enumerate(usable)]
-    accuracy = np.zeros((len(usable), len(folds)))
-    workers = max(1, min(jobs or len(os.sched_getaffinity(0)), len(tasks)))
-    with tqdm(total=len(tasks), unit="fit", desc="select", disable=None if progress is None else not progress,
-              leave=False) as bar, parallel_map(_fit_fold, tasks, jobs) as results:
-        took = np.zeros(len(usable))
-        for n, (index, acc, seconds) in enumerate(results, 1):
-            accuracy[index // len(folds), index % len(folds)] = acc
-            took[index // len(folds)] += seconds
-            if n == len(usable) and on_estimate is not None:  # every configuration met once: the rest measured
-                on_estimate(took.sum() * (len(folds) - 1) / workers)
-            bar.update()
+    accuracy = grid_accuracy(path, split, usable, label_key=label_key, priors=priors, jobs=jobs, progress=progress,
+                             on_estimate=on_estimate)
     chosen = one_standard_error(accuracy)
     name, view, settings = usable[chosen]
     report = SelectionReport([u[0] for u in usable], folds, accuracy, chosen, skipped=skipped)

@@ -11,7 +11,8 @@
 #         MAP and ML enrolment, and i-vectors from the same UBM; all test takes as trials),
 #         7 verification table; 8 (not run by default: about 20 minutes) choosing per corpus, nested: for each
 #         speaker, `acoustic-gmm select` on the other five, its choice on the held-out one (plain and adapted),
-#         and the one-GMM model of the plain scikit-learn script beside ours and the script itself.
+#         and the one-GMM model of the plain scikit-learn script beside ours and the script itself; then every
+#         configuration of select's grid on every held-out speaker (recipes/grid_study.py); about 30 minutes.
 # Needs acoustic-gmm on PATH (make demo sets that up).
 set -euo pipefail
 data=../shared/data/fsdd; exp=exp/fsdd; stop_stage=7
@@ -126,4 +127,10 @@ if run 8; then
     echo -n "loso-$spk, the plain scikit-learn script: "
     python "$here/../sklearn_baseline.py" "$exp/data/all" "$exp/data/all" "$exp/data/loso/$spk.train" "$fold"
   done
+  # every configuration of select's grid on every held-out speaker, beside what select saw (recipes/choose_defaults.py)
+  splits=(); selected=()
+  for fold in "$exp"/data/loso/*.test; do
+    spk=$(basename "$fold" .test); splits+=(--split "$exp/data/loso/$spk.train" "$fold"); selected+=("$exp/select/$spk/models.h5")
+  done
+  python "$here/../grid_study.py" "$exp/raw20.h5" "${splits[@]}" --selected "${selected[@]}" --out "$exp/select/grid_study.json" $jobs
 fi

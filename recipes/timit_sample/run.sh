@@ -11,7 +11,8 @@
 #         7 scoring (GMM-UBM top-5 and exact; i-vectors cosine and PLDA), 8 results table;
 # 9 (not run by default) choosing per corpus: `acoustic-gmm select` on the 12 training speakers (20 ms of context,
 #         priors), its choice on the test speakers beside the fixed defaults and the recipe's 3 slices x 8; the
-#         one-GMM model of the plain scikit-learn script beside ours and the script itself.
+#         one-GMM model of the plain scikit-learn script beside ours and the script itself; every configuration of
+#         select's grid on the test speakers (recipes/grid_study.py).
 set -euo pipefail
 data=../shared/data/timit_sample; exp=exp/timit; stop_stage=8
 here=$(cd "$(dirname "$0")" && pwd)
@@ -138,4 +139,8 @@ if run 9; then
   done
   echo -n "the plain scikit-learn script: "
   python "$here/../sklearn_baseline.py" "$exp/data/phones_train" "$exp/data/phones_test"
+  # every configuration of select's grid on the test speakers, beside what select saw (recipes/choose_defaults.py)
+  python "$here/../grid_study.py" "$exp/phones_train_raw20.h5" --split "$exp/data/phones_train/utt2spk" \
+    "$exp/data/phones_test/utt2spk" --test-feats "$exp/phones_test_raw20.h5" --priors --selected "$d/models.h5" \
+    --out "$d/grid_study.json" $jobs
 fi
