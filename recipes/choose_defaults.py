@@ -2,10 +2,12 @@
 """The package's fixed defaults, for users who do not run `acoustic-gmm select`, by evidence across corpora.
 
 Each corpus's grid study (recipes/grid_study.py, run by a recipe stage) holds every configuration of select's
-grid with its development accuracy (select's speaker-held-out folds, training speakers only) and its accuracy
-on the test speakers.  A default has to serve every corpus, so the choice minimises the largest loss of
-development accuracy to each corpus's own best configuration (ties: the better mean); the test columns show
-what that costs on speakers no choice saw.
+grid with its development accuracy (on each of select's speaker-held-out folds: training speakers only) and its
+accuracy on the test speakers.  A default has to serve every corpus: a configuration's cost is its largest loss
+of mean development accuracy to a corpus's own best configuration.  As in `select`, the earliest configuration
+of the grid (today's defaults first) whose cost is within one standard error of the smallest is kept: the
+standard error of its development accuracy's paired difference to the cheapest configuration's, over the folds
+of the corpus where it loses most.  The test columns show what the choice costs on speakers no choice saw.
 
     python recipes/choose_defaults.py exp/fsdd/select/grid_study.json exp/timit/select/grid_study.json \
         exp/fsdd_speed/grid_study.json
@@ -19,29 +21,42 @@ import numpy as np
 
 
 def load(path):
+    """(names, development folds (configurations, folds over every split), mean test accuracy per configuration)."""
     study = json.loads(Path(path).read_text())
-    dev = np.mean(study["development"], axis=0)
-    test = np.mean(study["test"], axis=0)
-    return dict(zip(study["configurations"], zip(dev, test)))
+    folds = np.concatenate([np.asarray(d) for d in study["development"]], axis=1)
+    return study["configurations"], folds, np.mean(study["test"], axis=0)
 
 
 def main():
-    corpora = {Path(p).parent.name if Path(p).parent.name != "select" else Path(p).parent.parent.name: load(p)
-               for p in sys.argv[1:]}
-    names = [c for c in next(iter(corpora.values())) if all(c in s for s in corpora.values())]
-    best = {k: max(s[c][0] for c in names) for k, s in corpora.items()}
-    best_test = {k: max(s[c][1] for c in names) for k, s in corpora.items()}
-    loss = {c: max(best[k] - s[c][0] for k, s in corpora.items()) for c in names}
-    mean = {c: np.mean([s[c][0] for s in corpora.values()]) for c in names}
-    head = "".join(f" {k + ' dev':>16} {k + ' test':>16}" for k in corpora)
+    corpora = {}
+    for p in sys.argv[1:]:
+        parent = Path(p).parent
+        corpora[parent.parent.name if parent.name == "select" else parent.name] = load(p)
+    names = next(iter(corpora.values()))[0]
+    if any(c[0] != names for c in corpora.values()):
+        sys.exit("the studies ran different grids")
+    dev = {k: f.mean(axis=1) for k, (_, f, _) in corpora.items()}
+    loss = np.array([dev[k].max() - dev[k] for k in corpora])       # (corpora, configurations)
+    cost = loss.max(axis=0)
+    cheapest = int(np.argmin(cost))
+    chosen = None
+    for i in range(len(names)):
+        worst = int(np.argmax(loss[:, i]))
+        folds = list(corpora.values())[worst][1]
+        diff = folds[i] - folds[cheapest]
+        se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
+        if cost[i] - cost[cheapest] <= se + 1e-12:
+            chosen = i
+            break
+    head = "".join(f" {k + ' dev':>15} {k + ' test':>15}" for k in corpora)
     print(f"{'configuration':<42}{head} {'worst dev loss':>15}")
-    for c in sorted(names, key=lambda c: (loss[c], -mean[c])):
-        cells = "".join(f" {100 * s[c][0]:16.2f} {100 * s[c][1]:16.2f}" for s in corpora.values())
-        print(f"{c:<42}{cells} {100 * loss[c]:15.2f}")
-    chosen = min(names, key=lambda c: (loss[c], -mean[c]))
-    print(f"\nchosen: {chosen} (largest development loss to a corpus's best: {100 * loss[chosen]:.2f} points; on the "
-          "test speakers: " + ", ".join(f"{k} {100 * (best_test[k] - s[chosen][1]):.2f}" for k, s in corpora.items())
-          + " points below the best configuration there)")
+    for i in sorted(range(len(names)), key=lambda i: cost[i]):
+        cells = "".join(f" {100 * dev[k][i]:15.2f} {100 * t[i]:15.2f}" for k, (_, _, t) in corpora.items())
+        print(f"{names[i]:<42}{cells} {100 * cost[i]:15.2f}" + ("  <- chosen" if i == chosen else ""))
+    print(f"\nsmallest worst loss: {names[cheapest]} ({100 * cost[cheapest]:.2f} points); chosen: {names[chosen]} "
+          f"({100 * cost[chosen]:.2f}); on the test speakers the choice is "
+          + ", ".join(f"{k} {100 * (t.max() - t[chosen]):.2f}" for k, (_, _, t) in corpora.items())
+          + " points below each corpus's best configuration there")
 
 
 if __name__ == "__main__":

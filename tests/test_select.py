@@ -115,3 +115,17 @@ def test_grid_accuracy_scores_a_test_archive_of_its_own(tmp_path):
             ms = train_model_set(train, ids=ids, view=view, jobs=1, progress=False, reject_quantile=None, **settings)
             assert acc[i, k] == evaluate(ms, test, ids=test_ids)["accuracy"]
     assert acc[0, 0] > acc[1, 0]  # unseen speakers' offsets: per-speaker CMVN wins on them too
+
+
+def test_short_segments_put_the_slice_defaults_first(tmp_path):
+    """Phone-length utterances: train_model_set's defaults are fixed slices, so a tie in select keeps those."""
+    from acoustic_gmm.classes._select import GRID as FULL
+
+    rng = np.random.default_rng(1)
+    items = [(f"s{s}_c{c}_{k}", (rng.normal(size=(8, 13)) + 2.0 * c).astype(np.float32), f"c{c}", f"s{s}",
+              np.ones(8, bool)) for s in range(3) for c in range(2) for k in range(4)]
+    write_features(tmp_path / "short.h5", items, config=MfccConfig(n_mfcc=13, n_mels=20, deltas=0),
+                   sample_rate=8000, raw=True)
+    ms, report = select_model_set(tmp_path / "short.h5", jobs=1, progress=False)
+    assert report.names[0] == "speaker 3 slices x 8 floor 0.3 13 cepstra" and len(report.names) == 12
+    assert report.names[1:] == [n for n, v, t in FULL if v.get("n_mfcc") == 13 and n != report.names[0]]

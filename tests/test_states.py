@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,33 @@ def test_hmm_states_and_mmi_train_on_the_engines_updates(monkeypatch):
     train_chain(utts, 2, 1, n_iter=2, method="baum-welch", dtype="float64")
     assert len(calls) == 2 * 2  # every state, every iteration: the engine's update
     assert sum(calls[:2]) == pytest.approx(6 * 18)  # over the states' expected frames, which add to all frames
+
+
+def _lengths_archive(path, n_frames):
+    """Two classes of utterances of ``n_frames`` frames each (a raw archive)."""
+    from acoustic_gmm.features import MfccConfig
+    from acoustic_gmm.storage import write_features
+
+    rng = np.random.default_rng(0)
+    items = [(f"{c}_{k}", (rng.normal(size=(n_frames, 4)) + 2.0 * i).astype(np.float32), c, f"s{k % 3}",
+              np.ones(n_frames, bool)) for i, c in enumerate("ab") for k in range(12)]
+    write_features(path, items, config=MfccConfig(n_mfcc=4, n_mels=8, deltas=0), sample_rate=8000, raw=True)
+    return path
+
+
+def test_short_utterances_get_fixed_slices_by_default_and_say_so(tmp_path):
+    """Phone segments (median under 5 frames a state) train 3 fixed slices unless states or slices are asked for."""
+    from acoustic_gmm.classes import SHORT_FRAMES_PER_STATE, train_model_set
+
+    short = _lengths_archive(tmp_path / "short.h5", 3 * SHORT_FRAMES_PER_STATE - 1)
+    with pytest.warns(UserWarning, match=r"short.h5: short utterances \(median 14 frames\): 3 fixed slices of 2 "
+                                         r"Gaussians a class instead of 3 HMM states \(give states= or slices= to"):
+        ms = train_model_set(short, n_components=2, jobs=1, progress=False, reject_quantile=None)
+    assert ms.n_slices == 3 and ms.log_trans is None and ms.metadata["states"] is None
+    asked = train_model_set(short, n_components=2, states=3, jobs=1, progress=False, reject_quantile=None)
+    assert asked.log_trans is not None and asked.metadata["states"] == "baum-welch"
+    long = _lengths_archive(tmp_path / "long.h5", 3 * SHORT_FRAMES_PER_STATE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # words: the HMM states, without a word
+        ms = train_model_set(long, n_components=2, jobs=1, progress=False, reject_quantile=None)
+    assert ms.log_trans is not None and ms.metadata["states"] == "baum-welch"

@@ -21,5 +21,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_states": ['train_chain'],
     "_select": ['GRID', 'MAX_FOLDS', 'MIN_SPEAKERS', 'SelectionReport', 'grid_accuracy', 'one_standard_error',
                 'select_model_set', 'speaker_folds'],
-    "_training": ['DEFAULT_COMPONENTS', 'DEFAULT_STATES', 'class_structure', 'train_model_set'],
+    "_training": ['DEFAULT_COMPONENTS', 'DEFAULT_STATES', 'SHORT_FRAMES_PER_STATE', 'class_structure',
+                  'train_model_set'],
 })

@@ -128,8 +128,8 @@ if run 9; then
   acoustic-gmm select --overwrite "$exp/phones_train_raw20.h5" --priors --out "$d/models.h5" $jobs > "$d/selection.txt"
   echo -n "select ($(tail -1 "$d/selection.txt" | sed 's/.*h5: //; s/, [0-9]* classes.*//')): "
   acoustic-gmm evaluate --overwrite "$d/models.h5" "$exp/phones_test_raw20.h5" --metrics "$d/metrics.json"
-  # the fixed defaults and the recipe's choice (13 cepstra, priors), and the plain script's model (no context, no
-  # priors: the script's frames are the segment's own)
+  # the fixed defaults (3 fixed slices for these short segments) and the recipe's choice (13 cepstra, priors), and the
+  # plain script's model (no context, no priors: the script's frames are the segment's own)
   for system in "defaults:raw20:--n-mfcc 13 --priors" "slices:raw20:--n-mfcc 13 --slices 3 -k 8 --priors" \
                 "gmm:raw20_noctx:--cmvn meanvar --slices 1 -k 16"; do
     name=${system%%:*}; feats=${system#*:}; options=${feats#*:}; feats=${feats%%:*}; mkdir -p "$d/$name"
