@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "acoustic_gmm"
 # The layers, lowest first, as the data flows: audio -> features -> archive -> statistics -> model -> scores ->
 # decisions.  A module may import from its own layer and the layers below; class models and speaker recognition
 # sit side by side above the engine and know nothing of each other.
-LAYERS = {"errors": 0, "features": 1, "storage": 2, "gmm": 3, "classes": 4, "speaker": 4, "interop": 5, "cli": 6}
+LAYERS = {"errors": 0, "features": 1, "storage": 2, "gmm": 3, "transforms": 4, "classes": 5, "speaker": 5, "interop": 6,
+          "cli": 7}
 MODULES = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
                  for p in PACKAGE.rglob("*.py"))
 MAX_LINES = 600
