@@ -13,7 +13,7 @@ import lazy_loader
 # the public names, each from the module that defines it; imported on first use, so that importing one
 # name does not import the whole layer (the CLI starts in a fraction of a second)
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "_adapt": ['adapt_model_set'],
+    "_adapt": ['ADAPT_TRANSFORMS', 'adapt_model_set'],
     "_evaluation": ['classify', 'confusion_png', 'confusion_text', 'evaluate', 'load_inputs', 'score_by_speaker', 'write_metrics'],
     "_hmm": ['ChainHMM', 'forward_backward', 'score_utterance', 'viterbi'],
     "_mmi": ['MMIHistory', 'mmi_objective', 'mmi_stats', 'mmi_update', 'train_mmi', 'train_mmi_from_archive'],

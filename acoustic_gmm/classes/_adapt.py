@@ -13,6 +13,10 @@ classify again:
   and an offset per feature).
 * **MAP** of the means (Gauvain & Lee, 1994), from the transformed models: each Gaussian moves
   further towards the speaker's frames in proportion to its occupancy ``n / (n + r)``.
+* or, with ``transform="fmllr"``, **fMLLR** (Gales, 1998) in place of MLLR: one affine map of the speaker's
+  frames towards the models (:mod:`acoustic_gmm.transforms`), re-estimated each iteration from the last
+  (EM), then MAP on the mapped frames.  The adapted set then carries the map in ``metadata["fmllr"]``
+  (D, D + 1) and scores frames only after it; the scores include its ``log |det A|`` per frame.
 
 Both re-estimate from the original models each iteration, with the labels of the previous
 one, until no label changes (a fixed point: the same labels give the same models) or
@@ -44,8 +48,12 @@ from ..errors import DataError, ParameterError, check_frames
 from ..gmm._model import DiagGMM
 from ..gmm._stats import accumulate
 from ..gmm._update import map_update
+from ..transforms._fmllr import FmllrStats, apply_fmllr, estimate_fmllr
 
-__all__ = ["adapt_model_set"]
+__all__ = ["adapt_model_set", "ADAPT_TRANSFORMS"]
+
+
+ADAPT_TRANSFORMS = ("mllr", "fmllr")   # moving the models' means, or the speaker's frames
 
 
 ITERATIONS = 10          # at most; adaptation stops earlier once the labels no longer change
@@ -116,14 +124,32 @@ def transform_means(model: DiagGMM, W: np.ndarray, centre: np.ndarray) -> DiagGM
     return DiagGMM(model.weights, centre + xi @ W.T, model.variances, dtype=model.dtype)
 
 
-def _by_model(model_set, utterances, labels):
-    """``{(class, slice): frames}``: every utterance's frames, aligned to its label's slices or HMM states."""
+def _by_model(model_set, utterances, labels, align_frames=None):
+    """``{(class, slice): frames}``: every utterance's frames, aligned to its label's slices or HMM states
+    (the alignment made on ``align_frames``, the same utterances as currently mapped, when given)."""
     parts: dict[tuple, list] = {}
-    for u, label in zip(utterances, labels):
-        states = model_set.align(u, label)
+    for i, (u, label) in enumerate(zip(utterances, labels)):
+        states = model_set.align(u if align_frames is None else align_frames[i], label)
         for s in np.unique(states):
             parts.setdefault((label, int(s)), []).append(u[states == s])
     return {key: np.concatenate(p) for key, p in parts.items()}
+
+
+def fmllr_once(model_set, utterances, labels, W=None):
+    """The speaker's fMLLR map ``W`` (D, D + 1) given labels, one EM step from ``W`` (None: the identity):
+    frames aligned and Gaussians' responsibilities taken under ``W``, the map re-estimated from the raw frames.
+    Full from ``FULL_FRAMES_PER_ROW * (D + 1)`` frames, diagonal from ``MIN_FRAMES``, None below (as MLLR)."""
+    mapped = utterances if W is None else [apply_fmllr(W, u) for u in utterances]
+    aligned = _by_model(model_set, utterances, labels, mapped)
+    d = model_set.n_features
+    stats = FmllrStats(d)
+    for (c, s), X in aligned.items():
+        model = model_set.models[c][s]
+        stats.add(model, X, model.posteriors(X if W is None else apply_fmllr(W, X)))
+    if stats.beta < MIN_FRAMES:
+        return W
+    kind = "full" if stats.beta >= FULL_FRAMES_PER_ROW * (d + 1) else "diag"
+    return estimate_fmllr(stats, kind=kind, W=W, iterations=3)
 
 
 def adapt_once(model_set, utterances, labels, *, align=None, mllr: bool = True, relevance: float | None = 16.0):
@@ -148,13 +174,14 @@ def adapt_once(model_set, utterances, labels, *, align=None, mllr: bool = True, 
 
 
 def adapt_model_set(model_set, utterances, *, iterations: int = ITERATIONS, mllr: bool = True,
-                    relevance: float | None = 16.0):
+                    relevance: float | None = 16.0, transform: str = "mllr"):
     """Adapt a model set to one speaker's unlabelled utterances; returns ``(adapted, scores)``.
 
     Classifies the utterances, adapts (MLLR of all means, then MAP with relevance ``relevance``;
     either can be switched off with ``mllr=False`` / ``relevance=None``) from those labels, and
     repeats, each time from the original models, until an adaptation changes no label or after
-    ``iterations`` adaptations.  ``scores`` are the
+    ``iterations`` adaptations.  ``transform="fmllr"`` maps the speaker's frames instead of moving the means
+    (then ``mllr`` is not used; the map is in the adapted set's ``metadata["fmllr"]``).  ``scores`` are the
     utterances' :class:`~acoustic_gmm.classes.Scores` under ``adapted``.  The more utterances,
     the better: a transform needs ``MIN_FRAMES`` frames; below that only MAP moves the models.
 
@@ -176,18 +203,41 @@ def adapt_model_set(model_set, utterances, *, iterations: int = ITERATIONS, mllr
         raise ParameterError(f"relevance must be >= 0 or None, got {relevance!r}")
     if relevance == float("inf"):  # an infinite relevance leaves the means where MLLR put them: no MAP pass
         relevance = None
-    if not mllr and relevance is None:
+    if transform not in ADAPT_TRANSFORMS:
+        raise ParameterError(f"transform must be one of {ADAPT_TRANSFORMS}, got {transform!r}")
+    if not mllr and relevance is None and transform == "mllr":
         raise ParameterError("nothing to adapt: give mllr=True, a relevance, or both")
     utterances = [check_frames(u, n_features=model_set.n_features, what=f"utterance {i}")
                   for i, u in enumerate(utterances)]
     if not utterances:
         raise DataError("nothing to adapt to: the list of utterances is empty")
+    if transform == "fmllr":
+        return _adapt_fmllr(model_set, utterances, iterations, relevance)
     adapted, scores = model_set, model_set.score(utterances)
     labels = scores.predict()
     for _ in range(iterations):
         adapted = adapt_once(model_set, utterances, labels, align=None if adapted is model_set else adapted,
                              mllr=mllr, relevance=relevance)
         scores = adapted.score(utterances)
+        labels, previous = scores.predict(), labels
+        if labels == previous:
+            break
+    return adapted, scores
+
+
+def _adapt_fmllr(model_set, utterances, iterations, relevance):
+    """:func:`adapt_model_set` with an fMLLR map of the frames, then MAP on the mapped frames."""
+    adapted, scores, W = model_set, model_set.score(utterances), None
+    labels = scores.predict()
+    for _ in range(iterations):
+        W = fmllr_once(model_set, utterances, labels, W)
+        mapped = utterances if W is None else [apply_fmllr(W, u) for u in utterances]
+        adapted = adapt_once(model_set, mapped, labels, mllr=False, relevance=relevance) if relevance is not None \
+            else model_set.with_models(model_set.models)
+        scores = adapted.score(mapped)
+        if W is not None:  # the Jacobian: the same for every class, so it changes no decision
+            scores.total += scores.n_frames[:, None] * np.linalg.slogdet(W[:, :-1])[1]
+            adapted.metadata["fmllr"] = W.tolist()
         labels, previous = scores.predict(), labels
         if labels == previous:
             break

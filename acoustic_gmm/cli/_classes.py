@@ -115,7 +115,10 @@ def select(feats, utts, priors, reject_quantile, jobs, out):
 
 
 def adapt_options(func):
-    """--adapt, --adapt-iterations, --relevance: unsupervised speaker adaptation before scoring."""
+    """--adapt, --adapt-transform, --adapt-iterations, --relevance: unsupervised speaker adaptation before scoring."""
+    func = click.option("--adapt-transform", type=click.Choice(["mllr", "fmllr"]), default=None,
+                        help="move the models' means (mllr) or map the speaker's frames (fmllr), then MAP "
+                             "[default: mllr]")(func)
     func = click.option("--relevance", "-r", type=click.FloatRange(min=0), default=16.0, show_default=True,
                         help="MAP relevance factor of the adaptation ('inf': MLLR only)")(func)
     func = click.option("--adapt-iterations", type=click.IntRange(min=1), default=None,
@@ -126,10 +129,11 @@ def adapt_options(func):
                              "before the final classification")(func)
 
 
-def adapt_settings(adapt, adapt_iterations, relevance) -> dict | None:
+def adapt_settings(adapt, adapt_iterations, relevance, adapt_transform=None) -> dict | None:
     if not adapt:
         return None
-    return {"relevance": relevance} | ({} if adapt_iterations is None else {"iterations": adapt_iterations})
+    given = {"iterations": adapt_iterations, "transform": adapt_transform}
+    return {"relevance": relevance} | {k: v for k, v in given.items() if v is not None}
 
 
 @click.command()
@@ -142,7 +146,8 @@ def adapt_settings(adapt, adapt_iterations, relevance) -> dict | None:
 @adapt_options
 @errors_to_messages
 @writes(("metrics_path", "confusion",), ("models", "feats", "utts"))
-def evaluate(models, feats, utts, metrics_path, confusion, show_confusion, adapt, adapt_iterations, relevance):
+def evaluate(models, feats, utts, metrics_path, confusion, show_confusion, adapt, adapt_iterations, relevance,
+             adapt_transform):
     """Accuracy of a model set on a labelled feature archive.
 
     With --adapt the models are adapted, without labels, to each test speaker (the archive's
@@ -152,7 +157,8 @@ def evaluate(models, feats, utts, metrics_path, confusion, show_confusion, adapt
     from ..classes._evaluation import evaluate as run
     from ..classes._model_set import ModelSet
 
-    m = run(ModelSet.load(models), feats, id_list(utts), adapt=adapt_settings(adapt, adapt_iterations, relevance))
+    m = run(ModelSet.load(models), feats, id_list(utts),
+            adapt=adapt_settings(adapt, adapt_iterations, relevance, adapt_transform))
     if metrics_path:
         write_metrics(m, metrics_path)
     if confusion:
@@ -176,7 +182,8 @@ def evaluate(models, feats, utts, metrics_path, confusion, show_confusion, adapt
                    "are normalised together, as that speaker's utterances were in training")
 @adapt_options
 @errors_to_messages
-def classify(models, inputs, top, as_json, reject, jobs, one_speaker, adapt, adapt_iterations, relevance):
+def classify(models, inputs, top, as_json, reject, jobs, one_speaker, adapt, adapt_iterations, relevance,
+             adapt_transform):
     """Classify audio files (or every utterance of a feature archive) with a model set.
 
     Audio is turned into features with the configuration the models were trained on.
@@ -197,7 +204,7 @@ def classify(models, inputs, top, as_json, reject, jobs, one_speaker, adapt, ada
     ids, feats, speakers, problems = load_inputs(ms, inputs, jobs=jobs, one_speaker=one_speaker or adapt)
     if feats:
         for r in run(ms, ids, feats, speakers, top=top, reject=reject,
-                     adapt=adapt_settings(adapt, adapt_iterations, relevance)):
+                     adapt=adapt_settings(adapt, adapt_iterations, relevance, adapt_transform)):
             click.echo(json.dumps(r) if as_json else f"{r['id']}\t{r['label']}\t{r['score']:.2f}\t"
                        + " ".join(f"{c}:{v:.1f}" for c, v in r["top"]))
     for utt, reason in problems:
