@@ -15,6 +15,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_adapt": ['ADAPT_TRANSFORMS', 'adapt_model_set'],
     "_evaluation": ['classify', 'confusion_png', 'confusion_text', 'evaluate', 'load_inputs', 'score_by_speaker', 'write_metrics'],
+    "_lda_mllt": ['CONTEXT', 'MLLT_PASSES', 'train_lda_mllt'],
     "_hmm": ['ChainHMM', 'forward_backward', 'score_utterance', 'viterbi'],
     "_mmi": ['MMIHistory', 'mmi_objective', 'mmi_stats', 'mmi_update', 'train_mmi', 'train_mmi_from_archive'],
     "_model_set": ['ModelSet', 'Scores', 'UNKNOWN', 'slice_of_frames', 'split_slices'],

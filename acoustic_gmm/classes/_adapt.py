@@ -42,6 +42,8 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..errors import DataError, ParameterError, check_frames
@@ -207,10 +209,15 @@ def adapt_model_set(model_set, utterances, *, iterations: int = ITERATIONS, mllr
         raise ParameterError(f"transform must be one of {ADAPT_TRANSFORMS}, got {transform!r}")
     if not mllr and relevance is None and transform == "mllr":
         raise ParameterError("nothing to adapt: give mllr=True, a relevance, or both")
+    if not len(utterances):
+        raise DataError("nothing to adapt to: the list of utterances is empty")
+    if model_set.transform is not None:  # adapt in the models' own space, then hand the transform back
+        inner = dataclasses.replace(model_set, transform=None)
+        adapted, scores = adapt_model_set(inner, model_set.inputs(utterances), iterations=iterations, mllr=mllr,
+                                          relevance=relevance, transform=transform)
+        return dataclasses.replace(adapted, transform=model_set.transform), scores
     utterances = [check_frames(u, n_features=model_set.n_features, what=f"utterance {i}")
                   for i, u in enumerate(utterances)]
-    if not utterances:
-        raise DataError("nothing to adapt to: the list of utterances is empty")
     if transform == "fmllr":
         return _adapt_fmllr(model_set, utterances, iterations, relevance)
     adapted, scores = model_set, model_set.score(utterances)

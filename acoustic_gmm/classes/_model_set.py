@@ -100,6 +100,7 @@ class ModelSet:
     metadata: dict = field(default_factory=dict)
     sample_rate: int | None = None             # of the training audio: new audio must match or be resampled
     log_trans: dict | None = None              # HMM states: {class: (n_states, 2) log stay / move}; None: slices
+    transform: object = None                   # a FeatureTransform the frames go through first (LDA + MLLT)
 
     def __post_init__(self):
         if not self.models:
@@ -135,6 +136,17 @@ class ModelSet:
         return next(iter(self.models.values()))[0].n_features
 
     @property
+    def n_inputs(self) -> int:
+        """Features per frame of what the set scores: its transform's input, or the models' own dimension."""
+        return self.n_features if self.transform is None else self.transform.n_in
+
+    def inputs(self, utterances) -> list[np.ndarray]:
+        """The utterances checked (``n_inputs`` features) and mapped through the transform: what the models see."""
+        utterances = [check_frames(u, n_features=self.n_inputs, what=f"utterance {i}")
+                      for i, u in enumerate(utterances)]
+        return utterances if self.transform is None else [self.transform.apply(u) for u in utterances]
+
+    @property
     def centre(self) -> np.ndarray:
         """The weighted mean of every model's means (n_features,): a reference point shared by all classes."""
         return self._stacked()[0].centre
@@ -159,9 +171,8 @@ class ModelSet:
         return out.reshape(len(X), len(self.classes), self.n_slices)
 
     def score(self, utterances) -> Scores:
-        """Score a list of utterances (each an (n_frames, D) array) against every class."""
-        utterances = [check_frames(u, n_features=self.n_features, what=f"utterance {i}")
-                      for i, u in enumerate(utterances)]
+        """Score a list of utterances (each an (n_frames, n_inputs) array) against every class."""
+        utterances = self.inputs(utterances)
         if not utterances:
             raise DataError("nothing to score: the list of utterances is empty")
         lengths = np.array([len(u) for u in utterances])
@@ -187,6 +198,7 @@ class ModelSet:
         best path, all classes in one Viterbi pass (equal slices for an utterance shorter than the chain, which
         has no path).  The one aligner: MMI and adaptation both use it."""
         classes = self.classes if classes is None else list(classes)
+        utterances = self.inputs(utterances)
         lengths = [len(u) for u in utterances]
         slices = np.concatenate([slice_of_frames(n, self.n_slices) for n in lengths])
         parts = np.repeat(slices[:, None], len(classes), axis=1)
@@ -255,7 +267,8 @@ class ModelSet:
                 "log_trans": None if self.log_trans is None else
                 {c: np.asarray(t, dtype=np.float64).tolist() for c, t in self.log_trans.items()},
                 "feature_config": None if self.config is None else self.config.to_dict(),
-                "sample_rate": self.sample_rate, **self.metadata}
+                "sample_rate": self.sample_rate, **self.metadata,
+                "feature_transform": None if self.transform is None else self.transform.to_dict()}
         arrays = frontend_arrays(self.config, self.sample_rate) if self.config and self.sample_rate else None
         save_models(path, named, metadata=meta, arrays=arrays)
 
@@ -317,8 +330,20 @@ class ModelSet:
             config = MfccConfig.from_dict(cfg) if cfg else None
         except (ParameterError, TypeError) as exc:
             raise bad("feature_config", f"is not a feature configuration ({exc})") from None
+        transform = meta.get("feature_transform")
+        if transform is not None:
+            from ..transforms._feature_transform import FeatureTransform
+
+            try:
+                transform = FeatureTransform.from_dict(transform)
+            except (ParameterError, AttributeError) as exc:
+                raise bad("feature_transform", f"is not a feature transform ({exc})") from None
+            if transform.n_out != next(iter(models.values()))[0].n_features or (
+                    config is not None and transform.n_in != config.n_features):
+                raise bad("feature_transform", f"maps {transform.n_in} features to {transform.n_out}, which does not "
+                                               f"fit the feature configuration and the models")
         known = {"kind", "label_key", "classes", "n_slices", "log_priors", "reject_threshold", "feature_config",
-                 "sample_rate", "log_trans"}
+                 "sample_rate", "log_trans", "feature_transform"}
         extra = {k: v for k, v in meta.items() if k not in known}
         if config is not None and rate:
             arrays = load_arrays(path)
@@ -329,7 +354,7 @@ class ModelSet:
                     raise ModelFileError(f"{path}: arrays: {exc}") from None
         try:
             return cls(models, label_key, config, log_priors, None if threshold is None else float(threshold),
-                       extra, rate, log_trans)
+                       extra, rate, log_trans, transform)
         except ParameterError as exc:  # the models disagree with each other, or the transitions are not valid
             raise ModelFileError(f"{path}: {exc}") from None
 
@@ -340,9 +365,9 @@ def _finite_number(x) -> bool:
 
 def check_compatible(model_set: ModelSet, archive) -> None:
     """Features and models must agree on dimension and front-end configuration."""
-    if archive.n_features != model_set.n_features:
+    if archive.n_features != model_set.n_inputs:
         raise DataError(f"{archive.path} has {archive.n_features}-dimensional features but the models expect "
-                        f"{model_set.n_features}")
+                        f"{model_set.n_inputs}")
     if model_set.config is not None and archive.config != model_set.config:
         from ..features._config import config_differences
 

@@ -45,16 +45,20 @@ def class_frames(archive, label_key: str, ids=None) -> dict[str, list[np.ndarray
 def _fit_class(task):
     """Train one class's models; runs in a worker, which reads the class's frames from the archive itself
     (the parent sends a path and ids, not frames)."""
-    label, path, view, ids, n_components, n_slices, gmm_params, states = task
+    label, path, view, ids, n_components, n_slices, gmm_params, states, transform = task
     from ..gmm._estimator import GMM
     from ..storage._archive import FeatureArchive
+
+    def read(fa, ids):
+        utts = fa.utterances(ids)
+        return utts if transform is None else [transform.apply(u) for u in utts]
 
     models, notes = [], []
     if states is not None:  # an HMM chain of n_slices states, trained by Viterbi or Baum-Welch
         from ._states import train_chain
 
         with FeatureArchive(path, view=view) as fa:
-            utts = [u for u in fa.utterances(ids) if len(u) >= n_slices]
+            utts = [u for u in read(fa, ids) if len(u) >= n_slices]
         if len(utts) < len(ids):
             notes.append(f"class {label!r}: {len(ids) - len(utts)} utterance(s) shorter than {n_slices} frames "
                          f"left out of training")
@@ -68,14 +72,17 @@ def _fit_class(task):
                                       if p in gmm_params})
         return label, (list(chain.states), chain.log_trans), notes
     with FeatureArchive(path, view=view) as fa:
-        if n_slices == 1:  # the frames as they are stored: read into memory or streamed, as GMM.fit decides
+        if n_slices == 1 and transform is None:  # the frames as stored: in memory or streamed, as GMM.fit decides
             parts = [fa.subset(ids)]
+        elif n_slices == 1:
+            parts = [np.concatenate(read(fa, ids))]
         else:
             per_slice = [[] for _ in range(n_slices)]
-            for u in fa.utterances(ids):
+            for u in read(fa, ids):
                 for s, part in enumerate(split_slices(u, n_slices)):
                     per_slice[s].append(part)
-            parts = [np.concatenate(p) if p else np.zeros((0, fa.n_features), np.float32) for p in per_slice]
+            width = fa.n_features if transform is None else transform.n_out
+            parts = [np.concatenate(p) if p else np.zeros((0, width), np.float32) for p in per_slice]
         for s, X in enumerate(parts):
             n = len(X) if isinstance(X, np.ndarray) else X.n_frames_total
             k = n_components
@@ -151,7 +158,7 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
                     states: int | None = None, slices: int | None = None, state_training: str = "baum-welch",
                     ids=None, priors: bool = False, reject_quantile: float | None = 0.05, jobs: int | None = None,
                     progress: bool | None = None, var_floor: float = VAR_FLOOR, view=None, out=None,
-                    **gmm_params) -> ModelSet:
+                    transform=None, **gmm_params) -> ModelSet:
     """Train every class's models from a feature archive (a path or a FeatureArchive): ``acoustic-gmm train``.
 
     By default each class is a left-to-right HMM of ``states=3`` emitting states of ``n_components=8`` Gaussians,
@@ -173,6 +180,9 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
     ``view`` reads a raw archive with another normalisation than it was extracted with (a dict of ``cmvn``,
     ``vad``, ``n_mfcc``, ``deltas``: see :class:`~acoustic_gmm.storage.FeatureArchive`); the models record it,
     and evaluation reads any archive with it.
+
+    ``transform`` (a :class:`~acoustic_gmm.transforms.FeatureTransform`) trains on frames mapped through it, and
+    the models keep it; :func:`acoustic_gmm.classes.train_lda_mllt` estimates one (spliced frames, LDA, MLLT).
 
     ``out``, the file the models are for (the caller saves them there), has its device's free space checked
     against the models' size once the classes are known, before any training
@@ -211,7 +221,8 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
             check_free_space(out, len(groups) * n_slices * (n_components * (2 * fa.n_features + 1) * 8 + 2048),
                              what=f"the models of {len(groups)} classes")
     states = state_training if n_states is not None else None  # what the workers and the metadata call it
-    tasks = [(c, source, config, groups[c], n_components, n_slices, gmm_params, states) for c in sorted(groups)]
+    tasks = [(c, source, config, groups[c], n_components, n_slices, gmm_params, states, transform)
+             for c in sorted(groups)]
     models, log_trans = {}, ({} if states else None)
     with parallel_map(_fit_class, tasks, jobs) as results, \
             tqdm(total=len(tasks), unit="class", desc="train", disable=None if progress is None else not progress,
@@ -228,7 +239,7 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
     log_priors = {c: float(np.log(n / sum(counts.values()))) for c, n in counts.items()} if priors else None
     ms = ModelSet(models, label_key, config, log_priors, None,
                   {"n_components": n_components, "trained_on": source, "utterances": counts,
-                   "states": states}, rate, log_trans)
+                   "states": states}, rate, log_trans, transform)
     if reject_quantile is not None:
         train_ids = [u for c in sorted(groups) for u in groups[c]]
         with opened(archive, config) as fa:

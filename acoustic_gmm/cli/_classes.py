@@ -5,6 +5,7 @@ Flags map to :func:`~acoustic_gmm.classes.train_model_set`'s parameters; its def
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import warnings
@@ -36,6 +37,9 @@ __all__ = ['train', 'select', 'adapt_options', 'adapt_settings', 'evaluate', 'cl
 @click.option("--var-floor", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="floor every variance at this share of its class's variance  [default: 0.3, chosen by the "
                    "defaults study (README); the GMM estimator's 0.001 fits the training speakers more closely]")
+@click.option("--lda-mllt", type=click.IntRange(min=1), default=None, metavar="DIM",
+              help="train on static features spliced over +-4 frames, an LDA to at most DIM dimensions and MLLT "
+                   "(the transform goes with the models)")
 @click.option("--mmi", type=click.IntRange(min=0), default=0, show_default=True,
               help="then this many iterations of MMI (extended Baum-Welch) on the training utterances")
 @click.option("--priors/--no-priors", default=False, show_default=True, help="add each class's log frequency")
@@ -49,7 +53,7 @@ __all__ = ['train', 'select', 'adapt_options', 'adapt_settings', 'evaluate', 'cl
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="model set to write (HDF5)")
 @errors_to_messages
 @writes(("out",), ("feats", "utts"))
-def train(feats, label_key, components, slices, init, states, state_training, var_floor, mmi, priors,
+def train(feats, label_key, components, slices, init, states, state_training, var_floor, lda_mllt, mmi, priors,
           reject_quantile, utts, jobs, max_memory, view, out):
     """Train models of every class of a feature archive FEATS.
 
@@ -59,11 +63,13 @@ def train(feats, label_key, components, slices, init, states, state_training, va
     --cmvn, --vad, --n-mfcc and --deltas read FEATS (a raw archive) another way than it was extracted;
     the models record it, and evaluate and classify read their inputs the same way.
     """
+    from ..classes._lda_mllt import train_lda_mllt
     from ..classes._training import train_model_set
 
+    fit = train_model_set if lda_mllt is None else functools.partial(train_lda_mllt, dim=lda_mllt)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        ms = train_model_set(feats, label_key=label_key, n_components=components, states=states, slices=slices,
+        ms = fit(feats, label_key=label_key, n_components=components, states=states, slices=slices,
                              state_training=state_training, ids=id_list(utts), priors=priors, out=out, view=view,
                              reject_quantile=reject_quantile, jobs=jobs, init=init, max_memory=max_memory,
                              **({} if var_floor is None else {"var_floor": var_floor}))
@@ -77,7 +83,7 @@ def train(feats, label_key, components, slices, init, states, state_training, va
     ms.save(out)
     parts = f"{ms.n_slices} HMM state(s) ({state_training})" if ms.log_trans else f"{ms.n_slices} slice(s)"
     click.echo(f"{out}: {len(ms.classes)} classes x {parts} x up to {components} components "
-               f"({label_key}); reject threshold "
+               + (f"on {ms.transform.description} " if ms.transform else "") + f"({label_key}); reject threshold "
                + ("none" if ms.reject_threshold is None else f"{ms.reject_threshold:.4g}"))  # full precision: the file
 
 

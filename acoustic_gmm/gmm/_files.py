@@ -128,11 +128,14 @@ def load_metadata(path) -> dict:
 
 
 def _config_features(path, metadata: dict) -> int | None:
-    """The feature dimension the metadata's ``feature_config`` gives (None without one): models must match it."""
+    """The feature dimension the metadata's ``feature_config`` gives (None without one): models must match it.
+
+    Models trained on transformed frames (a ``feature_transform`` in the metadata: LDA + MLLT) are checked
+    against that transform's output when they are read as a model set, not here."""
     from ..features._config import MfccConfig
 
     cfg = metadata.get("feature_config")
-    if cfg is None:
+    if cfg is None or metadata.get("feature_transform") is not None:
         return None
     if not isinstance(cfg, dict):
         raise ModelFileError(f"{path}: metadata 'feature_config' is {type(cfg).__name__}, expected an object")
