@@ -166,6 +166,15 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def classify_scores(models, *args) -> dict:
+    """``acoustic-gmm classify MODELS ARGS --json``: each input's best score, by the stem of its id."""
+    import json
+
+    result = invoke("classify", models, *args, "--json")
+    assert result.exit_code == 0, result.output
+    return {Path(d["id"]).stem: d["score"] for d in map(json.loads, result.stdout.splitlines())}
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A labelled feature archive (3 classes, 2 speakers), a UBM, enrolled speakers and trials, made by the

@@ -3,19 +3,14 @@ through it (archive, audio files, adaptation, MMI), frames of the wrong kind are
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from acoustic_gmm import DataError
 from acoustic_gmm.classes import ModelSet, evaluate, train_lda_mllt
-from acoustic_gmm.cli import main
 from acoustic_gmm.storage import FeatureArchive, extract_corpus
 
-from .conftest import tone
+from .conftest import classify_scores, invoke, tone
 
 
 def test_lda_mllt_models_keep_their_transform_and_score_files_as_the_archive(make_corpus, tmp_path):
@@ -34,21 +29,14 @@ def test_lda_mllt_models_keep_their_transform_and_score_files_as_the_archive(mak
     with FeatureArchive(tmp_path / "f.h5") as fa:  # the archive's own view: 39 features, not the models' 13
         with pytest.raises(DataError, match="utterance 0: .*13"):
             back.score(fa.utterances(fa.ids[:1]))
-    runner = CliRunner()
-
-    def scores(*args):
-        r = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), *args, "--json"])
-        assert r.exit_code == 0, r.output
-        return {Path(d["id"]).stem: d["score"] for d in map(json.loads, r.stdout.splitlines())}
-
-    archive = scores(str(tmp_path / "f.h5"))
-    files = scores(*map(str, paths.values()), "--one-speaker")
+    archive = classify_scores(tmp_path / "m.h5", tmp_path / "f.h5")
+    files = classify_scores(tmp_path / "m.h5", *paths.values(), "--one-speaker")
     assert archive.keys() == files.keys()
     np.testing.assert_allclose([files[u] for u in archive], list(archive.values()), rtol=1e-5)
     adapted = evaluate(back, tmp_path / "f.h5", adapt={})  # adaptation in the models' space, the map kept
     assert adapted["accuracy"] == 1.0
-    r = runner.invoke(main, ["train", str(tmp_path / "f.h5"), "--lda-mllt", "6", "--slices", "3", "-k", "2", "-j", "1",
-                             "--mmi", "1", "-o", str(tmp_path / "cli.h5")])
+    r = invoke("train", tmp_path / "f.h5", "--lda-mllt", 6, "--slices", 3, "-k", 2, "-j", 1, "--mmi", 1,
+               "-o", tmp_path / "cli.h5")
     assert r.exit_code == 0, r.output
     assert "on splice +-4, LDA to 6, MLLT x 2 (label)" in r.output
     np.testing.assert_allclose(ModelSet.load(tmp_path / "cli.h5").transform.matrix, t.matrix, rtol=1e-6)

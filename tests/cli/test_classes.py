@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,7 +19,7 @@ from acoustic_gmm.errors import ModelFileError
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.storage import FeatureArchive, extract_corpus, write_features
 
-from ..conftest import invoke, tone
+from ..conftest import classify_scores, invoke, tone
 from ..conftest import invoke as run  # the name test_states.py gave the same helper
 
 
@@ -166,14 +165,9 @@ def test_classify_one_speaker_normalises_the_files_together(make_corpus, tmp_pat
     r = runner.invoke(main, ["train", str(tmp_path / "f.h5"), "-k", "1", "-o", str(tmp_path / "m.h5"), "-j", "1"])
     assert r.exit_code == 0, r.output
 
-    def scores(*args):
-        r = runner.invoke(main, ["classify", str(tmp_path / "m.h5"), *args, "--json"])
-        assert r.exit_code == 0, r.output
-        return {Path(d["id"]).stem: d["score"] for d in map(json.loads, r.stdout.splitlines())}
-
-    archive = scores(str(tmp_path / "f.h5"))
-    together = scores(*map(str, paths.values()), "--one-speaker")
-    alone = scores(*map(str, paths.values()))
+    archive = classify_scores(tmp_path / "m.h5", tmp_path / "f.h5")
+    together = classify_scores(tmp_path / "m.h5", *paths.values(), "--one-speaker")
+    alone = classify_scores(tmp_path / "m.h5", *paths.values())
     assert together.keys() == archive.keys() == alone.keys()
     np.testing.assert_allclose([together[u] for u in archive], list(archive.values()), rtol=1e-5)
     assert max(abs(alone[u] - archive[u]) for u in archive) > 1.0
