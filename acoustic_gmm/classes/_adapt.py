@@ -52,7 +52,7 @@ from ..gmm._stats import accumulate
 from ..gmm._update import map_update
 from ..transforms._fmllr import FmllrStats, apply_fmllr, estimate_fmllr
 
-__all__ = ["adapt_model_set", "ADAPT_TRANSFORMS"]
+__all__ = ["adapt_model_set", "fmllr_once", "ADAPT_TRANSFORMS"]
 
 
 ADAPT_TRANSFORMS = ("mllr", "fmllr")   # moving the models' means, or the speaker's frames

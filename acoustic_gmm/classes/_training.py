@@ -45,13 +45,15 @@ def class_frames(archive, label_key: str, ids=None) -> dict[str, list[np.ndarray
 def _fit_class(task):
     """Train one class's models; runs in a worker, which reads the class's frames from the archive itself
     (the parent sends a path and ids, not frames)."""
-    label, path, view, ids, n_components, n_slices, gmm_params, states, transform = task
+    label, path, view, ids, n_components, n_slices, gmm_params, states, transform, maps = task
     from ..gmm._estimator import GMM
     from ..storage._archive import FeatureArchive
+    from ..transforms._fmllr import apply_fmllr
 
     def read(fa, ids):
         utts = fa.utterances(ids)
-        return utts if transform is None else [transform.apply(u) for u in utts]
+        utts = utts if transform is None else [transform.apply(u) for u in utts]
+        return utts if not maps else [x if maps.get(u) is None else apply_fmllr(maps[u], x) for u, x in zip(ids, utts)]
 
     models, notes = [], []
     if states is not None:  # an HMM chain of n_slices states, trained by Viterbi or Baum-Welch
@@ -72,7 +74,7 @@ def _fit_class(task):
                                       if p in gmm_params})
         return label, (list(chain.states), chain.log_trans), notes
     with FeatureArchive(path, view=view) as fa:
-        if n_slices == 1 and transform is None:  # the frames as stored: in memory or streamed, as GMM.fit decides
+        if n_slices == 1 and transform is None and not maps:  # frames as stored: in memory or streamed (GMM.fit)
             parts = [fa.subset(ids)]
         elif n_slices == 1:
             parts = [np.concatenate(read(fa, ids))]
@@ -158,7 +160,7 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
                     states: int | None = None, slices: int | None = None, state_training: str = "baum-welch",
                     ids=None, priors: bool = False, reject_quantile: float | None = 0.05, jobs: int | None = None,
                     progress: bool | None = None, var_floor: float = VAR_FLOOR, view=None, out=None,
-                    transform=None, **gmm_params) -> ModelSet:
+                    transform=None, frame_maps: dict | None = None, **gmm_params) -> ModelSet:
     """Train every class's models from a feature archive (a path or a FeatureArchive): ``acoustic-gmm train``.
 
     By default each class is a left-to-right HMM of ``states=3`` emitting states of ``n_components=8`` Gaussians,
@@ -183,6 +185,8 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
 
     ``transform`` (a :class:`~acoustic_gmm.transforms.FeatureTransform`) trains on frames mapped through it, and
     the models keep it; :func:`acoustic_gmm.classes.train_lda_mllt` estimates one (spliced frames, LDA, MLLT).
+    ``frame_maps`` ``{utterance: W}`` maps an utterance's frames (after ``transform``) by its speaker's fMLLR
+    ``W`` (D, D + 1) before training: speaker-adaptive training (:func:`acoustic_gmm.classes.train_sat`).
 
     ``out``, the file the models are for (the caller saves them there), has its device's free space checked
     against the models' size once the classes are known, before any training
@@ -221,8 +225,8 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
             check_free_space(out, len(groups) * n_slices * (n_components * (2 * fa.n_features + 1) * 8 + 2048),
                              what=f"the models of {len(groups)} classes")
     states = state_training if n_states is not None else None  # what the workers and the metadata call it
-    tasks = [(c, source, config, groups[c], n_components, n_slices, gmm_params, states, transform)
-             for c in sorted(groups)]
+    tasks = [(c, source, config, groups[c], n_components, n_slices, gmm_params, states, transform,
+              None if frame_maps is None else {u: frame_maps.get(u) for u in groups[c]}) for c in sorted(groups)]
     models, log_trans = {}, ({} if states else None)
     with parallel_map(_fit_class, tasks, jobs) as results, \
             tqdm(total=len(tasks), unit="class", desc="train", disable=None if progress is None else not progress,

@@ -40,6 +40,8 @@ __all__ = ['train', 'select', 'adapt_options', 'adapt_settings', 'evaluate', 'cl
 @click.option("--lda-mllt", type=click.IntRange(min=1), default=None, metavar="DIM",
               help="train on static features spliced over +-4 frames, an LDA to at most DIM dimensions and MLLT "
                    "(the transform goes with the models)")
+@click.option("--sat", is_flag=True, help="speaker-adaptive training: each training speaker's frames through its "
+                                         "fMLLR map (evaluate with --adapt --adapt-transform fmllr)")
 @click.option("--mmi", type=click.IntRange(min=0), default=0, show_default=True,
               help="then this many iterations of MMI (extended Baum-Welch) on the training utterances")
 @click.option("--priors/--no-priors", default=False, show_default=True, help="add each class's log frequency")
@@ -53,7 +55,7 @@ __all__ = ['train', 'select', 'adapt_options', 'adapt_settings', 'evaluate', 'cl
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="model set to write (HDF5)")
 @errors_to_messages
 @writes(("out",), ("feats", "utts"))
-def train(feats, label_key, components, slices, init, states, state_training, var_floor, lda_mllt, mmi, priors,
+def train(feats, label_key, components, slices, init, states, state_training, var_floor, lda_mllt, sat, mmi, priors,
           reject_quantile, utts, jobs, max_memory, view, out):
     """Train models of every class of a feature archive FEATS.
 
@@ -64,9 +66,12 @@ def train(feats, label_key, components, slices, init, states, state_training, va
     the models record it, and evaluate and classify read their inputs the same way.
     """
     from ..classes._lda_mllt import train_lda_mllt
+    from ..classes._sat import train_sat
     from ..classes._training import train_model_set
 
-    fit = train_model_set if lda_mllt is None else functools.partial(train_lda_mllt, dim=lda_mllt)
+    if sat and lda_mllt:
+        raise click.UsageError("--sat and --lda-mllt are not combined yet: give one")
+    fit = functools.partial(train_lda_mllt, dim=lda_mllt) if lda_mllt else train_sat if sat else train_model_set
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         ms = fit(feats, label_key=label_key, n_components=components, states=states, slices=slices,
