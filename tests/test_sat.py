@@ -11,6 +11,8 @@ from acoustic_gmm.classes import train_model_set, train_sat
 from acoustic_gmm.features import MfccConfig
 from acoustic_gmm.storage import write_features
 
+from .conftest import invoke
+
 
 def _speakers(path, n_speakers=5, seed=0):
     """Three classes, each speaker's frames the canonical ones through its own map x = A y + b."""
@@ -27,6 +29,11 @@ def _speakers(path, n_speakers=5, seed=0):
                               np.ones(20, bool)))
     write_features(path, items, config=MfccConfig(n_mfcc=3, n_mels=8, deltas=0, cmvn="none"), sample_rate=8000,
                    raw=True)
+    return path
+
+
+def _ids(path, ids):
+    path.write_text("".join(f"{u}\n" for u in ids))
     return path
 
 
@@ -52,5 +59,13 @@ def test_sat_raises_its_objective(tmp_path):
     # the canonical models fit the training speakers' mapped frames better than one model set fits them all
     plain = train_model_set(feats, **options)
     assert objective[0] == pytest.approx(_own_class_likelihood(plain, feats, train), rel=1e-9)
+    sat.save(tmp_path / "sat.h5")
+    result = invoke("evaluate", tmp_path / "sat.h5", feats, "--utts", _ids(tmp_path / "test", test))
+    assert result.exit_code == 0 and ("warning: the models were trained on speakers' frames through their fMLLR maps "
+                                      "(speaker-adaptive training): map each test speaker's frames too (--adapt, "
+                                      "--adapt-transform fmllr)") in result.output, result.output
+    result = invoke("evaluate", tmp_path / "sat.h5", feats, "--utts", tmp_path / "test", "--adapt",
+                    "--adapt-transform", "fmllr")
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
     with pytest.raises(DataError, match="speaker-adaptive training needs at least 2 speakers"):
         train_sat(feats, ids=test, slices=1, n_components=2, jobs=1, progress=False)

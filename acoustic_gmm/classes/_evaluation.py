@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,10 @@ def score_utterances(model_set: ModelSet, utterances, speakers=None, *, adapt: d
     the models are first adapted, without labels, to each speaker's utterances (``speakers``, one
     name per utterance; default: all one speaker's).
     """
+    if model_set.metadata.get("sat") and (adapt or {}).get("transform") != "fmllr":
+        warnings.warn("the models were trained on speakers' frames through their fMLLR maps (speaker-adaptive "
+                      "training): map each test speaker's frames too (adapt=True, adapt_transform='fmllr')",
+                      stacklevel=3)
     if adapt is None:
         return model_set.score(utterances)
     speakers = [""] * len(utterances) if speakers is None else list(speakers)
