@@ -130,3 +130,19 @@ def test_short_segments_put_the_slice_defaults_first(tmp_path):
         ms, report = select_model_set(tmp_path / "short.h5", jobs=1, progress=False)
     assert report.names[0] == "speaker 3 slices x 8 floor 0.3 13 cepstra" and len(report.names) == 12
     assert report.names[1:] == [n for n, v, t in FULL if v.get("n_mfcc") == 13 and n != report.names[0]]
+
+
+def test_lda_mllt_configurations_are_trained_and_scored_as_train_lda_mllt_does(tmp_path):
+    from acoustic_gmm.classes import TRANSFORM_GRID, train_lda_mllt
+    from acoustic_gmm.storage import FeatureArchive
+
+    feats = _archive(tmp_path / "f.h5")
+    grid = [GRID[0], ("lda", {"cmvn": "speaker"}, {"slices": 3, "n_components": 1, "lda_mllt": 4})]
+    ms, report = select_model_set(feats, grid=grid, jobs=1, progress=False)
+    with FeatureArchive(feats) as fa:
+        held, rest = ([u for u in fa.ids if fa.speakers[u] == "s1"], [u for u in fa.ids if fa.speakers[u] != "s1"])
+    plain = train_lda_mllt(feats, dim=4, ids=rest, view={"cmvn": "speaker"}, slices=3, n_components=1, jobs=1,
+                           progress=False, reject_quantile=None)
+    assert report.accuracy[1, 1] == evaluate(plain, feats, ids=held)["accuracy"]
+    assert [n for n, _, _ in TRANSFORM_GRID] == ["speaker 3 states x 8 floor 0.3 13 cepstra LDA+MLLT 40",
+                                                 "speaker 3 slices x 8 floor 0.3 13 cepstra LDA+MLLT 40"]

@@ -28,10 +28,11 @@ import numpy as np
 
 from ..errors import DataError, ParameterError
 from ..storage._archive import opened
+from ._lda_mllt import train_lda_mllt
 from ._training import DEFAULT_COMPONENTS, DEFAULT_STATES, VAR_FLOOR, class_ids, class_structure, train_model_set
 
 __all__ = ["GRID", "MIN_SPEAKERS", "MAX_FOLDS", "SelectionReport", "select_model_set", "speaker_folds",
-           "one_standard_error", "grid_accuracy"]
+           "one_standard_error", "grid_accuracy", "TRANSFORM_GRID", "fit_configuration"]
 
 
 # (name, view, training settings): the defaults (for words) first, so that a tie keeps them.  Normalisation per speaker or per
@@ -47,6 +48,27 @@ GRID = [
                             ("1 GMM x 16", {"slices": 1, "n_components": 16}))
     for floor in (VAR_FLOOR, 0.1)
 ]
+
+
+# Added by select_model_set(transforms=True): the default front end's statics spliced, LDA to 40 and MLLT
+# (classes.train_lda_mllt), with HMM states or fixed slices.  Not in the default grid: each fit trains three times,
+# and on FSDD and the TIMIT sample they lose (README).
+TRANSFORM_GRID = [
+    (f"speaker {model} floor {VAR_FLOOR:g} 13 cepstra LDA+MLLT 40", {"cmvn": "speaker", "n_mfcc": 13},
+     {**settings, "var_floor": VAR_FLOOR, "lda_mllt": 40})
+    for model, settings in (("3 states x 8", {"states": 3, "n_components": 8}),
+                            ("3 slices x 8", {"slices": 3, "n_components": 8}))
+]
+
+
+def fit_configuration(archive, settings: dict, **options):
+    """Train one grid configuration's models: :func:`train_model_set`, or :func:`train_lda_mllt` when its
+    settings ask for ``lda_mllt``."""
+    settings = dict(settings)
+    dim = settings.pop("lda_mllt", None)
+    if dim is not None:
+        return train_lda_mllt(archive, dim=dim, **settings, **options)
+    return train_model_set(archive, **settings, **options)
 
 
 # The defaults for short segments (phones; train_model_set's length rule): fixed slices, moved to the grid's front.
@@ -128,8 +150,8 @@ def _fit_fold(task):
     t0 = time.perf_counter()
     with warnings.catch_warnings():  # a fold's notes (a phone with too few frames for 8 Gaussians) repeat in
         warnings.simplefilter("ignore")  # every configuration; the final models' training shows them once
-        ms = train_model_set(path, label_key=label_key, ids=train_ids, view=view, jobs=1, progress=False,
-                             reject_quantile=None, priors=priors, **settings)
+        ms = fit_configuration(path, settings, label_key=label_key, ids=train_ids, view=view, jobs=1,
+                               progress=False, reject_quantile=None, priors=priors)
     return i, evaluate(ms, test_path, ids=test_ids)["accuracy"], time.perf_counter() - t0
 
 
@@ -176,7 +198,8 @@ def grid_accuracy(archive, splits, grid, *, test_archive=None, label_key: str = 
 
 
 def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, priors: bool = False,
-                     jobs: int | None = None, progress: bool | None = None, on_estimate=None, **final):
+                     transforms: bool = False, jobs: int | None = None, progress: bool | None = None,
+                     on_estimate=None, **final):
     """Choose a configuration by speaker-disjoint cross-validation on ``archive`` (``ids``, default all) and
     train it on every utterance: returns ``(ModelSet, SelectionReport)``.
 
@@ -186,6 +209,7 @@ def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, 
     grid : ``[(name, view, training settings), ...]``; default :data:`GRID` (24 configurations; those
         needing more cepstra than the archive holds are skipped and listed).
     priors : every configuration adds each class's log frequency to its scores (as ``train --priors``).
+    transforms : add :data:`TRANSFORM_GRID` (spliced frames, LDA + MLLT) to the default grid.
     jobs : fits run in parallel over this many processes (default: all cores).
     on_estimate : called once with the seconds the remaining fits should take, measured on the first fold
         of every configuration.
@@ -197,7 +221,7 @@ def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, 
     """
     if label_key != "label":
         raise ParameterError("selection holds speakers out, so the classes must be labels: label_key='label'")
-    grid = GRID if grid is None else list(grid)
+    grid = (GRID + TRANSFORM_GRID if transforms else GRID) if grid is None else list(grid)
     t0 = time.perf_counter()
     with opened(archive) as fa:
         if not fa.raw:
@@ -221,7 +245,8 @@ def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, 
                 usable.append((name, view, settings))
         median = float(np.median([fa.n_frames[u] for u in ids]))
         path = str(fa.path)
-    if grid is GRID and class_structure(median_frames=median)[0] is None:  # short segments: the defaults are slices
+    short = class_structure(median_frames=median)[0] is None
+    if grid[:len(GRID)] == GRID and short:  # short segments: the defaults are slices
         first = next((i for i, (_, v, t) in enumerate(usable) if t == SHORT_DEFAULTS and v == GRID[0][1]), 0)
         usable.insert(0, usable.pop(first))
     folds = speaker_folds(list(speakers.values()))
@@ -232,8 +257,8 @@ def select_model_set(archive, *, ids=None, label_key: str = "label", grid=None, 
     chosen = one_standard_error(accuracy)
     name, view, settings = usable[chosen]
     report = SelectionReport([u[0] for u in usable], folds, accuracy, chosen, skipped=skipped)
-    ms = train_model_set(archive, label_key=label_key, ids=kept, view=view, jobs=jobs, progress=progress,
-                         priors=priors, **{**settings, **final})
+    ms = fit_configuration(archive, {**settings, **final}, label_key=label_key, ids=kept, view=view, jobs=jobs,
+                           progress=progress, priors=priors)
     report.seconds = time.perf_counter() - t0
     ms.metadata["selection"] = report.to_dict()
     return ms, report

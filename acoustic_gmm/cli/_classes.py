@@ -99,11 +99,13 @@ def train(feats, label_key, components, slices, init, states, state_training, va
               help="every configuration adds each class's log frequency (as train's)")
 @click.option("--reject-quantile", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="open-set threshold of the final models (as train's)")
+@click.option("--transforms", is_flag=True,
+              help="also try spliced frames with LDA + MLLT (--lda-mllt 40) with HMM states and with slices")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="fits in parallel [default: all cores]")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="model set to write (HDF5)")
 @errors_to_messages
 @writes(("out",), ("feats", "utts"))
-def select(feats, utts, priors, reject_quantile, jobs, out):
+def select(feats, utts, priors, reject_quantile, transforms, jobs, out):
     """Choose normalisation and class models for FEATS (a raw archive) by held-out speakers, then train them.
 
     Every training speaker (or group of speakers) is held out once; each configuration of a small grid
@@ -117,8 +119,8 @@ def select(feats, utts, priors, reject_quantile, jobs, out):
     def estimate(seconds):
         click.echo(f"every configuration met once: about {seconds:.0f} s more", err=True)
 
-    ms, report = select_model_set(feats, ids=id_list(utts), priors=priors, jobs=jobs, on_estimate=estimate,
-                                  reject_quantile=reject_quantile)
+    ms, report = select_model_set(feats, ids=id_list(utts), priors=priors, transforms=transforms, jobs=jobs,
+                                  on_estimate=estimate, reject_quantile=reject_quantile)
     ms.save(out)
     click.echo(report.table())
     click.echo(f"{out}: {report.names[report.chosen]}, {len(ms.classes)} classes; selection took "

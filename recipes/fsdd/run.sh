@@ -12,7 +12,10 @@
 #         7 verification table; 8 (not run by default: about 20 minutes) choosing per corpus, nested: for each
 #         speaker, `acoustic-gmm select` on the other five, its choice on the held-out one (plain and adapted),
 #         and the one-GMM model of the plain scikit-learn script beside ours and the script itself; then every
-#         configuration of select's grid on every held-out speaker (recipes/grid_study.py); about 30 minutes.
+#         configuration of select's grid on every held-out speaker (recipes/grid_study.py); about 30 minutes;
+#         9 (not run by default: about 12 minutes) feature transforms leave-one-speaker-out: --lda-mllt 40 and
+#         speaker-adaptive training (--sat), plain and adapted (MLLR or fMLLR + MAP), and how much of the held-out
+#         speaker's audio each adaptation needs (local/adapt_amount.py).
 # Needs acoustic-gmm on PATH (make demo sets that up).
 set -euo pipefail
 data=../shared/data/fsdd; exp=exp/fsdd; stop_stage=7
@@ -133,4 +136,22 @@ if run 8; then
     spk=$(basename "$fold" .test); splits+=(--split "$exp/data/loso/$spk.train" "$fold"); selected+=("$exp/select/$spk/models.h5")
   done
   python "$here/../grid_study.py" "$exp/raw20.h5" "${splits[@]}" --selected "${selected[@]}" --out "$exp/select/grid_study.json" $jobs
+fi
+if run 9; then
+  for fold in "$exp"/data/loso/*.test; do
+    spk=$(basename "$fold" .test)
+    for system in "lda-mllt:--lda-mllt 40" "sat:--sat"; do
+      name=${system%%:*}; d="$exp/loso-$spk-$name"; mkdir -p "$d"
+      acoustic-gmm train --overwrite "$exp/defaults.h5" --utts "$exp/data/loso/$spk.train" ${system#*:} --out "$d/models.h5" $jobs > /dev/null 2>&1
+      for adapt in "plain:" "mllr:--adapt" "fmllr:--adapt --adapt-transform fmllr"; do
+        echo -n "loso-$spk, $name, ${adapt%%:*}: "
+        acoustic-gmm evaluate --overwrite "$d/models.h5" "$exp/defaults.h5" --utts "$fold" ${adapt#*:} \
+          --metrics "$d/metrics.${adapt%%:*}.json" 2> /dev/null
+      done
+    done
+  done
+  echo "adaptation by amount of the held-out speaker's audio, the default models:"
+  python "$here/local/adapt_amount.py" "$exp" --transform mllr fmllr
+  echo "the same, models of speaker-adaptive training:"
+  python "$here/local/adapt_amount.py" "$exp" --transform mllr fmllr --models "$exp/loso-{speaker}-sat/models.h5"
 fi
