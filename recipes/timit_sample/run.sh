@@ -12,7 +12,9 @@
 # 9 (not run by default) choosing per corpus: `acoustic-gmm select` on the 12 training speakers (20 ms of context,
 #         priors), its choice on the test speakers beside the fixed defaults and the recipe's 3 slices x 8; the
 #         one-GMM model of the plain scikit-learn script beside ours and the script itself; every configuration of
-#         select's grid on the test speakers (recipes/grid_study.py).
+#         select's grid on the test speakers (recipes/grid_study.py);
+# 10 (not run by default) feature transforms: the recipe's models and --lda-mllt 40 and --sat versions of them,
+#         plain and adapted to each test speaker (MLLR or fMLLR, then MAP).
 set -euo pipefail
 data=../shared/data/timit_sample; exp=exp/timit; stop_stage=8
 here=$(cd "$(dirname "$0")" && pwd)
@@ -143,4 +145,14 @@ if run 9; then
   python "$here/../grid_study.py" "$exp/phones_train_raw20.h5" --split "$exp/data/phones_train/utt2spk" \
     "$exp/data/phones_test/utt2spk" --test-feats "$exp/phones_test_raw20.h5" --priors --selected "$d/models.h5" \
     --out "$d/grid_study.json" $jobs
+fi
+if run 10; then
+  for system in "bme:" "lda-mllt:--lda-mllt 40" "sat:--sat"; do
+    name=${system%%:*}; d="$exp/transforms/$name"; mkdir -p "$d"
+    acoustic-gmm train --overwrite "$exp/phones_train_ctx.h5" -k 8 --slices 3 --priors ${system#*:} --out "$d/models.h5" $jobs > /dev/null 2>&1
+    for adapt in "plain:" "mllr:--adapt" "fmllr:--adapt --adapt-transform fmllr"; do
+      echo -n "$name, ${adapt%%:*}: "
+      acoustic-gmm evaluate --overwrite "$d/models.h5" "$exp/phones_test_ctx.h5" ${adapt#*:} --metrics "$d/metrics.${adapt%%:*}.json" 2> /dev/null
+    done
+  done
 fi
