@@ -67,5 +67,12 @@ def test_sat_raises_its_objective(tmp_path):
     result = invoke("evaluate", tmp_path / "sat.h5", feats, "--utts", tmp_path / "test", "--adapt",
                     "--adapt-transform", "fmllr")
     assert result.exit_code == 0 and "warning" not in result.output, result.output
+    (tmp_path / "train").write_text("".join(f"{u}\n" for u in train))
+    result = invoke("train", feats, "--utts", tmp_path / "train", "--slices", 1, "-k", 2, "-j", 1, "--sat", "--mmi", 1,
+                    "-o", tmp_path / "mmi.h5")
+    assert result.exit_code == 1 and result.output.strip().endswith(
+        "Error: MMI after speaker-adaptive training would need every training speaker's fMLLR map, which the models "
+        "do not keep: train without --sat or with --mmi 0"), result.output
+    assert not (tmp_path / "mmi.h5").exists()
     with pytest.raises(DataError, match="speaker-adaptive training needs at least 2 speakers"):
         train_sat(feats, ids=test, slices=1, n_components=2, jobs=1, progress=False)

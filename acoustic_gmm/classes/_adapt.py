@@ -212,9 +212,8 @@ def adapt_model_set(model_set, utterances, *, iterations: int = ITERATIONS, mllr
     if not len(utterances):
         raise DataError("nothing to adapt to: the list of utterances is empty")
     if model_set.transform is not None:  # adapt in the models' own space, then hand the transform back
-        inner = dataclasses.replace(model_set, transform=None)
-        adapted, scores = adapt_model_set(inner, model_set.inputs(utterances), iterations=iterations, mllr=mllr,
-                                          relevance=relevance, transform=transform)
+        adapted, scores = adapt_model_set(model_set.untransformed(), model_set.inputs(utterances),
+                                          iterations=iterations, mllr=mllr, relevance=relevance, transform=transform)
         return dataclasses.replace(adapted, transform=model_set.transform), scores
     utterances = [check_frames(u, n_features=model_set.n_features, what=f"utterance {i}")
                   for i, u in enumerate(utterances)]

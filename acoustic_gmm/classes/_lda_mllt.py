@@ -20,8 +20,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from ..errors import DataError, ParameterError
@@ -76,7 +74,7 @@ def train_lda_mllt(archive, *, dim: int = 40, view=None, ids=None, label_key: st
     ms = train_model_set(archive, transform=transform, **options)
     for n in range(1, MLLT_PASSES + 1):
         stats = MlltStats(dim)
-        inner = dataclasses.replace(ms, transform=None)  # aligns frames already mapped
+        inner = ms.untransformed()  # aligns frames already mapped
         with opened(path, view) as fa:
             for c in classes:
                 for a in range(0, len(groups[c]), BATCH):

@@ -49,6 +49,7 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -345,10 +346,11 @@ def train_mmi_from_archive(model_set: ModelSet, archive, *, ids=None, n_iter: in
         ids = [u for c in sorted(groups) for u in groups[c] if c in model_set.models]
         labels = [c for c in sorted(groups) for _ in groups[c] if c in model_set.models]
         utterances = fa.utterances(ids)
+    if model_set.metadata.get("sat"):
+        raise ParameterError("MMI after speaker-adaptive training would need every training speaker's fMLLR map, "
+                             "which the models do not keep: train without sat=True or with mmi=0")
     if model_set.transform is not None:  # MMI in the models' own space: the frames mapped, the transform kept
-        import dataclasses
-
-        inner, history = train_mmi(dataclasses.replace(model_set, transform=None), model_set.inputs(utterances),
-                                   labels, n_iter=n_iter, scale=scale, E=E, tau=tau, boost=boost)
+        inner, history = train_mmi(model_set.untransformed(), model_set.inputs(utterances), labels, n_iter=n_iter,
+                                   scale=scale, E=E, tau=tau, boost=boost)
         return dataclasses.replace(inner, transform=model_set.transform), history
     return train_mmi(model_set, utterances, labels, n_iter=n_iter, scale=scale, E=E, tau=tau, boost=boost)

@@ -146,6 +146,11 @@ class ModelSet:
                       for i, u in enumerate(utterances)]
         return utterances if self.transform is None else [self.transform.apply(u) for u in utterances]
 
+    def untransformed(self) -> "ModelSet":
+        """This set without its transform: it scores frames already mapped (adaptation, MMI and MLLT work there,
+        and hand the transform back)."""
+        return dataclasses.replace(self, transform=None)
+
     @property
     def centre(self) -> np.ndarray:
         """The weighted mean of every model's means (n_features,): a reference point shared by all classes."""

@@ -6,7 +6,8 @@ cross-validation over the training speakers only (every speaker, or every group 
 over a small documented grid (:data:`GRID`), reading one raw archive through each configuration's view
 (:mod:`acoustic_gmm.features._view`: no second extraction).  The earliest configuration of the grid (the defaults
 first) that the best one does not beat by more than a standard error of their paired fold differences is kept
-(:func:`one_standard_error`); its models are then trained on every training utterance.  The per-fold accuracies travel with the models (``metadata["selection"]``).
+(:func:`one_standard_error`); its models are then trained on every training utterance.  The per-fold accuracies
+travel with the models (``metadata["selection"]``).
 
 Examples
 --------
@@ -28,17 +29,17 @@ import numpy as np
 
 from ..errors import DataError, ParameterError
 from ..storage._archive import opened
-from ._lda_mllt import train_lda_mllt
-from ._training import DEFAULT_COMPONENTS, DEFAULT_STATES, VAR_FLOOR, class_ids, class_structure, train_model_set
+from ._fit import fit_configuration
+from ._training import DEFAULT_COMPONENTS, DEFAULT_STATES, VAR_FLOOR, class_ids, class_structure
 
 __all__ = ["GRID", "MIN_SPEAKERS", "MAX_FOLDS", "SelectionReport", "select_model_set", "speaker_folds",
-           "one_standard_error", "grid_accuracy", "TRANSFORM_GRID", "fit_configuration"]
+           "one_standard_error", "grid_accuracy", "TRANSFORM_GRID"]
 
 
-# (name, view, training settings): the defaults (for words) first, so that a tie keeps them.  Normalisation per speaker or per
-# utterance; 3 HMM states of 8 Gaussians, 3 fixed slices of 8 (what the TIMIT phones chose in the defaults study)
-# or one GMM of 16; the class-variance floor of the defaults study or a lower one; 13 cepstra, or 20 where the
-# archive holds them.
+# (name, view, training settings): the defaults (for words) first, so that a tie keeps them.  Normalisation per
+# speaker or per utterance; 3 HMM states of 8 Gaussians, 3 fixed slices of 8 (what the TIMIT phones chose in the
+# defaults study) or one GMM of 16; the class-variance floor of the defaults study or a lower one; 13 cepstra, or
+# 20 where the archive holds them.
 GRID = [
     (f"{cmvn} {model} floor {floor:g} {n} cepstra", {"cmvn": cmvn, "n_mfcc": n}, {**settings, "var_floor": floor})
     for n in (13, 20)
@@ -59,16 +60,6 @@ TRANSFORM_GRID = [
     for model, settings in (("3 states x 8", {"states": 3, "n_components": 8}),
                             ("3 slices x 8", {"slices": 3, "n_components": 8}))
 ]
-
-
-def fit_configuration(archive, settings: dict, **options):
-    """Train one grid configuration's models: :func:`train_model_set`, or :func:`train_lda_mllt` when its
-    settings ask for ``lda_mllt``."""
-    settings = dict(settings)
-    dim = settings.pop("lda_mllt", None)
-    if dim is not None:
-        return train_lda_mllt(archive, dim=dim, **settings, **options)
-    return train_model_set(archive, **settings, **options)
 
 
 # The defaults for short segments (phones; train_model_set's length rule): fixed slices, moved to the grid's front.

@@ -53,7 +53,9 @@ def _fit_class(task):
     def read(fa, ids):
         utts = fa.utterances(ids)
         utts = utts if transform is None else [transform.apply(u) for u in utts]
-        return utts if not maps else [x if maps.get(u) is None else apply_fmllr(maps[u], x) for u, x in zip(ids, utts)]
+        if maps:  # speaker-adaptive training: each utterance through its speaker's fMLLR map
+            utts = [x if maps.get(u) is None else apply_fmllr(maps[u], x) for u, x in zip(ids, utts)]
+        return utts
 
     models, notes = [], []
     if states is not None:  # an HMM chain of n_slices states, trained by Viterbi or Baum-Welch

@@ -5,7 +5,6 @@ Flags map to :func:`~acoustic_gmm.classes.train_model_set`'s parameters; its def
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import warnings
@@ -59,25 +58,21 @@ def train(feats, label_key, components, slices, init, states, state_training, va
           reject_quantile, utts, jobs, max_memory, view, out):
     """Train models of every class of a feature archive FEATS.
 
-    By default each class is a left-to-right HMM of 3 states of 8 Gaussians each, trained by Baum-Welch,
-    with variances floored at 0.3 of the class's: the defaults study's choice for speakers the models
-    have not heard (README, "Choosing the defaults"). --slices 1 gives one GMM per class.
+    By default each class is a left-to-right HMM of 3 states of 8 Gaussians each, trained by Baum-Welch
+    (3 fixed slices for short segments such as phones), with variances floored at 0.3 of the class's: the
+    defaults study's choice for speakers the models have not heard (README). --slices 1 gives one GMM per class.
     --cmvn, --vad, --n-mfcc and --deltas read FEATS (a raw archive) another way than it was extracted;
     the models record it, and evaluate and classify read their inputs the same way.
     """
-    from ..classes._lda_mllt import train_lda_mllt
-    from ..classes._sat import train_sat
-    from ..classes._training import train_model_set
+    from ..classes._fit import fit_configuration
 
-    if sat and lda_mllt:
-        raise click.UsageError("--sat and --lda-mllt are not combined yet: give one")
-    fit = functools.partial(train_lda_mllt, dim=lda_mllt) if lda_mllt else train_sat if sat else train_model_set
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        ms = fit(feats, label_key=label_key, n_components=components, states=states, slices=slices,
-                             state_training=state_training, ids=id_list(utts), priors=priors, out=out, view=view,
-                             reject_quantile=reject_quantile, jobs=jobs, init=init, max_memory=max_memory,
-                             **({} if var_floor is None else {"var_floor": var_floor}))
+        ms = fit_configuration(feats, {"lda_mllt": lda_mllt, "sat": sat}, label_key=label_key, states=states,
+                               n_components=components, slices=slices, state_training=state_training, view=view,
+                               ids=id_list(utts), priors=priors, out=out, reject_quantile=reject_quantile, jobs=jobs,
+                               init=init, max_memory=max_memory,
+                               **({} if var_floor is None else {"var_floor": var_floor}))
         if mmi:
             from ..classes._mmi import train_mmi_from_archive
 

@@ -44,7 +44,8 @@ class LdaStats:
         """Add ``frames`` (T, D), frame ``t`` of class ``classes[t]`` (integers in ``[0, n_classes)``)."""
         X = check_frames(frames, n_features=self.sums.shape[1], what="frames").astype(np.float64)
         y = np.asarray(classes)
-        if y.shape != (len(X),) or y.dtype.kind not in "iu" or (len(y) and (y.min() < 0 or y.max() >= len(self.counts))):
+        bad = y.shape != (len(X),) or y.dtype.kind not in "iu"
+        if bad or (len(y) and (y.min() < 0 or y.max() >= len(self.counts))):
             raise ParameterError(f"classes must be {len(X)} integers in [0, {len(self.counts)})")
         self.counts += np.bincount(y, minlength=len(self.counts))
         np.add.at(self.sums, y, X)

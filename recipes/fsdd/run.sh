@@ -13,7 +13,7 @@
 #         speaker, `acoustic-gmm select` on the other five, its choice on the held-out one (plain and adapted),
 #         and the one-GMM model of the plain scikit-learn script beside ours and the script itself; then every
 #         configuration of select's grid on every held-out speaker (recipes/grid_study.py); about 30 minutes;
-#         9 (not run by default: about 12 minutes) feature transforms leave-one-speaker-out: --lda-mllt 40 and
+#         9 (not run by default: about 15 minutes) feature transforms leave-one-speaker-out: --lda-mllt 40 and
 #         speaker-adaptive training (--sat), plain and adapted (MLLR or fMLLR + MAP), and how much of the held-out
 #         speaker's audio each adaptation needs (local/adapt_amount.py).
 # Needs acoustic-gmm on PATH (make demo sets that up).
