@@ -56,6 +56,24 @@ def test_hmm_states_and_mmi_train_on_the_engines_updates(monkeypatch):
     assert sum(calls[:2]) == pytest.approx(6 * 18)  # over the states' expected frames, which add to all frames
 
 
+def test_a_chain_continues_from_a_start_without_losing_likelihood():
+    """start= re-estimates a previous pass's chain (SAT's and MLLT's passes): its history begins at the start's
+    likelihood and never falls; a start of another shape is refused."""
+    from acoustic_gmm import ParameterError
+
+    rng = np.random.default_rng(4)
+    utts = [np.vstack([rng.normal(-3, 1, (9, 2)), rng.normal(3, 1, (9, 2))]) for _ in range(8)]
+    first, history = train_chain(utts, 2, 2, n_iter=1, method="baum-welch", dtype="float64")
+    more, _ = train_chain(utts, 2, 2, n_iter=4, method="baum-welch", dtype="float64")
+    again, continued = train_chain(utts, 2, 2, n_iter=3, method="baum-welch", dtype="float64", start=first)
+    assert continued[0] == pytest.approx(history[-1], rel=1e-12)
+    assert all(b >= a - 1e-9 for a, b in zip(continued, continued[1:])) and continued[-1] > continued[0]
+    # one iteration then three from it is the four-iteration run
+    np.testing.assert_allclose(again.states[1].means, more.states[1].means, rtol=1e-10)
+    with pytest.raises(ParameterError, match="start has 2 state"):
+        train_chain(utts, 3, 2, start=first)
+
+
 def _lengths_archive(path, n_frames):
     """Two classes of utterances of ``n_frames`` frames each (a raw archive)."""
     from acoustic_gmm.features import MfccConfig

@@ -134,3 +134,22 @@ def test_fmllr_row_updates_never_lower_the_auxiliary_function():
         W = estimate_fmllr(stats, W=W, iterations=1)
         values.append(stats.auxiliary(W))
     assert all(b >= a - 1e-9 for a, b in zip(values, values[1:])) and values[-1] > values[0] + 0.1, values
+
+
+def test_statistics_of_long_utterances_equal_the_direct_sums():
+    """The fMLLR and MLLT accumulators add frames' outer products in blocks of matrix products: the sums equal
+    the three-operand sums they replace, across a block boundary."""
+    from acoustic_gmm.transforms._fmllr import _BLOCK
+
+    rng = np.random.default_rng(3)
+    d, T = 3, _BLOCK + 700
+    model = DiagGMM(np.full(2, 0.5), rng.normal(size=(2, d)), rng.uniform(0.5, 2.0, size=(2, d)), dtype="float64")
+    X = rng.normal(size=(T, d)) * 2.0
+    fm = FmllrStats(d)
+    fm.add(model, X)
+    resp = model.posteriors(X)
+    xi = np.hstack([X, np.ones((T, 1))])
+    np.testing.assert_allclose(fm.G, np.einsum("ti,ta,tb->iab", resp @ (1 / model.variances), xi, xi), rtol=1e-12)
+    ml = MlltStats(d)
+    ml.add("a", model, X)
+    np.testing.assert_allclose(ml.parts["a"][3], np.einsum("tm,ta,tb->mab", resp, X, X), rtol=1e-12)

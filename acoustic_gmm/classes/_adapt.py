@@ -129,12 +129,17 @@ def transform_means(model: DiagGMM, W: np.ndarray, centre: np.ndarray) -> DiagGM
 def _by_model(model_set, utterances, labels, align_frames=None):
     """``{(class, slice): frames}``: every utterance's frames, aligned to its label's slices or HMM states
     (the alignment made on ``align_frames``, the same utterances as currently mapped, when given)."""
-    parts: dict[tuple, list] = {}
-    for i, (u, label) in enumerate(zip(utterances, labels)):
-        states = model_set.align(u if align_frames is None else align_frames[i], label)
+    by_label: dict[str, list] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    parts: dict[tuple, np.ndarray] = {}
+    for label, index in by_label.items():  # one alignment call a class: its own models' scores only
+        frames = np.concatenate([utterances[i] for i in index])
+        states = model_set.alignments([(utterances if align_frames is None else align_frames)[i] for i in index],
+                                      [label])[:, 0]
         for s in np.unique(states):
-            parts.setdefault((label, int(s)), []).append(u[states == s])
-    return {key: np.concatenate(p) for key, p in parts.items()}
+            parts[(label, int(s))] = frames[states == s]
+    return parts
 
 
 def fmllr_once(model_set, utterances, labels, W=None):

@@ -4,8 +4,8 @@ The static features of every frame are spliced over +-``CONTEXT`` frames; an LDA
 keeps the ``dim`` directions that best separate the LDA classes, which are the parts of the class models (each
 class's equal slices: its HMM states' starting alignment, or its fixed slices; whole classes for one GMM), at
 most one fewer than their number.  Models are trained on the projected frames; then ``MLLT_PASSES`` times an
-MLLT is estimated from the frames aligned to the models' parts (their best paths for HMM states) and the models
-are trained again on the frames through it.  The transform goes with the models (:class:`ModelSet`'s
+MLLT is estimated from the frames aligned to the models' parts (their best paths for HMM states), the models are
+moved through it and re-estimated on the frames through it.  The transform goes with the models (:class:`ModelSet`'s
 ``transform``); ``evaluate``, ``classify``, adaptation and MMI map frames through it.
 
 On small corpora it can lose: with a few training speakers the discriminant learns their voices (README gives
@@ -71,7 +71,8 @@ def train_lda_mllt(archive, *, dim: int = 40, view=None, ids=None, label_key: st
     M, offset = estimate_lda(lda, dim)
     transform = FeatureTransform(CONTEXT, M, offset, f"splice +-{CONTEXT}, LDA to {dim}")
     options = dict(view=view, ids=ids, label_key=label_key, states=states, slices=slices, **train_options)
-    ms = train_model_set(archive, transform=transform, **options)
+    interim = {**options, "reject_quantile": None}  # the reject margin is calibrated on the final models only
+    ms = train_model_set(archive, transform=transform, **(interim if MLLT_PASSES else options))
     for n in range(1, MLLT_PASSES + 1):
         stats = MlltStats(dim)
         inner = ms.untransformed()  # aligns frames already mapped
@@ -84,7 +85,19 @@ def train_lda_mllt(archive, *, dim: int = 40, view=None, ids=None, label_key: st
                             stats.add((c, int(s)), ms.models[c][s].copy("float64"), u[parts == s])
         A, _ = estimate_mllt(stats)
         transform = transform.then(A, f"splice +-{CONTEXT}, LDA to {dim}, MLLT x {n}")
-        ms = train_model_set(archive, transform=transform, **options)
+        ms = train_model_set(archive, transform=transform, start=_rotated(ms, A),
+                             **(options if n == MLLT_PASSES else interim))
     ms.metadata["transform"] = transform.description
     return ms
+
+
+def _rotated(ms, A: np.ndarray):
+    """The model set moved into the space after the MLLT ``A``: means ``A mu``, variances the diagonal of
+    ``A diag(sigma2) A^T``; training then re-estimates them there (Kaldi's gmm-transform-means, then EM)."""
+    from ..gmm._model import DiagGMM
+
+    def moved(g):
+        return DiagGMM(g.weights, g.means.astype(np.float64) @ A.T, g.variances.astype(np.float64) @ (A * A).T,
+                       dtype=g.dtype)
+    return ms.with_models({c: [moved(g) for g in parts] for c, parts in ms.models.items()})
 

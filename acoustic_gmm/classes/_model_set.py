@@ -157,23 +157,27 @@ class ModelSet:
         return self._stacked()[0].centre
 
     # ------------------------------------------------------------------ scoring
-    def _stacked(self):
-        """All models' components in one DiagGMM, and where each model's components start."""
-        if self._stack is None:
-            flat = [self.models[c][s] for c in self.classes for s in range(self.n_slices)]
+    def _stacked(self, classes=None):
+        """The models' components (of ``classes``, default all) in one DiagGMM, and where each model's start."""
+        if classes is not None or self._stack is None:
+            flat = [self.models[c][s] for c in (classes or self.classes) for s in range(self.n_slices)]
             sizes = np.array([m.n_components for m in flat])
             stack = DiagGMM(np.concatenate([m.weights for m in flat]), np.vstack([m.means for m in flat]),
                             np.vstack([m.variances for m in flat]), dtype="float32")
+            if classes is not None:
+                return stack, np.r_[0, np.cumsum(sizes)[:-1]], sizes
             self._stack = (stack, np.r_[0, np.cumsum(sizes)[:-1]], sizes)
         return self._stack
 
-    def frame_scores(self, X: np.ndarray, chunk: int = 8192) -> np.ndarray:
-        """Log-likelihood of every frame under every (class, slice) model: (n_frames, n_classes, n_slices), float32."""
-        stack, starts, _ = self._stacked()
-        out = np.empty((len(X), len(self.classes) * self.n_slices), dtype=np.float32)
+    def frame_scores(self, X: np.ndarray, chunk: int = 8192, classes=None) -> np.ndarray:
+        """Log-likelihood of every frame under every (class, slice) model: (n_frames, n_classes, n_slices), float32
+        (only the ``classes`` given, in their order)."""
+        stack, starts, _ = self._stacked(classes)
+        n_classes = len(self.classes if classes is None else classes)
+        out = np.empty((len(X), n_classes * self.n_slices), dtype=np.float32)
         for a in range(0, len(X), chunk):
             out[a:a + chunk] = logsumexp(stack.log_joint(X[a:a + chunk]), starts=starts, overwrite=True)
-        return out.reshape(len(X), len(self.classes), self.n_slices)
+        return out.reshape(len(X), n_classes, self.n_slices)
 
     def score(self, utterances) -> Scores:
         """Score a list of utterances (each an (n_frames, n_inputs) array) against every class."""
@@ -210,8 +214,7 @@ class ModelSet:
         if self.log_trans is not None:
             from ._hmm import viterbi_paths
 
-            columns = [self.classes.index(c) for c in classes]
-            F = self.frame_scores(np.concatenate(utterances).astype(np.float32, copy=False))[:, columns, :]
+            F = self.frame_scores(np.concatenate(utterances).astype(np.float32, copy=False), classes=classes)
             trans = np.stack([self.log_trans[c] for c in classes])
             for a, n in zip(np.r_[0, np.cumsum(lengths)[:-1]], lengths):
                 if n >= self.n_slices:

@@ -4,7 +4,7 @@
 Models trained on many speakers spend Gaussians on the differences between voices.  SAT alternates: each
 training speaker's fMLLR map (:mod:`acoustic_gmm.transforms`) is estimated against the current models from its
 own utterances and their labels, then the models are trained again on every speaker's mapped frames: a
-"canonical" model set, for which an unseen speaker's map is estimated at test time without labels
+"canonical" model set (each pass re-estimates the last pass's models), for which an unseen speaker's map is estimated at test time without labels
 (``evaluate --adapt --adapt-transform fmllr``; :func:`~acoustic_gmm.classes.adapt_model_set` with
 ``transform="fmllr"``).  The maps are full or diagonal by the frames each speaker has, as adaptation's are.
 
@@ -47,7 +47,7 @@ def train_sat(archive, *, iterations: int = SAT_ITERATIONS, view=None, ids=None,
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ParameterError(f"iterations must be an integer >= 1, got {iterations!r}")
     options = dict(view=view, ids=ids, label_key=label_key, **train_options)
-    ms = train_model_set(archive, **options)
+    ms = train_model_set(archive, **{**options, "reject_quantile": None})
     with opened(archive, ms.config) as fa:
         groups = class_ids(fa, label_key, None if ids is None else fa.check_ids(ids))
         label = {u: c for c, us in groups.items() for u in us}
@@ -60,15 +60,16 @@ def train_sat(archive, *, iterations: int = SAT_ITERATIONS, view=None, ids=None,
                         f"got {len(by_speaker)}")
     maps = {spk: None for spk in by_speaker}
     objective = [_objective(ms, path, by_speaker, label, maps)]
-    for _ in range(iterations):
+    for iteration in range(iterations):
         with opened(path, ms.config) as fa:
             for spk, utts in by_speaker.items():
                 frames = fa.utterances(utts)
                 for _ in range(MAP_STEPS):
                     maps[spk] = fmllr_once(ms, frames, [label[u] for u in utts], maps[spk])
         maps = _centred(maps)
+        last = iteration == iterations - 1  # the reject margin is calibrated on the final models only
         ms = train_model_set(archive, frame_maps={u: maps[spk] for spk, us in by_speaker.items() for u in us},
-                             **options)
+                             start=ms, **(options if last else {**options, "reject_quantile": None}))
         objective.append(_objective(ms, path, by_speaker, label, maps))
     ms.metadata["sat"] = {"iterations": iterations, "objective": objective}
     return ms

@@ -74,7 +74,7 @@ def _trans_from_occupancy(occ: np.ndarray, n_utts: int) -> np.ndarray:
 
 def train_chain(utterances, n_states: int, n_components: int, *, method: str = "viterbi", n_iter: int = 10,
                 var_floor: float = 1e-3, split_iter: int = 4, dtype="float32",
-                random_state=None) -> tuple[ChainHMM, list[float]]:
+                random_state=None, start: ChainHMM | None = None) -> tuple[ChainHMM, list[float]]:
     """Train one class's left-to-right chain from its utterances (HInit + HRest, no skips).
 
     Start: every utterance cut into ``n_states`` equal slices; each state's GMM grown on its pooled frames
@@ -110,6 +110,9 @@ def train_chain(utterances, n_states: int, n_components: int, *, method: str = "
         float32 only to float32 rounding of the frame scores.
     random_state : ignored
         The start is deterministic; accepted for symmetry with :func:`acoustic_gmm.gmm.train`.
+    start : ChainHMM, optional
+        A chain of ``n_states`` states to re-estimate instead of the equal-slice start (the models of a previous
+        pass, as speaker-adaptive and MLLT training continue them); ``n_components`` is then its states'.
 
     Returns
     -------
@@ -148,11 +151,16 @@ def train_chain(utterances, n_states: int, n_components: int, *, method: str = "
     X = np.concatenate(utts).astype(np.float64, copy=False)
     floor = variance_floor(global_mean_var(global_stats(X))[1], var_floor)
 
-    # start: equal slices, by the rule slice models use
-    labels = np.concatenate([slice_of_frames(T, S) for T in lengths])
-    states = [_grow(X[labels == s], n_components, floor=floor, split_iter=split_iter, dtype=dtype)
-              for s in range(S)]
-    log_trans = _trans_from_occupancy(np.bincount(labels, minlength=S).astype(np.float64), N)
+    if start is not None:
+        if start.n_states != S or start.states[0].n_features != X.shape[1]:
+            raise ParameterError(f"start has {start.n_states} state(s) of {start.states[0].n_features} features; "
+                                 f"the training asks for {S} of {X.shape[1]}")
+        states, log_trans = [g.copy(dtype) for g in start.states], np.array(start.log_trans, dtype=np.float64)
+    else:  # equal slices, by the rule slice models use
+        labels = np.concatenate([slice_of_frames(T, S) for T in lengths])
+        states = [_grow(X[labels == s], n_components, floor=floor, split_iter=split_iter, dtype=dtype)
+                  for s in range(S)]
+        log_trans = _trans_from_occupancy(np.bincount(labels, minlength=S).astype(np.float64), N)
 
     history: list[float] = []
     for it in range(n_iter + 1):

@@ -40,6 +40,7 @@ __all__ = ["FmllrStats", "estimate_fmllr", "apply_fmllr", "FMLLR_KINDS"]
 
 
 FMLLR_KINDS = ("full", "diag", "offset")
+_BLOCK = 1024    # frames per outer-product block: (1024, (D + 1)(D + 2) / 2) float64 is 6.7 MB at D = 39
 
 
 class FmllrStats:
@@ -63,8 +64,17 @@ class FmllrStats:
         resp = np.asarray(resp, dtype=np.float64)
         xi = np.hstack([X, np.ones((len(X), 1))])
         prec = 1.0 / model.variances.astype(np.float64)
-        weight = resp @ prec                                  # (T, D): sum_m gamma_tm / sigma2_mi
-        self.G += np.einsum("ti,ta,tb->iab", weight, xi, xi, optimize=True)
+        # G_i = sum_m prec_mi S_m with S_m = sum_t gamma_tm xi_t xi_t^T: per Gaussian (fewer of them than output
+        # features), on the lower triangles only (G_i is symmetric), the outer products a block of frames at a
+        # time.  A per-frame three-operand einsum here held SAT's training to 8x a plain fit.
+        rows, cols = np.tril_indices(d + 1)
+        S = np.zeros((resp.shape[1], len(rows)))
+        for start in range(0, len(xi), _BLOCK):
+            block = xi[start:start + _BLOCK]
+            S += resp[start:start + _BLOCK].T @ (block[:, rows] * block[:, cols])
+        packed = prec.T @ S
+        self.G[:, rows, cols] += packed
+        self.G[:, cols[rows != cols], rows[rows != cols]] += packed[:, rows != cols]
         self.K += (resp @ (model.means.astype(np.float64) * prec)).T @ xi
         self.beta += float(resp.sum())
 
