@@ -1,4 +1,5 @@
-"""i-vector extraction and extractor training: ours (batched) vs the textbook per-utterance loop.
+"""i-vector extraction and extractor training: ours (batched) vs the textbook per-utterance loop, and the E-step
+against its arithmetic floor.
 
 On synthetic Baum-Welch statistics (UBM of ``--k`` 512 components x ``--d`` 60 features, i-vector
 dimension ``--dim`` 200, ``--utts`` utterances with ~300 frames spread over the components), one run
@@ -12,6 +13,11 @@ times, side by side:
 * **training**: seconds per EM iteration of :func:`acoustic_gmm.speaker.train_extractor` (E-step with
   posterior covariances, accumulators, M-step) against the textbook loop's E-step and accumulators
   over the same utterances (the M-step is the same for both and not counted for the loop);
+* **the E-step against its arithmetic floor**, at the recipe shapes (``--floor-shapes``, default K 128 / D 60 /
+  R 100 / U 7,200 and K 512 / R 200 / U 2,000): :meth:`~acoustic_gmm.speaker.IvectorExtractor.accumulate` beside
+  plain matrix products doing the E-step's multiply-adds (``U K R^2`` for the precisions and again for the
+  second-order accumulators, ``U K D R`` for each first-order product, ``U R^3`` for the factorisations and
+  inverses), timed in the same run (target: within 2x);
 * peak memory (RSS) of the process after all of it.
 
 Times are the best of ``--repeats`` runs; "other CPU" is what other processes used meanwhile.
@@ -34,9 +40,24 @@ from bench_em import CpuMeter, machine_facts, wait_for_quiet  # noqa: E402  (sam
 
 from acoustic_gmm.gmm import DiagGMM  # noqa: E402
 from acoustic_gmm.speaker import IvectorExtractor
-from acoustic_gmm.speaker._ivector import BWStats, _ubm_id
+from acoustic_gmm.speaker._bw_stats import BWStats, _ubm_id
 
 EXTRACT_TARGET = 10.0
+
+
+FLOOR_TARGET = 2.0
+
+
+def floor_seconds(K, D, R, U, repeats):
+    """Plain float64 matrix products with the E-step's multiply-adds (see the module), best of ``repeats``."""
+    rng = np.random.default_rng(1)
+    products = [((U, K), (K, R * R)), ((K, U), (U, R * R)), ((U, K * D), (K * D, R)), ((K * D, U), (U, R)),
+                ((U * R, R), (R, R))]
+    total = 0.0
+    for a, b in products:
+        x, y = rng.normal(size=a), rng.normal(size=b)
+        total += best(lambda: x @ y, repeats)[0]
+    return total
 
 
 def make_problem(K, D, R, U, seed=0):
@@ -47,7 +68,8 @@ def make_problem(K, D, R, U, seed=0):
     N = rng.dirichlet(np.full(K, 0.1), size=U) * rng.uniform(100, 500, size=(U, 1))  # ~300 frames, peaky
     W = rng.normal(size=(U, R))
     sd = np.sqrt(var)
-    F = (N[:, :, None] * np.einsum("kdr,ur->ukd", T, W) + np.sqrt(N)[:, :, None] * rng.normal(size=(U, K, D))) * sd
+    TW = (W @ T.reshape(K * D, R).T).reshape(U, K, D)
+    F = (N[:, :, None] * TW + np.sqrt(N)[:, :, None] * rng.normal(size=(U, K, D))) * sd
     return ubm, IvectorExtractor(ubm, T), BWStats([f"u{i}" for i in range(U)], N, F, _ubm_id(ubm))
 
 
@@ -91,6 +113,8 @@ def main():
     ap.add_argument("--utts", type=int, default=2000)
     ap.add_argument("--loop-utts", type=int, default=200, help="utterances the (slow) loop runs on; scaled up")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--floor-shapes", default="128x60x100x7200,512x60x200x2000",
+                    help="KxDxRxU shapes of the E-step's floor rows, comma-separated")
     a = ap.parse_args()
     for line in machine_facts():
         print(line)
@@ -124,9 +148,19 @@ def main():
     print(f"{'textbook loop (E-step only)':<34} {t_loop_iter:9.2f}")
     print(f"ratio {t_loop_iter / t_iter:.1f}x; other CPU {cpu['other_cpu'] or 0:.0%}")
     statistics_mb = (stats.N.nbytes + stats.F.nbytes) / 2 ** 20
-    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
-          f"(of which the statistics {statistics_mb:.0f} MB and T'T products "
-          f"{ex._P.nbytes / 2 ** 20:.0f} MB)")
+    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (of which the statistics "
+          f"{statistics_mb:.0f} MB and T'T products {ex._P.nbytes / 2 ** 20:.0f} MB)")
+    print(f"\n{'E-step vs its arithmetic floor':<34} {'E-step s':>9} {'floor s':>9} {'ratio':>7}")
+    for shape in a.floor_shapes.split(","):
+        K, D, R, U = (int(v) for v in shape.split("x"))
+        ubm, ex, stats = make_problem(K, D, R, U)
+        meter = CpuMeter().start()
+        t_e, _ = best(lambda: ex.accumulate(stats), a.repeats)
+        t_f = floor_seconds(K, D, R, U, a.repeats)
+        cpu = meter.stop()
+        verdict = "ok" if t_e <= FLOOR_TARGET * t_f else "MISSED"
+        print(f"{f'K {K} / D {D} / R {R} / U {U:,}':<34} {t_e:9.2f} {t_f:9.2f} {t_e / t_f:6.2f}x "
+              f"(target <= {FLOOR_TARGET:g}x): {verdict}; other CPU {cpu['other_cpu'] or 0:.0%}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from acoustic_gmm.speaker import (
     train_extractor,
     utterance_stats,
 )
-from acoustic_gmm.speaker._ivector import BWStats, _ubm_id
+from acoustic_gmm.speaker._bw_stats import BWStats, _ubm_id
 from acoustic_gmm.storage import FeatureArchive, write_features
 
 K, D, R = 16, 6, 4
@@ -83,7 +83,7 @@ def textbook(ex: IvectorExtractor, stats: BWStats):
     prec = 1 / ex.ubm.variances
     means, covs = [], []
     for u in range(len(stats)):
-        L = np.eye(R) + sum(stats.N[u, k] * Tk[k].T @ (prec[k][:, None] * Tk[k]) for k in range(K))
+        L = np.eye(ex.dim) + sum(stats.N[u, k] * Tk[k].T @ (prec[k][:, None] * Tk[k]) for k in range(K))
         b = sum(Tk[k].T @ (prec[k] * stats.F[u, k]) for k in range(K))
         covs.append(np.linalg.inv(L))
         means.append(covs[-1] @ b)
@@ -102,6 +102,30 @@ def test_batched_extraction_equals_the_textbook_formulas(problem, monkeypatch):
     np.testing.assert_allclose(W, W_ref, rtol=0, atol=1e-10)
     np.testing.assert_allclose(C, C_ref, rtol=0, atol=1e-12)
     np.testing.assert_allclose(ex.extract(few), W, rtol=0, atol=1e-10)  # the fast path (no covariance)
+
+
+def test_the_batched_e_step_equals_the_textbook_sums(monkeypatch):
+    """The E-step's products on packed triangles and its blocked triangular inverses (R = 21: halves of 10 and
+    11, then 5 and 6, then LAPACK) give the per-utterance textbook accumulators."""
+    import acoustic_gmm.speaker._ivector as iv
+
+    rng = np.random.default_rng(7)
+    ubm = DiagGMM(np.full(K, 1 / K), rng.normal(size=(K, D)), rng.uniform(0.5, 2, size=(K, D)))
+    ex = IvectorExtractor(ubm, rng.normal(scale=0.5, size=(K, D, 21)))
+    N = rng.gamma(2.0, 5.0, size=(30, K))
+    stats = BWStats([f"u{i}" for i in range(30)], N, rng.normal(size=(30, K, D)) * N[:, :, None] ** 0.5,
+                    _ubm_id(ubm))
+    monkeypatch.setattr(iv, "BATCH_UTTS", 8)
+    acc = ex.accumulate(stats)
+    W, C = textbook(ex, stats)
+    second = C + W[:, :, None] * W[:, None, :]
+    rows, cols = np.tril_indices(21)  # A holds the lower triangles
+    np.testing.assert_allclose(acc.A, np.einsum("uk,urs->krs", N, second)[:, rows, cols], rtol=1e-10)
+    np.testing.assert_allclose(acc.H, second.sum(0), rtol=1e-10)
+    f = (stats.F / np.sqrt(ubm.variances)).reshape(30, -1)
+    np.testing.assert_allclose(acc.C, f.T @ W, rtol=1e-10, atol=1e-12)
+    chol = np.linalg.cholesky(np.linalg.inv(C))
+    np.testing.assert_allclose(iv._tri_inv(chol), np.linalg.inv(chol), rtol=1e-10, atol=1e-14)
 
 
 def test_accumulators_add_up_over_parts(problem):
@@ -221,14 +245,14 @@ def test_score_normalisation_of_ivector_trials():
 
 
 def test_streamed_statistics_train_and_extract_as_in_memory(tmp_path, monkeypatch):
-    import acoustic_gmm.speaker._ivector as iv
+    import acoustic_gmm.speaker._bw_stats as bw
     from acoustic_gmm.speaker import extract_archive, train_extractor_from_archive
-    from acoustic_gmm.speaker._ivector import StatsStream
+    from acoustic_gmm.speaker._bw_stats import StatsStream
 
     path = tmp_path / "train.h5"
     speaker_archive(path, 12, 4, seed=5)
     ubm = DiagGMM(np.full(8, 1 / 8), np.random.default_rng(0).normal(size=(8, 5)) * 3, np.ones((8, 5)))
-    monkeypatch.setattr(iv, "BATCH_FRAMES", 700)  # batches of 3 utterances: many passes over the archive
+    monkeypatch.setattr(bw, "BATCH_FRAMES", 700)  # batches of 3 utterances: many passes over the archive
     memory = train_extractor(ubm, utterance_stats(ubm, path), 3, n_iter=4)
     streamed = train_extractor(ubm, StatsStream(ubm, path), 3, n_iter=4)
     np.testing.assert_allclose(streamed.T, memory.T, rtol=1e-9, atol=1e-12)

@@ -165,9 +165,7 @@ def grid_accuracy(archive, splits, grid, *, test_archive=None, label_key: str = 
 
         acc = grid_accuracy("train.h5", [(train_ids, test_ids)], GRID, test_archive="test.h5")
     """
-    from tqdm import tqdm
-
-    from ..storage._parallel import parallel_map
+    from ..storage._parallel import parallel_map, progress_bar
 
     path = str(archive.path if hasattr(archive, "path") else archive)
     test_path = path if test_archive is None else str(getattr(test_archive, "path", test_archive))
@@ -176,8 +174,8 @@ def grid_accuracy(archive, splits, grid, *, test_archive=None, label_key: str = 
              for k, (train, test) in enumerate(splits) for i, (_, view, settings) in enumerate(grid)]
     accuracy = np.zeros((len(grid), n))
     workers = max(1, min(jobs or len(os.sched_getaffinity(0)), len(tasks)))
-    with tqdm(total=len(tasks), unit="fit", desc="select", disable=None if progress is None else not progress,
-              leave=False) as bar, parallel_map(_fit_fold, tasks, jobs) as results:
+    with progress_bar(len(tasks), desc="select", unit="fit", progress=progress) as bar, \
+            parallel_map(_fit_fold, tasks, jobs) as results:
         took = np.zeros(len(grid))
         for done, (index, acc, seconds) in enumerate(results, 1):
             accuracy[index // n, index % n] = acc

@@ -233,9 +233,7 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
         ms = train_model_set("train.h5", slices=1, n_components=16)  # one GMM of 16 a class
         ms.save("digits.h5")
     """
-    from tqdm import tqdm
-
-    from ..storage._parallel import parallel_map
+    from ..storage._parallel import parallel_map, progress_bar
 
     class_structure(states, slices, gmm_params.get("init", "split"))  # bad values refused before any reading
     if state_training not in STATE_TRAINING:
@@ -266,8 +264,7 @@ def train_model_set(archive, *, label_key: str = "label", n_components: int = DE
              for c in sorted(groups)]
     models, log_trans = {}, ({} if states else None)
     with parallel_map(_fit_class, tasks, jobs) as results, \
-            tqdm(total=len(tasks), unit="class", desc="train", disable=None if progress is None else not progress,
-                 leave=False) as bar:
+            progress_bar(len(tasks), desc="train", unit="class", progress=progress) as bar:
         for label, fitted, notes in results:
             for note in notes:
                 warnings.warn(note, stacklevel=2)

@@ -17,8 +17,9 @@ from ..errors import ArchiveError, DataError, ParameterError
 from ..gmm._model import DiagGMM
 from ..storage._archive import opened
 from ..storage._outputs import check_free_space
+from ._bw_stats import StatsStream, utterance_stats
 from ._files import load_bundle, save_bundle
-from ._ivector import IvectorExtractor, StatsStream, train_extractor, utterance_stats
+from ._ivector import IvectorExtractor, train_extractor
 
 __all__ = ["Ivectors", "save_ivectors", "load_ivectors", "train_extractor_from_archive", "extract_archive", "fit_backend", "save_backend", "load_backend", "score_ivector_trials"]
 

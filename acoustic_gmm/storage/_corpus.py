@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,7 +53,7 @@ from ._hdf5 import (
     open_h5,
 )
 from ._outputs import check_free_space, writing
-from ._parallel import parallel_map
+from ._parallel import parallel_map, progress_bar
 
 __all__ = ["ExtractionReport", "extract_corpus", "extract_files"]
 
@@ -436,14 +435,6 @@ def _write_job(partial: Path, job: dict) -> None:
         raise OSError(exc.errno, exc.strerror, str(partial / JOB_FILE)) from None
 
 
-def _progress_bar(total: int, enabled: bool | None):
-    from tqdm import tqdm
-
-    # disable=None: tqdm shows the bar on a terminal and stays quiet when output is a file or pipe.
-    return tqdm(total=total, unit="utt", desc="features", disable=None if enabled is None else not enabled,
-                file=sys.stderr, leave=False)
-
-
 def extract_corpus(data_dir, out, *, config: MfccConfig | None = None, jobs: int | None = None,
                    strict: bool = False, overwrite: bool = False, batch_size: int = BATCH_SIZE,
                    progress: bool | None = None, client=None) -> ExtractionReport:
@@ -527,7 +518,7 @@ def _extract(dd: DataDir, out: Path, partial: Path, batches, config: MfccConfig,
             from ._parallel import connect
 
             client = stack.enter_context(connect(client))
-        bar = stack.enter_context(_progress_bar(sum(sizes), progress))
+        bar = stack.enter_context(progress_bar(sum(sizes), desc="features", unit="utt", progress=progress))
         bar.update(sum(sizes) - sum(sizes[i] for i in pending))
         results = stack.enter_context(parallel_map(_run_batch, tasks, jobs, client))
 

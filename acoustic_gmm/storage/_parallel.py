@@ -2,7 +2,8 @@
 
 :func:`parallel_map` yields ``fn(task)`` in task order from ``jobs`` processes (which die with their parent and
 ignore Ctrl-C, which the parent handles) or from a Dask client; :func:`connect` makes that client from an address.
-Neither the number of jobs nor the cluster changes a result.
+Neither the number of jobs nor the cluster changes a result.  :func:`progress_bar` is how every long job of the
+package shows where it is.
 """
 
 from __future__ import annotations
@@ -101,3 +102,12 @@ def parallel_map(fn, tasks: list, jobs: int | None, client=None):
     # Leaving the block (done, an error, Ctrl-C) terminates the workers and waits for them.
     with ctx.Pool(jobs, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
         yield pool.imap(fn, tasks)
+
+
+def progress_bar(total: int, *, desc: str, unit: str, progress: bool | None = None):
+    """The package's progress bar (tqdm): shown (``progress=True``), not (False), or only on a terminal (None: never
+    into a log file or a pipe); it leaves no line behind."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr,
+                disable=None if progress is None else not progress)
