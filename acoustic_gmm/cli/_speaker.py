@@ -40,11 +40,14 @@ __all__ = ['ubm', 'em_progress', 'enroll', 'verify', 'echo_trial_metrics', 'echo
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="continue from the checkpoint OUT.ckpt a killed run left (saved after every growth stage and "
                    "every 30 s, removed when training ends); --no-resume starts afresh and replaces it")
+@click.option("--gselect", default="auto", show_default=True, callback=lambda ctx, param, value: _gselect(value),
+              help="Gaussian selection: each frame's E-step over its N best components (N, e.g. 30), 0 for exact EM; "
+                   "auto selects from 1,024 components on")
 @view_options
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False))
 @errors_to_messages
 @writes(("out",), ("feats", "utts"))
-def ubm(feats, components, utts, subsample, client, max_memory, resume, view, out):
+def ubm(feats, components, utts, subsample, client, max_memory, resume, gselect, view, out):
     """Train a universal background model on the pooled frames of FEATS.
 
     --cmvn, --vad, --n-mfcc and --deltas read FEATS (a raw archive) another way than it was extracted (for
@@ -64,10 +67,20 @@ def ubm(feats, components, utts, subsample, client, max_memory, resume, view, ou
         warnings.simplefilter("always", UserWarning)
         model, meta = train_ubm(feats, components, ids=id_list(utts), subsample=subsample, client=client,
                                 max_memory=max_memory, progress=em_progress(components), checkpoint=checkpoint_path(out),
-                                resume=resume, on_resume=resuming, view=view)
+                                resume=resume, on_resume=resuming, view=view,
+                                gselect=gselect)
     echo_warnings(caught)
     model.save(out, name="ubm", metadata=meta)
     click.echo(f"{out}: UBM of {components} components on {meta['n_frames']:,} frames; ubm_id {meta['ubm_id']}")
+
+
+def _gselect(value: str):
+    """``--gselect``: "auto", or a number of components (0: exact EM, None to the library)."""
+    if value == "auto":
+        return value
+    if not value.isdigit():
+        raise click.BadParameter(f"{value!r} is neither 'auto' nor a number of components (0 for exact EM)")
+    return int(value) or None
 
 
 def em_progress(k):

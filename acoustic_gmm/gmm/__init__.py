@@ -4,7 +4,7 @@ Imports :mod:`acoustic_gmm.storage`, :mod:`acoustic_gmm.features` (configuration
 :mod:`acoustic_gmm.errors`.  ``_model`` holds the parameters (:class:`DiagGMM`, :class:`FullGMM`); ``_stats`` the
 statistics that add up over chunks, files, processes and machines (:class:`Stats`, :func:`accumulate`, the E-step,
 with its fused kernels in ``_kernels``); ``_update`` the updates that are functions of statistics (ML, MAP,
-splitting, variance floors, the empty-component policy); ``_init`` k-means and random starts; ``_train`` EM with
+splitting, variance floors, the empty-component policy); ``_init`` k-means and random starts; ``_gselect`` Gaussian selection for large mixtures; ``_train`` EM with
 component splitting; ``_sources`` the frame sources EM reads; ``_estimator`` the scikit-learn-style :class:`GMM`;
 ``_ebw`` the extended Baum-Welch update (MMI's); ``_checkpoint`` resumable training; ``_files`` model files;
 ``_dask`` the E-step on a Dask cluster.
@@ -20,6 +20,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_ebw": ['ebw_update'],
     "_estimator": ['GMM'],
     "_files": ['load_metadata', 'load_models', 'save_models', 'ubm_id'],
+    "_gselect": ['GSELECT_MIN_COMPONENTS', 'GSELECT_REFRESH', 'GSELECT_TOP', 'gselect_for', 'select_components'],
     "_init": ['kmeans_init', 'random_init'],
     "_model": ['DiagGMM', 'FullGMM', 'logsumexp'],
     "_sources": ['FrameSource'],

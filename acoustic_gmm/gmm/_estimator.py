@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from ..errors import ConvergenceWarning, DataError, ParameterError, check_frames, not_fitted
+from ._gselect import gselect_for
 from ._model import resolve_dtype
 from ._sources import FrameSource, within_budget
 from ._train import train as em_train
@@ -62,6 +63,10 @@ class GMM:
         2003), each ``eta`` times EM's own, ``eta`` growing by this factor while the likelihood rises
         and back to 1 when it would not; the likelihood still rises every iteration, in about half
         as many of them on speech.  1 gives plain EM (as HTK, Kaldi and scikit-learn run it).
+    gselect : "auto", None or int
+        Gaussian selection: from 1,024 components on (``"auto"``), each frame's E-step visits only its 30
+        best components, chosen with the model every few iterations (Kaldi's ``gmm-gselect``); None for exact
+        EM at every size, or a number of components to keep (:mod:`acoustic_gmm.gmm._gselect`).
 
     Attributes
     ----------
@@ -91,7 +96,7 @@ class GMM:
 
     def __init__(self, n_components=1, *, covariance_type="diag", init="split", max_iter=100, tol=1e-3,
                  var_floor=1e-3, split_iter=4, schedule=None, random_state=None, dtype="float32",
-                 chunk_size=None, max_memory=None, overrelax=1.5):
+                 chunk_size=None, max_memory=None, overrelax=1.5, gselect="auto"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.init = init
@@ -105,6 +110,7 @@ class GMM:
         self.chunk_size = chunk_size
         self.max_memory = max_memory
         self.overrelax = overrelax
+        self.gselect = gselect
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self):
@@ -157,6 +163,7 @@ class GMM:
                 and 1 <= self.overrelax <= 4):
             raise ParameterError(f"overrelax must be a number in [1, 4] (1 = plain EM), got {self.overrelax!r}")
         resolve_dtype(self.dtype)
+        gselect_for(self.gselect, self.n_components)  # a bad value refused before any reading
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, *, progress=None, checkpoint=None, on_resume=None) -> "GMM":
@@ -218,6 +225,7 @@ class GMM:
             max_iter=self.max_iter, tol=self.tol, var_floor=self.var_floor, split_iter=self.split_iter,
             schedule=self.schedule, dtype=self.dtype, random_state=self.random_state,
             chunk=self.chunk_size, progress=progress, overrelax=self.overrelax, checkpoint=checkpoint,
+            gselect=self.gselect,
             on_resume=on_resume)
         self._set_model(model)
         self.history_ = np.array(history.loglik)

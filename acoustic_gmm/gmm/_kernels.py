@@ -116,3 +116,108 @@ def expand(X, offset, E):
             E[j, d] = y
             E[j, D + d] = y * y
         E[j, 2 * D] = 1
+
+
+@njit(nogil=True, cache=True)
+def top_components(L, sel):
+    """Each frame's ``C = sel.shape[1]`` highest-scoring components of ``L`` (n, K) into ``sel`` (n, C), in no
+    particular order.
+
+    A frame's likely components sit within a few tens of nats of its best: the row's maximum (vectorised, by the
+    integer keys of ``_order_key``), then the number of components within a beam of it (vectorised; the beam
+    doubles from 16 nats until it holds C), then only those few are gathered and partitioned (Hoare's
+    selection) so that the C best come first.  A full partition of every row (numpy's) cost more than the
+    E-step it serves.
+    """
+    n, K = L.shape
+    C = sel.shape[1]
+    vals = np.empty(K, np.float32)
+    cand = np.empty(K, np.int32)
+    for j in range(n):
+        row = L[j]
+        key = np.int32(-2147483648)
+        for k in range(K):
+            key = max(key, _order_key(_as_int32(row[k])))
+        top = _as_float32(_order_key(key))
+        beam = np.float32(16.0)
+        while True:
+            cut = top - beam
+            count = 0
+            for k in range(K):
+                count += row[k] > cut
+            if count >= C or beam > 1e30:
+                break
+            beam *= np.float32(2.0)
+        m = 0
+        for k in range(K):
+            if row[k] > cut:
+                vals[m] = row[k]
+                cand[m] = k
+                m += 1
+        for k in range(K):  # a row of fewer than C finite scores: the rest in order
+            if m >= C:
+                break
+            if not row[k] > cut:
+                vals[m] = row[k]
+                cand[m] = k
+                m += 1
+        lo, hi = 0, m - 1
+        while lo < hi:  # the C largest of vals[:m] into vals[:C]
+            pivot = vals[(lo + hi) // 2]
+            a, b = lo, hi
+            while a <= b:
+                while vals[a] > pivot:
+                    a += 1
+                while vals[b] < pivot:
+                    b -= 1
+                if a <= b:
+                    vals[a], vals[b] = vals[b], vals[a]
+                    cand[a], cand[b] = cand[b], cand[a]
+                    a += 1
+                    b -= 1
+            if C - 1 <= b:
+                hi = b
+            elif C - 1 >= a:
+                lo = a
+            else:
+                break
+        for c in range(C):
+            sel[j, c] = cand[c]
+
+
+@njit(fastmath=_FLAGS | {"reassoc"}, nogil=True, cache=True)
+def selected_estep(E, sel, projT, occ, S):
+    """The E-step of one chunk over each frame's selected components only (Gaussian selection).
+
+    ``E`` (n, 2D + 1) float32 is ``[y, y^2, 1]``, ``sel`` (n, C) the components, ``projT`` (K, 2D + 1) the
+    model's E-step projection (constants in the last column), so a component's ``log w + log N(x)`` is one dot
+    product of C per frame instead of K.  Responsibilities are normalised over the C; ``occ`` (K,) and ``S``
+    (K, 2D) float64 get the frame's sums.  Returns the chunk's log-likelihood over the selected components.
+    """
+    n, C = sel.shape
+    W = E.shape[1]
+    ll = np.empty(C, np.float32)
+    loglik = 0.0
+    for j in range(n):
+        top = np.float32(-np.inf)
+        for c in range(C):
+            k = sel[j, c]
+            s = np.float32(0.0)
+            for d in range(W):
+                s += E[j, d] * projT[k, d]
+            ll[c] = s
+            top = max(top, s)
+        total = np.float32(0.0)
+        for c in range(C):
+            e = _exp(ll[c] - top)
+            ll[c] = e
+            total += e
+        loglik += np.float64(top) + np.log(np.float64(total))
+        inv = np.float32(1.0) / total
+        for c in range(C):
+            k = sel[j, c]
+            g = ll[c] * inv
+            occ[k] += g
+            for d in range(W - 1):
+                S[k, d] += g * E[j, d]
+    return loglik

@@ -145,13 +145,14 @@ def one_blas_thread():
     return _BLAS.limit(limits=1, user_api="blas")
 
 
-def _diag_chunk(model: DiagGMM, block):
+def _diag_chunk(model: DiagGMM, block, select_into=None):
     """E-step of one chunk: (log-likelihood, occupancies (K,), first and second-order sums (K, 2D)).
 
     Folds the constants into the product against ``[y, y^2, 1]`` and never normalises the block of
     responsibilities: their 1 / sum scales the (n, 2D) block instead, a third of the work at K = 256.  In
     float32 (the fast path) the (n, K) layout makes the first product fastest, and everything between the two
-    products is one fused pass per frame (``_kernels``).
+    products is one fused pass per frame (``_kernels``).  ``select_into`` (n, C) int32, if given, gets each
+    frame's C most likely components (Gaussian selection, on the block of log-densities already there).
     """
     n, D = block.shape
     if model.dtype == np.float32:
@@ -161,6 +162,10 @@ def _diag_chunk(model: DiagGMM, block):
         E = np.empty((n, 2 * D + 1), np.float32)
         expand_block(block, model.offset.astype(np.float32), E)
         L = E @ model._proj1                      # (n, K): log w_k + log N(x | k)
+        if select_into is not None:
+            from ._kernels import top_components
+
+            top_components(L, select_into)
         top, total, occ = (np.empty(len(L), np.float32), np.empty(len(L), np.float32),
                            np.zeros(L.shape[1], np.float32))
         posteriors_and_scale(L, E, 2 * D, top, total, occ)
@@ -181,13 +186,31 @@ def _diag_chunk(model: DiagGMM, block):
     return loglik, occ.astype(np.float64), S
 
 
-def accumulate(model, X, *, chunk: int | None = None, threads: int | None = None) -> Stats:
+def _selected_chunk(model: DiagGMM, projT: np.ndarray, block, rows: np.ndarray):
+    """:func:`_diag_chunk` over each frame's selected components only (``_kernels.selected_estep``)."""
+    from ._kernels import expand as expand_block
+    from ._kernels import selected_estep
+
+    n, D = block.shape
+    E = np.empty((n, 2 * D + 1), np.float32)
+    expand_block(block, model.offset.astype(np.float32), E)
+    occ, S = np.zeros(model.n_components), np.zeros((model.n_components, 2 * D))
+    loglik = selected_estep(E, np.ascontiguousarray(rows, dtype=np.int32), projT, occ, S)
+    return float(loglik), occ, S
+
+
+def accumulate(model, X, *, chunk: int | None = None, threads: int | None = None,
+               selection: np.ndarray | None = None, select_into: np.ndarray | None = None) -> Stats:
     """E-step over ``X`` (any sliceable 2-D array of frames): statistics and log-likelihood.
 
     Diagonal models use the expanded block ``E = [x - c, (x - c)^2, 1]`` twice: one product
     gives the log-densities, another the first and second-order sums.  Arithmetic is in
     ``model.dtype``; sums are added up in float64, chunk by chunk in order, so the result
     is the same whatever ``threads`` (default: all cores) is.
+
+    Gaussian selection (float32 diagonal models): ``select_into`` (n_frames, C) int32 receives each frame's C
+    most likely components during this (exact) E-step; given back as ``selection``, a later E-step visits only
+    those (:func:`_selected_chunk`): responsibilities over the C, the log-likelihood theirs.
     """
     chunk = chunk or default_chunk(model.n_components)
     K, D = model.n_components, model.n_features
@@ -197,6 +220,14 @@ def accumulate(model, X, *, chunk: int | None = None, threads: int | None = None
     if isinstance(model, DiagGMM):
         acc = Stats.zeros(K, model.offset, "diag")
         threads = max(1, threads or len(os.sched_getaffinity(0)))
+
+        for given in (selection, select_into):
+            if given is not None and (model.dtype != np.float32 or given.shape[0] != source.n_frames_total):
+                raise ParameterError(f"a selection of {given.shape[0]} frames for a {np.dtype(model.dtype).name} "
+                                     f"model and {source.n_frames_total} frames: it is for float32 models and "
+                                     f"one row a frame")
+        if selection is not None:
+            projT = np.ascontiguousarray(model._proj1.T)
 
         def add(job):
             loglik, occ, S = job.result()
@@ -222,7 +253,12 @@ def accumulate(model, X, *, chunk: int | None = None, threads: int | None = None
             for big in blocks:
                 for start in range(0, len(big), chunk):
                     block = big[start:start + chunk]
-                    pending.append(pool.submit(_diag_chunk, model, block))
+                    rows = slice(acc.n_frames, acc.n_frames + len(block))
+                    if selection is not None:
+                        pending.append(pool.submit(_selected_chunk, model, projT, block, selection[rows]))
+                    else:
+                        pending.append(pool.submit(_diag_chunk, model, block,
+                                                   None if select_into is None else select_into[rows]))
                     acc.n_frames += len(block)
                     if len(pending) > 2 * threads:
                         add(pending.popleft())

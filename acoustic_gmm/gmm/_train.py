@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ParameterError
+from ._gselect import GSELECT_REFRESH, gselect_for
 from ._init import kmeans_init, random_init
 from ._model import DiagGMM, FullGMM
-from ._sources import as_frames
+from ._sources import RemoteEStep, as_frames
 from ._stats import Stats, accumulate, global_mean_var, global_stats
 from ._update import growth_schedule, m_step, ml_update, split_heaviest, variance_floor
 
@@ -49,7 +50,7 @@ class History:
 
 def run_em(model, X, *, floor, n_iter: int, tol: float, history: History, chunk=None,
            stats: Stats | None = None, progress=None, min_iter: int = 0, overrelax: float = 1.0,
-           start: int = 0, eta: float = 1.0, on_iteration=None):
+           start: int = 0, eta: float = 1.0, on_iteration=None, gselect: int | None = None):
     """Up to ``n_iter`` EM iterations; after ``min_iter``, stop once the per-frame gain is below ``tol``.
 
     ``stats`` may hold the E-step of ``model`` already done by the caller.  Returns
@@ -68,20 +69,39 @@ def run_em(model, X, *, floor, n_iter: int, tol: float, history: History, chunk=
     likelihood, and one that does not is thrown away for the plain EM update (one E-step more),
     with ``eta`` back to 1.  The likelihood still rises at every iteration; EM's slow tail is
     crossed in fewer of them.  Full covariances always take plain EM steps.
+
+    ``gselect`` C: Gaussian selection (:mod:`acoustic_gmm.gmm._gselect`).  One E-step in ``GSELECT_REFRESH`` is
+    exact and finds each frame's C best components as it goes; the others visit only those.  After components
+    are replaced (empty ones), the next E-step is exact again.
     """
+    selection, since = None, 0
+
+    def e_step(m):
+        nonlocal selection, since
+        if not gselect:
+            return accumulate(m, X, chunk=chunk)
+        if selection is None or since >= GSELECT_REFRESH:
+            fresh = np.empty((as_frames(X).n_frames_total, gselect), dtype=np.int32)
+            s = accumulate(m, X, chunk=chunk, select_into=fresh)
+            selection, since = fresh, 1
+            return s
+        since += 1
+        return accumulate(m, X, chunk=chunk, selection=selection)
+
     if stats is None:
-        stats = accumulate(model, X, chunk=chunk)
+        stats = e_step(model)
     K = model.n_components
     converged = False
     accelerate = overrelax > 1 and model.covariance_type == "diag"
     for it in range(start, n_iter):
         new, replaced = ml_update(stats, model, floor=floor)
         if replaced:
+            since = GSELECT_REFRESH  # new components are in no frame's selection yet
             eta = 1.0  # components were replaced: the old and new models do not define a direction
         new_stats = None
         if accelerate and eta > 1:
             bold = _overrelaxed(model, new, eta, floor)
-            bold_stats = accumulate(bold, X, chunk=chunk)
+            bold_stats = e_step(bold)
             if bold_stats.avg_loglik > stats.avg_loglik:
                 new, new_stats = bold, bold_stats
                 eta *= overrelax
@@ -90,7 +110,7 @@ def run_em(model, X, *, floor, n_iter: int, tol: float, history: History, chunk=
         elif accelerate:
             eta = overrelax
         if new_stats is None:
-            new_stats = accumulate(new, X, chunk=chunk)
+            new_stats = e_step(new)
         gain = new_stats.avg_loglik - stats.avg_loglik
         model, stats = new, new_stats
         history.loglik.append(stats.avg_loglik)
@@ -118,7 +138,8 @@ def _overrelaxed(old: DiagGMM, new: DiagGMM, eta: float, floor: np.ndarray) -> D
 
 def train(X, n_components: int, *, covariance_type="diag", init="split", max_iter=100, tol=1e-3,
           var_floor=1e-3, split_iter=4, schedule=None, dtype="float32", random_state=None,
-          chunk=None, progress=None, overrelax=OVERRELAX, checkpoint=None, on_resume=None, floor=None):
+          chunk=None, progress=None, overrelax=OVERRELAX, checkpoint=None, on_resume=None, floor=None,
+          gselect="auto"):
     """Fit a mixture to frames ``X``; returns ``(model, history, converged, n_iter)``.
 
     ``init="split"`` grows from one Gaussian through ``schedule`` (doubling by default)
@@ -145,6 +166,10 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
     floor : ndarray (n_features,), optional
         The variances' floor itself, instead of ``var_floor`` times these frames' variance: an HMM state's
         GMM is floored at its class's variance, not its own frames'.
+    gselect : "auto", None or int
+        Gaussian selection in the E-steps of stages of ``GSELECT_MIN_COMPONENTS`` components and more
+        (``"auto"``), never (None), or with that many components a frame at every size above it (float32
+        diagonal models; not on a cluster, whose tasks run the exact E-step): see :mod:`acoustic_gmm.gmm._gselect`.
     """
     X = as_frames(X)
     glob = global_stats(X, covariance_type)
@@ -167,6 +192,8 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
             params["floor"] = [float(v) for v in floor]
         if init == "split":
             params.update(schedule=stages, split_iter=int(split_iter))
+        if gselect_for(gselect, n_components):  # a selected E-step is another computation
+            params["gselect"] = str(gselect)
         elif random_state is None or isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
             params["random_state"] = None if random_state is None else int(random_state)
         # The frames' fingerprint: a checkpoint of other frames must not be continued on these.
@@ -220,10 +247,12 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
                                                             history, floor))
             saved_at = time.monotonic()
 
+        selected = isinstance(model, DiagGMM) and model.dtype == np.float32 and not isinstance(X, RemoteEStep)
         model, stats, converged = run_em(model, X, floor=floor, n_iter=length, tol=stage_tol, history=history,
                                          chunk=chunk, stats=stats, progress=progress, min_iter=min_iter,
                                          overrelax=relax, start=start, eta=eta,
-                                         on_iteration=None if checkpoint is None else save)
+                                         on_iteration=None if checkpoint is None else save,
+                                         gselect=gselect_for(gselect, size) if selected else None)
         n_iter = len(history.loglik) - before
     if checkpoint is not None:
         checkpoint.remove()

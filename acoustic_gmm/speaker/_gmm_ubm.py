@@ -71,7 +71,7 @@ def ubm_config(path):
 
 def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1, client=None,
               max_memory: int | None = None, progress=None, checkpoint=None, resume: bool = True,
-              on_resume=None, view=None) -> tuple[GMM, dict]:
+              on_resume=None, view=None, gselect="auto") -> tuple[GMM, dict]:
     """Train a UBM on the pooled frames of a feature archive; returns the fitted GMM and its metadata.
 
     Parameters
@@ -99,6 +99,9 @@ def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1,
         Continue from ``checkpoint`` if it exists; False removes it first and starts afresh.
     on_resume : callable, optional
         ``on_resume(path, n_components, iteration)`` once, when training continues from ``checkpoint``.
+    gselect : "auto", None or int
+        Gaussian selection in the E-steps of large models (see :class:`~acoustic_gmm.GMM`): from 1,024
+        components on by default, None for exact EM.
 
     Returns
     -------
@@ -129,13 +132,15 @@ def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1,
             with connect(client) as c:
                 X = DaskFrames(fa.path, c, ids=None if ids is None else X.ids, view=fa.config)
                 try:
-                    model = GMM(n_components).fit(X, progress=progress, checkpoint=checkpoint, on_resume=on_resume)
+                    model = GMM(n_components, gselect=gselect).fit(X, progress=progress, checkpoint=checkpoint,
+                                                                   on_resume=on_resume)
                 finally:
                     X.close()
         else:
             if subsample != 1:  # only the kept rows are read
                 X = X.rows(np.arange(0, X.n_frames_total, subsample))
-            model = GMM(n_components, max_memory=max_memory).fit(X, progress=progress, checkpoint=checkpoint,
+            model = GMM(n_components, max_memory=max_memory, gselect=gselect).fit(X, progress=progress,
+                                                                                  checkpoint=checkpoint,
                                                                  on_resume=on_resume)
         n = X.n_frames_total if not isinstance(X, np.ndarray) else len(X)
         meta = {"kind": "ubm", "ubm_id": ubm_id(model.model_), "feature_config": fa.config.to_dict(),
