@@ -65,7 +65,7 @@ def worker(path: str, k: int, iters: int, dask: bool = False) -> None:
             stats = accumulate(model, source)
             model = m_step(stats, floor=floor, dtype="float32")
             times.append(time.perf_counter() - t0)
-    print(json.dumps({"s_per_iter": float(np.mean(times)), "first": times[0], "n": stats.n_frames,
+    print(json.dumps({"s_per_iter": float(np.mean(times)), "first": times[0], "times": times, "n": stats.n_frames,
                       "avg_loglik": stats.avg_loglik,
                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 

@@ -81,7 +81,9 @@ class DaskFrames:
 
     def accumulate(self, model, chunk: int):
         """The E-step of ``model`` over every shard, on the cluster; statistics summed as a tree."""
-        remote_model = self.client.scatter(model, broadcast=True)
+        # hash=False: a new key every time; the same model scattered again (hashed to the same key) while the last
+        # pass's copy is being released was lost in replication and cancelled the pass
+        remote_model = self.client.scatter(model, broadcast=True, hash=False)
         parts = [self.client.submit(_shard_stats, self.path, ids, remote_model, chunk, self.view, pure=False)
                  for ids in self.shards]
         while len(parts) > 1:

@@ -120,7 +120,7 @@ class DaskStats:
 
     def accumulate_tv(self, extractor):
         """The extractor's E-step over every shard, on the cluster; accumulators summed as a tree."""
-        remote = self.client.scatter(extractor, broadcast=True)
+        remote = self.client.scatter(extractor, broadcast=True, hash=False)  # see gmm._dask: a new key each pass
         parts = [self.client.submit(_shard_tv_stats, self.path, ids, self.top_c, remote, self.local.view, pure=False)
                  for ids in self.shards]
         while len(parts) > 1:
