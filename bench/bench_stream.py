@@ -3,11 +3,12 @@
 The parent writes an HDF5 feature archive of N frames (D = 39, float32: 1.56 GB at N = 1e7) in
 utterances of 10,000 frames, drawn from a fixed mixture of 32 Gaussians; a fresh process then
 runs EM iterations (E-step streamed chunk by chunk from the archive, M-step) with K components
-and reports seconds per iteration and its peak resident memory, which must not grow with N; a
+and reports seconds per iteration after the first (which also pays the process's one-time start) and its peak
+resident memory, which must not grow with N; a
 second one runs the same E-steps as Dask tasks on a 2-worker LocalCluster (the overhead of
 distribution, on the same two cores).
 
-    .venv/bin/python bench/bench_stream.py [--n 10000000] [--k 256] [--iters 2]
+    .venv/bin/python bench/bench_stream.py [--n 10000000] [--k 256] [--iters 4]
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ def worker(path: str, k: int, iters: int, dask: bool = False) -> None:
             stats = accumulate(model, source)
             model = m_step(stats, floor=floor, dtype="float32")
             times.append(time.perf_counter() - t0)
-    print(json.dumps({"s_per_iter": float(np.mean(times)), "first": times[0], "times": times, "n": stats.n_frames,
+    # per iteration after the first, which also pays each process's one-time start (the kernels' load, a Dask
+    # worker's imports): what a long training pays per iteration
+    print(json.dumps({"s_per_iter": float(np.mean(times[1:] or times)), "first": times[0], "times": times,
+                      "n": stats.n_frames,
                       "avg_loglik": stats.avg_loglik,
                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
@@ -74,7 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000_000)
     ap.add_argument("--k", type=int, default=256)
-    ap.add_argument("--iters", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=4)
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -96,8 +100,10 @@ def main() -> None:
         r = runs[how]
         print(f"EM {what}, K={args.k}: {r['s_per_iter']:.2f} s/iter (first {r['first']:.2f} s), "
               f"peak RSS {r['peak_mb']:.0f} MB (client process), {r['n']:,} frames per pass")
-    print(f"Dask overhead: {runs['dask']['s_per_iter'] / runs['local']['s_per_iter']:.2f}x the single-process "
-          f"iteration on the same 2 cores; log-likelihoods {runs['local']['avg_loglik']:.5f} / {runs['dask']['avg_loglik']:.5f}")
+    ratio = runs['dask']['s_per_iter'] / runs['local']['s_per_iter']
+    print(f"Dask overhead: {ratio:.2f}x the single-process iteration on the same 2 cores (target <= 1.1x: "
+          f"{'ok' if ratio <= 1.1 else 'MISSED'}); log-likelihoods {runs['local']['avg_loglik']:.5f} / "
+          f"{runs['dask']['avg_loglik']:.5f}")
 
 
 if __name__ == "__main__":

@@ -321,8 +321,12 @@ class FeatureArchive:
             if (not rows or width != d.shape[1] or d.dtype != np.dtype("<f4") or self._f.driver != "sec2"
                     or d.id.get_create_plist().get_nfilters() or not hasattr(os, "preadv")):
                 return None
-            info = sorted((d.id.get_chunk_info(i) for i in range(d.id.get_num_chunks())),
-                          key=lambda c: c.chunk_offset[0])
+            info = []
+            if hasattr(d.id, "chunk_iter"):  # one call for all chunks; one each took 0.6 s at 4,900 chunks, on
+                d.id.chunk_iter(info.append)  # every open (every Dask task of a streamed E-step)
+            else:
+                info = [d.id.get_chunk_info(i) for i in range(d.id.get_num_chunks())]
+            info.sort(key=lambda c: c.chunk_offset[0])
             size = rows * width * 4
             if (not info or [c.chunk_offset[0] for c in info] != list(range(0, len(d), rows))
                     or any(c.size != size or c.filter_mask for c in info)):
