@@ -52,6 +52,15 @@ def _order_key(bits):
     return bits ^ ((bits >> np.int32(31)) & np.int32(0x7FFFFFFF))
 
 
+@njit(inline="always")
+def _row_max(row):
+    """The largest float32 of ``row``, as an integer maximum over order keys (which vectorises)."""
+    key = np.int32(-2147483648)
+    for k in range(len(row)):
+        key = max(key, _order_key(_as_int32(row[k])))
+    return _as_float32(_order_key(key))
+
+
 @njit(inline="always", fastmath=_FLAGS)
 def _exp(x):
     """exp(x) in float32 for x <= 0, x clamped at -87 (e^-87 = 1.6e-38, float32's smallest normal: nothing
@@ -83,10 +92,7 @@ def posteriors_and_scale(L, E, n_scaled, top, total, occ):
     n, K = L.shape
     for j in range(n):
         row = L[j]
-        key = np.int32(-2147483648)
-        for k in range(K):
-            key = max(key, _order_key(_as_int32(row[k])))
-        m = _as_float32(_order_key(key))
+        m = _row_max(row)
         s = np.float32(0.0)
         for k in range(K):
             e = _exp(row[k] - m)
@@ -135,10 +141,7 @@ def top_components(L, sel):
     cand = np.empty(K, np.int32)
     for j in range(n):
         row = L[j]
-        key = np.int32(-2147483648)
-        for k in range(K):
-            key = max(key, _order_key(_as_int32(row[k])))
-        top = _as_float32(_order_key(key))
+        top = _row_max(row)
         beam = np.float32(16.0)
         while True:
             cut = top - beam
