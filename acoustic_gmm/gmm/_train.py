@@ -170,6 +170,9 @@ def train(X, n_components: int, *, covariance_type="diag", init="split", max_ite
         Gaussian selection in the E-steps of stages of ``GSELECT_MIN_COMPONENTS`` components and more
         (``"auto"``), never (None), or with that many components a frame at every size above it (float32
         diagonal models; not on a cluster, whose tasks run the exact E-step): see :mod:`acoustic_gmm.gmm._gselect`.
+        The selection is not checkpointed: a run resumed within a stage starts with an exact E-step, so it ends
+        at a model as good as the uninterrupted one's, not the same bits (exact EM, and every stage boundary,
+        still resume bit for bit).
     """
     X = as_frames(X)
     glob = global_stats(X, covariance_type)
