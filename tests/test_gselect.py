@@ -94,3 +94,20 @@ def test_the_ubm_command_takes_gselect(tmp_path):
     assert scores["4"] != scores["0"] and scores["4"] == pytest.approx(scores["0"], abs=0.1), scores
     r = invoke("ubm", tmp_path / "f.h5", "-k", 8, "--gselect", "some", "-o", tmp_path / "bad.h5")
     assert r.exit_code == 2 and "'some' is neither 'auto' nor a number of components" in r.output, r.output
+
+
+def test_selection_streamed_from_an_archive_gives_the_in_memory_fit(tmp_path):
+    """The selection rows follow the frames in the order the E-step reads them, so a fit streamed from an
+    archive on every pass (max_memory=0) is the in-memory fit, bit for bit, with selection as without."""
+    from acoustic_gmm.features import MfccConfig
+    from acoustic_gmm.storage import write_features
+
+    _, X = _mixture(K=16, D=3, n=30000, seed=6, alpha=200.0)
+    pieces = np.array_split(X, 37)
+    write_features(tmp_path / "f.h5", [(f"u{i:02d}", p, None, None) for i, p in enumerate(pieces)],
+                   config=MfccConfig(n_mfcc=3, n_mels=8, deltas=0), sample_rate=8000)
+    memory = GMM(16, gselect=3, chunk_size=1000).fit(X)
+    streamed = GMM(16, gselect=3, chunk_size=1000, max_memory=0).fit(tmp_path / "f.h5")
+    np.testing.assert_array_equal(streamed.means_, memory.means_)
+    np.testing.assert_array_equal(streamed.history_, memory.history_)
+    assert not np.array_equal(memory.means_, GMM(16, gselect=None, chunk_size=1000).fit(X).means_)
