@@ -120,8 +120,8 @@ def _check_start(start: ModelSet, groups: dict, n_slices: int, states: bool) -> 
             or any(len(start.models[c]) != n_slices for c in groups):
         raise ParameterError(f"start must have the classes and structure being trained ({len(groups)} classes x "
                              f"{n_slices} {'states' if states else 'slices'}), got {len(start.models)} classes x "
-                              f"{sorted({len(m) for m in start.models.values()})} "
-                              f"{'states' if start.log_trans is not None else 'slices'}")
+                             f"{sorted({len(m) for m in start.models.values()})} "
+                             f"{'states' if start.log_trans is not None else 'slices'}")
 
 
 # Variance floor of class models, as a share of each class's variance: chosen by the defaults study

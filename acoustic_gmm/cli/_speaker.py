@@ -67,20 +67,17 @@ def ubm(feats, components, utts, subsample, client, max_memory, resume, gselect,
         warnings.simplefilter("always", UserWarning)
         model, meta = train_ubm(feats, components, ids=id_list(utts), subsample=subsample, client=client,
                                 max_memory=max_memory, progress=em_progress(components), checkpoint=checkpoint_path(out),
-                                resume=resume, on_resume=resuming, view=view,
-                                gselect=gselect)
+                                resume=resume, on_resume=resuming, view=view, gselect=gselect)
     echo_warnings(caught)
     model.save(out, name="ubm", metadata=meta)
     click.echo(f"{out}: UBM of {components} components on {meta['n_frames']:,} frames; ubm_id {meta['ubm_id']}")
 
 
 def _gselect(value: str):
-    """``--gselect``: "auto", or a number of components (0: exact EM, None to the library)."""
-    if value == "auto":
-        return value
-    if not value.isdigit():
+    """``--gselect``: "auto", or a number of components (0: exact EM)."""
+    if value != "auto" and not value.isdigit():
         raise click.BadParameter(f"{value!r} is neither 'auto' nor a number of components (0 for exact EM)")
-    return int(value) or None
+    return value if value == "auto" else int(value)
 
 
 def em_progress(k):

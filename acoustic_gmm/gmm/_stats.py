@@ -22,7 +22,7 @@ from ..errors import DataError, ParameterError
 from ._model import DiagGMM, default_chunk, log_normalize
 from ._sources import RemoteEStep, as_frames
 
-__all__ = ["global_mean_var", "Stats", "accumulate", "global_stats"]
+__all__ = ["global_mean_var", "Stats", "accumulate", "global_stats", "ordered_map"]
 
 
 READ_CHUNKS = 8  # E-step chunks read from a frame source at once
@@ -160,6 +160,16 @@ def _scratch(name: str, shape: tuple) -> np.ndarray:
     return buf[:shape[0]]
 
 
+def _expanded(model: DiagGMM, block) -> np.ndarray:
+    """``[x - c, (x - c)^2, 1]`` (n, 2D + 1) float32 of a chunk, in this thread's scratch array (``_kernels``)."""
+    from ._kernels import expand
+
+    n, D = block.shape
+    E = _scratch("E", (n, 2 * D + 1))
+    expand(block, model.offset.astype(np.float32), E)
+    return E
+
+
 def _diag_chunk(model: DiagGMM, block, select_into=None):
     """E-step of one chunk: (log-likelihood, occupancies (K,), first and second-order sums (K, 2D)).
 
@@ -171,11 +181,9 @@ def _diag_chunk(model: DiagGMM, block, select_into=None):
     """
     n, D = block.shape
     if model.dtype == np.float32:
-        from ._kernels import expand as expand_block
         from ._kernels import posteriors_and_scale
 
-        E = _scratch("E", (n, 2 * D + 1))
-        expand_block(block, model.offset.astype(np.float32), E)
+        E = _expanded(model, block)
         L = np.matmul(E, model._proj1, out=_scratch("L", (n, model.n_components)))  # log w_k + log N(x | k)
         if select_into is not None:
             from ._kernels import top_components
@@ -199,6 +207,22 @@ def _diag_chunk(model: DiagGMM, block, select_into=None):
         S = L @ E[:, :2 * D]
     loglik = float((top.astype(np.float64) + np.log(total, dtype=np.float64)).sum())
     return loglik, occ.astype(np.float64), S
+
+
+def ordered_map(calls, *, threads: int, ahead: int):
+    """``fn(*args)`` for every ``(fn, *args)`` of ``calls``, yielded in their order, computed on ``threads``
+    threads (the caller's own when 1) with BLAS on one thread, at most ``ahead`` calls in flight before the
+    oldest is waited for.  ``calls`` is drawn by the caller's thread (reading the next blocks while the others
+    compute); no thread waits for the others at a barrier.  The E-steps of the mixtures and of the i-vector
+    extractor run on it."""
+    pending = deque()
+    with one_blas_thread(), (ThreadPoolExecutor(threads) if threads > 1 else _InThisThread()) as pool:
+        for call in calls:
+            pending.append(pool.submit(*call))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 class _InThisThread:
@@ -225,12 +249,10 @@ class _InThisThread:
 
 def _selected_chunk(model: DiagGMM, projT: np.ndarray, block, rows: np.ndarray):
     """:func:`_diag_chunk` over each frame's selected components only (``_kernels.selected_estep``)."""
-    from ._kernels import expand as expand_block
     from ._kernels import selected_estep
 
-    n, D = block.shape
-    E = np.empty((n, 2 * D + 1), np.float32)
-    expand_block(block, model.offset.astype(np.float32), E)
+    D = block.shape[1]
+    E = _expanded(model, block)
     occ, S = np.zeros(model.n_components), np.zeros((model.n_components, 2 * D))
     loglik = selected_estep(E, np.ascontiguousarray(rows, dtype=np.int32), projT, occ, S)
     return float(loglik), occ, S
@@ -266,41 +288,33 @@ def accumulate(model, X, *, chunk: int | None = None, threads: int | None = None
         if selection is not None:
             projT = np.ascontiguousarray(model._proj1.T)
 
-        def add(job):
-            loglik, occ, S = job.result()
-            acc.loglik += loglik
-            acc.occ += occ
-            acc.sum_x += S[:, :D]
-            acc.sum_xx += S[:, D:]
+        # The source is read READ_CHUNKS chunks at a time (fewer, larger reads from an archive) by this thread
+        # while the others compute, at most 2 chunks a thread ahead; the chunks, and so the sums, are the same
+        # either way.  An archive hands out views of its mapped file, or where it cannot, fills a ring of
+        # buffers; a block comes round again once the window has moved past every chunk cut from it, so a ring
+        # of this size is never overwritten in use.  Views cost nothing, so their blocks are one chunk each: a
+        # block the archive must copy (one across a break in the file's layout) is then only a chunk.
+        if getattr(source, "reuses_buffers", False):
+            blocks = source.iter_chunks(chunk, reuse=2 * threads + 1)
+        else:
+            blocks = source.iter_chunks(chunk * READ_CHUNKS)
 
-        with one_blas_thread(), (ThreadPoolExecutor(threads) if threads > 1 else _InThisThread()) as pool:
-            # A sliding window of chunks in flight, added in order: no thread waits for the others at a
-            # barrier, and a streaming source is never read more than 2 chunks per thread ahead.
-            # The source is read READ_CHUNKS chunks at a time (fewer, larger reads from an archive) by this
-            # thread while the pool computes; the chunks, and so the sums, are the same either way.
-            pending = deque()
-            # An archive hands out views of its mapped file, or where it cannot, fills a ring of buffers; a
-            # block comes round again once the window has moved past every chunk cut from it, so a ring of
-            # this size is never overwritten in use.  Views cost nothing, so their blocks are one chunk each:
-            # a block the archive must copy (one across a break in the file's layout) is then only a chunk.
-            if getattr(source, "reuses_buffers", False):
-                blocks = source.iter_chunks(chunk, reuse=2 * threads + 1)
-            else:
-                blocks = source.iter_chunks(chunk * READ_CHUNKS)
+        def calls():
             for big in blocks:
                 for start in range(0, len(big), chunk):
                     block = big[start:start + chunk]
                     rows = slice(acc.n_frames, acc.n_frames + len(block))
-                    if selection is not None:
-                        pending.append(pool.submit(_selected_chunk, model, projT, block, selection[rows]))
-                    else:
-                        pending.append(pool.submit(_diag_chunk, model, block,
-                                                   None if select_into is None else select_into[rows]))
                     acc.n_frames += len(block)
-                    if len(pending) > 2 * threads:
-                        add(pending.popleft())
-            while pending:
-                add(pending.popleft())
+                    if selection is not None:
+                        yield _selected_chunk, model, projT, block, selection[rows]
+                    else:
+                        yield _diag_chunk, model, block, None if select_into is None else select_into[rows]
+
+        for loglik, occ, S in ordered_map(calls(), threads=threads, ahead=2 * threads):
+            acc.loglik += loglik
+            acc.occ += occ
+            acc.sum_x += S[:, :D]
+            acc.sum_xx += S[:, D:]
         return acc
     acc = Stats.zeros(K, model.centre, "full")
     for block in source.iter_chunks(chunk):

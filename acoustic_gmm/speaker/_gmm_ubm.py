@@ -123,6 +123,7 @@ def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1,
                              f"is read)")
     if checkpoint is not None and not resume:
         Path(checkpoint).unlink(missing_ok=True)
+    fit_options = dict(progress=progress, checkpoint=checkpoint, on_resume=on_resume)
     with opened(archive, view) as fa:
         X = fa if ids is None else fa.subset(ids)
         if client is not None:
@@ -132,16 +133,13 @@ def train_ubm(archive, n_components: int = 256, *, ids=None, subsample: int = 1,
             with connect(client) as c:
                 X = DaskFrames(fa.path, c, ids=None if ids is None else X.ids, view=fa.config)
                 try:
-                    model = GMM(n_components, gselect=gselect).fit(X, progress=progress, checkpoint=checkpoint,
-                                                                   on_resume=on_resume)
+                    model = GMM(n_components, gselect=gselect).fit(X, **fit_options)
                 finally:
                     X.close()
         else:
             if subsample != 1:  # only the kept rows are read
                 X = X.rows(np.arange(0, X.n_frames_total, subsample))
-            model = GMM(n_components, max_memory=max_memory, gselect=gselect).fit(X, progress=progress,
-                                                                                  checkpoint=checkpoint,
-                                                                 on_resume=on_resume)
+            model = GMM(n_components, max_memory=max_memory, gselect=gselect).fit(X, **fit_options)
         n = X.n_frames_total if not isinstance(X, np.ndarray) else len(X)
         meta = {"kind": "ubm", "ubm_id": ubm_id(model.model_), "feature_config": fa.config.to_dict(),
                 "sample_rate": fa.sample_rate, "trained_on": str(fa.path), "n_frames": n}

@@ -32,7 +32,9 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -41,6 +43,7 @@ import numpy as np
 from ..errors import ArchiveError, DataError, ParameterError
 from ..gmm._files import ubm_id
 from ..gmm._model import DiagGMM
+from ..gmm._stats import ordered_map
 from ..storage._parallel import progress_bar
 from ._bw_stats import BWStats, utterance_stats
 from ._files import load_bundle, save_bundle
@@ -73,27 +76,6 @@ def _in_batches(stats):
             hi = min(len(part), lo + BATCH_UTTS)
             yield BWStats(part.ids[lo:hi], part.N[lo:hi], part.F[lo:hi], part.ubm_id, part.speakers[lo:hi],
                           part.labels[lo:hi]) if len(part) > BATCH_UTTS else part
-
-
-def _on_threads(fn, items):
-    """``fn`` of every item on a thread per core (BLAS on one thread each), results in the items' order, at most
-    one item more than the threads in flight (each batch's (U, R, R) arrays are ~80 MB at R = 200).  The batched factorisations, inverses and products on stacks of small
-    matrices run on one core each; batches side by side use both (1.7x on the E-step here)."""
-    import os
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ..gmm._stats import one_blas_thread
-
-    threads = len(os.sched_getaffinity(0))
-    pending = deque()
-    with one_blas_thread(), ThreadPoolExecutor(threads) as pool:
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) > threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 @dataclass
@@ -227,7 +209,10 @@ class IvectorExtractor:
         covs = np.empty((U, R, R)) if covariance else None
         lo = 0
         with progress_bar(U, desc="i-vectors", unit="utt", progress=progress) as bar:
-            for w, c in _on_threads(lambda b: self._posterior(b.N, b.F, covariance=covariance), _in_batches(stats)):
+            posterior = functools.partial(self._posterior, covariance=covariance)
+            threads = len(os.sched_getaffinity(0))
+            for w, c in ordered_map(((posterior, b.N, b.F) for b in _in_batches(stats)), threads=threads,
+                                    ahead=threads):
                 hi = lo + len(w)
                 W[lo:hi] = w
                 if covariance:
@@ -248,7 +233,10 @@ class IvectorExtractor:
             self._posterior(batch.N, batch.F, accumulate=acc)
             return acc
         total = TvStats.zeros(K, D, R)
-        for acc in _on_threads(part, _in_batches(stats)):  # added in batch order: the same sums on any core count
+        # batches side by side, one a core (numpy's batched factorisations run on one): added in batch order, so
+        # the same sums on any core count; one batch more than the threads in flight (~80 MB each at R = 200)
+        threads = len(os.sched_getaffinity(0))
+        for acc in ordered_map(((part, b) for b in _in_batches(stats)), threads=threads, ahead=threads):
             total += acc
         return total
 
