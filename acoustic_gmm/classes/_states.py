@@ -23,9 +23,9 @@ import numpy as np
 
 from ..errors import DataError, ParameterError, check_frames
 from ..gmm._model import DiagGMM
-from ..gmm._stats import Stats, global_mean_var, global_stats
+from ..gmm._stats import Stats
 from ..gmm._train import train
-from ..gmm._update import ml_update, variance_floor
+from ..gmm._update import frames_floor, ml_update
 from ._hmm import METHODS, ChainHMM, forward_backward, viterbi
 from ._model_set import slice_of_frames
 
@@ -149,7 +149,7 @@ def train_chain(utterances, n_states: int, n_components: int, *, method: str = "
     lengths = np.array([len(u) for u in utts])
     offsets = np.r_[0, np.cumsum(lengths)]
     X = np.concatenate(utts).astype(np.float64, copy=False)
-    floor = variance_floor(global_mean_var(global_stats(X))[1], var_floor)
+    floor = frames_floor(X, var_floor)
 
     if start is not None:
         if start.n_states != S or start.states[0].n_features != X.shape[1]:

@@ -47,9 +47,8 @@ def _fit_class(task):
     (the parent sends a path and ids, not frames)."""
     label, path, view, ids, n_components, n_slices, gmm_params, states, transform, maps, start = task
     from ..gmm._estimator import GMM
-    from ..gmm._stats import global_mean_var, global_stats
     from ..gmm._train import History, run_em
-    from ..gmm._update import variance_floor
+    from ..gmm._update import frames_floor
     from ..storage._archive import FeatureArchive
     from ..transforms._fmllr import apply_fmllr
 
@@ -107,7 +106,7 @@ def _fit_class(task):
                 if start is None:
                     models.append(GMM(k, **gmm_params).fit(X).model_)
                 else:  # the previous pass's GMM re-estimated on the frames as they now are
-                    floor = variance_floor(global_mean_var(global_stats(X))[1], gmm_params["var_floor"])
+                    floor = frames_floor(X, gmm_params["var_floor"])
                     model = start[s].copy(gmm_params.get("dtype", "float32"))
                     models.append(run_em(model, X, floor=floor, n_iter=REFINE_ITERATIONS, tol=-1.0,
                                          history=History())[0])

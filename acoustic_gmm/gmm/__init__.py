@@ -26,5 +26,5 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_sources": ['FrameSource'],
     "_stats": ['Stats', 'accumulate', 'global_mean_var', 'global_stats', 'ordered_map'],
     "_train": ['History', 'run_em', 'train'],
-    "_update": ['MAP_UPDATES', 'em_step', 'growth_schedule', 'm_step', 'map_update', 'ml_update', 'split_heaviest', 'variance_floor'],
+    "_update": ['MAP_UPDATES', 'em_step', 'growth_schedule', 'm_step', 'map_update', 'ml_update', 'split_heaviest', 'variance_floor', 'frames_floor'],
 })

@@ -20,9 +20,9 @@ import numpy as np
 
 from ..errors import ComponentWarning, DataError, ParameterError
 from ._model import DiagGMM, FullGMM
-from ._stats import Stats, accumulate
+from ._stats import Stats, accumulate, global_mean_var, global_stats
 
-__all__ = ["ml_update", "m_step", "map_update", "em_step", "variance_floor", "split_heaviest", "growth_schedule", "MAP_UPDATES"]
+__all__ = ["ml_update", "m_step", "map_update", "em_step", "variance_floor", "frames_floor", "split_heaviest", "growth_schedule", "MAP_UPDATES"]
 
 
 ABS_VAR_FLOOR = 1e-10  # below any real feature's variance; only guards against exact zeros
@@ -39,6 +39,12 @@ MAP_UPDATES = ("m", "mw", "mwv")  # what MAP moves: means, and weights, and vari
 def variance_floor(global_var: np.ndarray, var_floor: float) -> np.ndarray:
     """Per-dimension floor: ``var_floor`` times the global variance, never below 1e-10."""
     return np.maximum(var_floor * np.asarray(global_var, dtype=np.float64), ABS_VAR_FLOOR)
+
+
+def frames_floor(X, var_floor: float) -> np.ndarray:
+    """:func:`variance_floor` at ``var_floor`` times the frames' own variance (a constant dimension refused): the
+    floor of a model trained on ``X`` alone, as :func:`acoustic_gmm.gmm.train` computes it."""
+    return variance_floor(global_mean_var(global_stats(X))[1], var_floor)
 
 
 def m_step(stats: Stats, *, floor: np.ndarray, dtype="float32", keep: np.ndarray | None = None):
